@@ -1,0 +1,276 @@
+// Package feature holds the domain types shared by every part of the feature
+// store: feature groups (the registry), typed feature values, rows with event
+// and write times, and the coded errors that the HTTP layer maps to statuses.
+package feature
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// ValueType is the type of one feature's values. Every value may also be null.
+type ValueType string
+
+const (
+	Int64   ValueType = "int64"
+	Float64 ValueType = "float64"
+	Bool    ValueType = "bool"
+	String  ValueType = "string"
+)
+
+// Valid reports whether t is one of the known value types.
+func (t ValueType) Valid() bool {
+	switch t {
+	case Int64, Float64, Bool, String:
+		return true
+	}
+	return false
+}
+
+// Spec describes one feature of a group.
+type Spec struct {
+	Name        string    `json:"name"`
+	Type        ValueType `json:"type"`
+	Description string    `json:"description,omitempty"`
+}
+
+// Group is a registered feature group: a set of typed features keyed by one
+// entity key, with a time-to-live after which values count as outside their
+// maximum age.
+type Group struct {
+	Name          string            `json:"name"`
+	EntityKey     string            `json:"entity_key"`
+	Features      []Spec            `json:"features"`
+	TTL           Duration          `json:"ttl_seconds"`
+	Description   string            `json:"description,omitempty"`
+	Tags          map[string]string `json:"tags,omitempty"`
+	SchemaVersion int               `json:"schema_version"`
+	CreatedAt     time.Time         `json:"created_at"`
+	UpdatedAt     time.Time         `json:"updated_at"`
+}
+
+// Feature returns the spec of the named feature.
+func (g Group) Feature(name string) (Spec, bool) {
+	for _, f := range g.Features {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Spec{}, false
+}
+
+// FeatureNames lists the group's feature names in declaration order.
+func (g Group) FeatureNames() []string {
+	out := make([]string, len(g.Features))
+	for i, f := range g.Features {
+		out[i] = f.Name
+	}
+	return out
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// ValidName reports whether s can name a group, an entity key or a feature:
+// lower-case letters, digits and underscores, starting with a letter, at most
+// 63 characters. Names are used in metric label values, so they are bounded.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// MaxFeaturesPerGroup bounds a group's width.
+const MaxFeaturesPerGroup = 512
+
+// Validate checks a group definition as a client sent it (times and schema
+// version are set by the registry, not the client).
+func (g Group) Validate() error {
+	var fields []FieldError
+	if !ValidName(g.Name) {
+		fields = append(fields, FieldError{Field: "name", Problem: "must match ^[a-z][a-z0-9_]{0,62}$"})
+	}
+	if !ValidName(g.EntityKey) {
+		fields = append(fields, FieldError{Field: "entity_key", Problem: "must match ^[a-z][a-z0-9_]{0,62}$"})
+	}
+	if len(g.Features) == 0 {
+		fields = append(fields, FieldError{Field: "features", Problem: "at least one feature is required"})
+	}
+	if len(g.Features) > MaxFeaturesPerGroup {
+		fields = append(fields, FieldError{Field: "features", Problem: fmt.Sprintf("at most %d features", MaxFeaturesPerGroup)})
+	}
+	seen := map[string]bool{}
+	for i, f := range g.Features {
+		p := fmt.Sprintf("features[%d]", i)
+		if !ValidName(f.Name) {
+			fields = append(fields, FieldError{Field: p + ".name", Problem: "must match ^[a-z][a-z0-9_]{0,62}$"})
+		} else if seen[f.Name] {
+			fields = append(fields, FieldError{Field: p + ".name", Problem: "duplicate feature name " + strconv.Quote(f.Name)})
+		}
+		seen[f.Name] = true
+		if !f.Type.Valid() {
+			fields = append(fields, FieldError{Field: p + ".type", Problem: "must be one of int64, float64, bool, string"})
+		}
+	}
+	if g.TTL < 0 {
+		fields = append(fields, FieldError{Field: "ttl_seconds", Problem: "must be >= 0 (0 means no maximum age)"})
+	}
+	if len(g.Tags) > 64 {
+		fields = append(fields, FieldError{Field: "tags", Problem: "at most 64 tags"})
+	}
+	if len(fields) > 0 {
+		return Invalid("invalid feature group", fields...)
+	}
+	return nil
+}
+
+// Duration is a time.Duration that travels in JSON as whole seconds.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return strconv.AppendInt(nil, int64(time.Duration(d)/time.Second), 10), nil
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > math.MaxInt64/float64(time.Second) {
+		return fmt.Errorf("ttl_seconds must be a whole number of seconds")
+	}
+	*d = Duration(time.Duration(f) * time.Second)
+	return nil
+}
+
+// Values maps feature names to values. A value is nil (null), int64, float64,
+// bool or string: Normalize converts decoded JSON into exactly these types.
+type Values map[string]any
+
+// Row is one write of a group's features for one entity.
+type Row struct {
+	Group    string `json:"group"`
+	EntityID string `json:"entity_id"`
+	// EventTime is when the values were true in the world; reads as of T see
+	// the newest row with EventTime <= T.
+	EventTime time.Time `json:"event_time"`
+	// WriteTime is when the store accepted the row; it breaks ties between
+	// rows with the same event time (the later write wins).
+	WriteTime time.Time `json:"write_time"`
+	Values    Values    `json:"values"`
+}
+
+// Newer reports whether r supersedes o as the latest row of an entity:
+// a later event time, or the same event time written later.
+func (r Row) Newer(o Row) bool {
+	if !r.EventTime.Equal(o.EventTime) {
+		return r.EventTime.After(o.EventTime)
+	}
+	return r.WriteTime.After(o.WriteTime)
+}
+
+// Key identifies the latest row of one entity in one group.
+type Key struct {
+	Group    string
+	EntityID string
+}
+
+// ValidEntityID reports whether id can identify an entity: 1 to 256 bytes with
+// no control characters.
+func ValidEntityID(id string) bool {
+	if id == "" || len(id) > 256 {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// NormalizeValue converts a decoded JSON value (or a Go value) to the feature's
+// type. Whole-number floats become int64 for Int64; ints become float64 for
+// Float64. It reports a problem string for a value of the wrong type.
+func NormalizeValue(t ValueType, v any) (any, string) {
+	if v == nil {
+		return nil, ""
+	}
+	switch t {
+	case Int64:
+		switch x := v.(type) {
+		case int64:
+			return x, ""
+		case int:
+			return int64(x), ""
+		case float64:
+			if x == math.Trunc(x) && math.Abs(x) <= 1<<53 {
+				return int64(x), ""
+			}
+			return nil, "must be an integer"
+		case interface{ Int64() (int64, error) }: // json.Number
+			if n, err := x.Int64(); err == nil {
+				return n, ""
+			}
+			return nil, "must be an integer"
+		}
+		return nil, "must be an integer"
+	case Float64:
+		switch x := v.(type) {
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, "must be a finite number"
+			}
+			return x, ""
+		case int64:
+			return float64(x), ""
+		case int:
+			return float64(x), ""
+		case interface{ Float64() (float64, error) }:
+			if f, err := x.Float64(); err == nil && !math.IsInf(f, 0) {
+				return f, ""
+			}
+			return nil, "must be a number"
+		}
+		return nil, "must be a number"
+	case Bool:
+		if b, ok := v.(bool); ok {
+			return b, ""
+		}
+		return nil, "must be a boolean"
+	case String:
+		if s, ok := v.(string); ok {
+			return s, ""
+		}
+		return nil, "must be a string"
+	}
+	return nil, "unknown type"
+}
+
+// NormalizeValues checks values against the group's schema and returns them
+// converted to canonical types. Unknown features are rejected; features the
+// row leaves out are stored as null. prefix names the row in field paths.
+func NormalizeValues(g Group, values map[string]any, prefix string) (Values, []FieldError) {
+	var fields []FieldError
+	out := make(Values, len(g.Features))
+	names := make([]string, 0, len(values))
+	for k := range values {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		spec, ok := g.Feature(k)
+		if !ok {
+			fields = append(fields, FieldError{Field: prefix + "values." + k, Problem: "unknown feature of group " + g.Name})
+			continue
+		}
+		nv, problem := NormalizeValue(spec.Type, values[k])
+		if problem != "" {
+			fields = append(fields, FieldError{Field: prefix + "values." + k, Problem: problem})
+			continue
+		}
+		out[k] = nv
+	}
+	for _, f := range g.Features {
+		if _, ok := out[f.Name]; !ok {
+			out[f.Name] = nil
+		}
+	}
+	return out, fields
+}

@@ -1,0 +1,88 @@
+// Package store defines the contract every storage backend of the feature
+// store keeps: the Postgres system of record, the embedded SQLite store, and
+// the read-through/write-through cache that wraps either. The shared contract
+// test suite in storetest runs against all of them.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/featurestore/featurestore/internal/feature"
+)
+
+// Store is the storage contract of the feature store.
+//
+// Errors: a missing group is a feature.NotFound error; a dependency failure
+// is a feature.Unavailable error (wrapping the cause), never a half-done write.
+type Store interface {
+	// ListGroups returns every registered group, ordered by name.
+	ListGroups(ctx context.Context) ([]feature.Group, error)
+	// GetGroup returns one group or a NotFound error.
+	GetGroup(ctx context.Context, name string) (feature.Group, error)
+	// PutGroup creates or replaces a group definition. On create it sets
+	// CreatedAt=UpdatedAt=now and SchemaVersion=1; on replace it keeps
+	// CreatedAt, sets UpdatedAt=now and increments SchemaVersion. It returns
+	// the stored definition.
+	PutGroup(ctx context.Context, g feature.Group, now time.Time) (feature.Group, error)
+	// DeleteGroup removes a group and every row of it, atomically. NotFound
+	// if the group does not exist.
+	DeleteGroup(ctx context.Context, name string) error
+
+	// WriteRows durably writes rows, all or nothing, in one transaction: once
+	// it returns nil every row is committed. Each row is appended to the
+	// group's history and becomes the entity's latest row if it is Newer
+	// than the current latest (a late-arriving older event never replaces a
+	// newer one). Rows of unregistered groups are a NotFound error and
+	// nothing is written. Callers set EventTime and WriteTime.
+	WriteRows(ctx context.Context, rows []feature.Row) error
+	// GetLatest returns the latest row of each key, in the order of keys,
+	// with nil where the entity has no row. Backends answer a whole batch in
+	// one round trip.
+	GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.Row, error)
+	// GetAsOf returns the row that was latest at asOf: the newest row with
+	// EventTime <= asOf (ties broken by the later WriteTime), or nil.
+	GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*feature.Row, error)
+	// ScanLatest calls fn with the latest row of every entity of a group, in
+	// entity id order, stopping at the first error fn returns.
+	ScanLatest(ctx context.Context, group string, fn func(feature.Row) error) error
+
+	// Stats reports row counts, freshness and storage size.
+	Stats(ctx context.Context) (Stats, error)
+	// Close releases connections. It is safe to call once.
+	Close() error
+}
+
+// Stats describes what a backend holds.
+type Stats struct {
+	Backend      string       `json:"backend"`
+	StorageBytes int64        `json:"storage_bytes"`
+	Groups       []GroupStats `json:"groups"`
+}
+
+// GroupStats describes one group's rows.
+type GroupStats struct {
+	Group string `json:"group"`
+	// Entities is the number of entities with a latest row.
+	Entities int64 `json:"entities"`
+	// Rows is the number of history rows.
+	Rows int64 `json:"rows"`
+	// NewestEventTime is the newest event time of any row (zero if none).
+	NewestEventTime time.Time `json:"newest_event_time"`
+}
+
+// Component is the health of one dependency, as /health reports it.
+type Component struct {
+	// Status is "UP" or "DOWN".
+	Status string `json:"status"`
+	// Details are backend facts: version, latencies, sizes, pool stats.
+	Details map[string]any `json:"details,omitempty"`
+	// Error says why the component is down.
+	Error string `json:"error,omitempty"`
+}
+
+// HealthChecker is implemented by backends and caches that can report their
+// health; Health must honour ctx's deadline.
+type HealthChecker interface {
+	Health(ctx context.Context) Component
+}
