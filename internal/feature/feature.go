@@ -4,6 +4,7 @@
 package feature
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"regexp"
@@ -204,9 +205,12 @@ func NormalizeValue(t ValueType, v any) (any, string) {
 				return int64(x), ""
 			}
 			return nil, "must be an integer"
-		case interface{ Int64() (int64, error) }: // json.Number
+		case json.Number:
 			if n, err := x.Int64(); err == nil {
 				return n, ""
+			}
+			if f, err := x.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+				return int64(f), "" // 460.0 or 1e3
 			}
 			return nil, "must be an integer"
 		}
@@ -222,7 +226,7 @@ func NormalizeValue(t ValueType, v any) (any, string) {
 			return float64(x), ""
 		case int:
 			return float64(x), ""
-		case interface{ Float64() (float64, error) }:
+		case json.Number:
 			if f, err := x.Float64(); err == nil && !math.IsInf(f, 0) {
 				return f, ""
 			}
