@@ -1,0 +1,112 @@
+// Package health aggregates the health of the service's dependencies: the
+// system of record (critical: the service is DOWN without it) and the online
+// cache (not critical: without it reads are slower, so the service is
+// DEGRADED). It also feeds the dependency up/latency metrics.
+package health
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/featurestore/featurestore/internal/store"
+)
+
+// Overall statuses.
+const (
+	Up       = "UP"
+	Degraded = "DEGRADED"
+	Down     = "DOWN"
+)
+
+// Component is one checked dependency.
+type Component struct {
+	// Name is the dependency: postgres, sqlite, redis or memory.
+	Name string
+	// Critical dependencies make the service DOWN when they are down;
+	// others make it DEGRADED.
+	Critical bool
+	Checker  store.HealthChecker
+}
+
+// Report is the body of GET /health.
+type Report struct {
+	Status     string                     `json:"status"`
+	Components map[string]store.Component `json:"components"`
+	CheckedAt  time.Time                  `json:"checked_at"`
+	DurationMS float64                    `json:"duration_ms"`
+}
+
+// Observer receives each dependency's state after a check.
+type Observer interface {
+	SetDependency(dep string, up bool, latency time.Duration)
+}
+
+// Checker checks every component concurrently, each within Timeout.
+type Checker struct {
+	Components []Component
+	Timeout    time.Duration
+	Observer   Observer
+	Now        func() time.Time
+}
+
+// Check runs every component's check concurrently and aggregates them.
+func (c *Checker) Check(ctx context.Context) Report {
+	now := c.Now
+	if now == nil {
+		now = time.Now
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	start := now()
+	results := make([]store.Component, len(c.Components))
+	latencies := make([]time.Duration, len(c.Components))
+	var wg sync.WaitGroup
+	for i, comp := range c.Components {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			t0 := now()
+			results[i] = comp.Checker.Health(cctx)
+			latencies[i] = now().Sub(t0)
+		}()
+	}
+	wg.Wait()
+	rep := Report{Status: Up, Components: make(map[string]store.Component, len(c.Components)), CheckedAt: start.UTC()}
+	for i, comp := range c.Components {
+		r := results[i]
+		if r.Status != Up {
+			r.Status = Down
+			if comp.Critical {
+				rep.Status = Down
+			} else if rep.Status == Up {
+				rep.Status = Degraded
+			}
+		}
+		rep.Components[comp.Name] = r
+		if c.Observer != nil {
+			c.Observer.SetDependency(comp.Name, r.Status == Up, latencies[i])
+		}
+	}
+	rep.DurationMS = float64(now().Sub(start).Microseconds()) / 1000
+	return rep
+}
+
+// Run checks every interval until ctx ends, so the dependency metrics stay
+// current even when nobody calls /health.
+func (c *Checker) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		c.Check(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/featurestore/featurestore/internal/feature"
+)
+
+// encode writes v as JSON with the given status.
+func encode(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client went away; nothing left to tell it
+}
+
+// readBody reads the whole body within the limit set by the body-limit
+// middleware.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, feature.Invalid("request body is empty", feature.FieldError{Field: "body", Problem: "a JSON document is required"})
+	}
+	return b, nil
+}
+
+// decode strictly decodes one JSON document into v: unknown fields, wrong
+// types, trailing data and an oversized body are coded errors naming the
+// field at fault. Numbers in untyped places decode as json.Number.
+func decode(r *http.Request, v any) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return feature.Invalid("malformed JSON: data after the document", feature.FieldError{Field: "body", Problem: "trailing data after the JSON document"})
+	}
+	return nil
+}
+
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &feature.Error{Code: feature.CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit),
+			Fields: []feature.FieldError{{Field: "body", Problem: "too large"}}}
+	}
+	return feature.Invalid("could not read the request body", feature.FieldError{Field: "body", Problem: err.Error()})
+}
+
+// jsonError turns a decoding error into a coded error naming the field.
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return bodyError(err)
+	case errors.As(err, &syn):
+		return feature.Invalid(fmt.Sprintf("malformed JSON at byte %d", syn.Offset), feature.FieldError{Field: "body", Problem: syn.Error()})
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return feature.Invalid("malformed JSON: unexpected end of the document", feature.FieldError{Field: "body", Problem: "truncated JSON"})
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return feature.Invalid("wrong JSON type for "+field, feature.FieldError{Field: field, Problem: "must be " + jsonTypeName(typ.Type.String()) + ", got " + typ.Value})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return feature.Invalid("unknown field "+name, feature.FieldError{Field: name, Problem: "unknown field"})
+	}
+	return feature.Invalid("invalid JSON: "+err.Error(), feature.FieldError{Field: "body", Problem: err.Error()})
+}
+
+func jsonTypeName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"), strings.Contains(goType, "."):
+		if goType == "time.Time" {
+			return "an RFC 3339 time string"
+		}
+		if goType == "feature.Duration" {
+			return "a whole number of seconds"
+		}
+		return "an object"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "an integer"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean"
+	}
+	return goType
+}
+
+// errorBody is every error response: a machine-readable code, a message
+// safe to show, the fields at fault and the request id to quote.
+type errorBody struct {
+	Code      feature.Code         `json:"code"`
+	Message   string               `json:"message"`
+	Fields    []feature.FieldError `json:"fields"`
+	RequestID string               `json:"request_id,omitempty"`
+}
+
+// status maps an error code to its HTTP status: the one place it is done.
+func status(c feature.Code) int {
+	switch c {
+	case feature.CodeInvalid:
+		return http.StatusBadRequest
+	case feature.CodeNotFound:
+		return http.StatusNotFound
+	case feature.CodeConflict:
+		return http.StatusConflict
+	case feature.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case feature.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case feature.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers with err's code; the cause goes to the log only.
+func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
+	body := errorBody{Code: feature.ErrorCode(err), Fields: []feature.FieldError{}, RequestID: requestID(r.Context())}
+	var fe *feature.Error
+	if errors.As(err, &fe) {
+		body.Message = fe.Message
+		if fe.Fields != nil {
+			body.Fields = fe.Fields
+		}
+	} else {
+		body.Message = "internal error"
+	}
+	st := status(body.Code)
+	switch {
+	case st == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+		log.Warn("dependency unavailable", zap.String("request_id", body.RequestID), zap.Error(err))
+	case st >= 500:
+		log.Error("request failed", zap.String("request_id", body.RequestID), zap.Error(err))
+	}
+	encode(w, st, body)
+}

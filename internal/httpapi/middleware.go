@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/featurestore/featurestore/internal/feature"
+)
+
+type ctxKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// withRequestID takes the client's X-Request-Id when it is sane, otherwise
+// makes one, and echoes it in the response.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !feature.ValidEntityID(id) || len(id) > 128 {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+	})
+}
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// accessLog writes one JSON line per request and turns a panic into a 500.
+func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w}
+			defer func() {
+				if p := recover(); p != nil {
+					if p == http.ErrAbortHandler {
+						panic(p)
+					}
+					log.Error("handler panicked", zap.String("request_id", requestID(r.Context())),
+						zap.String("panic", fmt.Sprint(p)), zap.Stack("stack"))
+					if sw.status == 0 {
+						writeError(sw, r, log, fmt.Errorf("panic: %v", p))
+					}
+				}
+				route := "unmatched"
+				if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+					route = rc.RoutePattern()
+				}
+				st := sw.status
+				if st == 0 {
+					st = http.StatusOK
+				}
+				lvl := zap.InfoLevel
+				if st >= 500 {
+					lvl = zap.ErrorLevel
+				}
+				log.Log(lvl, "request",
+					zap.String("request_id", requestID(r.Context())),
+					zap.String("method", r.Method),
+					zap.String("route", route),
+					zap.String("path", r.URL.Path),
+					zap.Int("status", st),
+					zap.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+					zap.Int("bytes", sw.bytes),
+					zap.String("remote", r.RemoteAddr))
+			}()
+			next.ServeHTTP(sw, r)
+		})
+	}
+}
+
+// limits bounds the request body (a larger one answers 413) and the time a
+// request may take.
+func limits(maxBody int64, timeout time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Body != nil {
+				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			}
+			if timeout > 0 {
+				ctx, cancel := context.WithTimeout(r.Context(), timeout)
+				defer cancel()
+				r = r.WithContext(ctx)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}

@@ -1,0 +1,436 @@
+// Package service is the feature store's behaviour, independent of transport:
+// the in-memory registry, TMDB ingest, typed row writes, latest and
+// point-in-time reads, the Feast-compatible batch read, and the recompute of
+// corpus-relative statistical features. The HTTP layer and the CLI both call
+// it, so both are instrumented the same way.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
+	"github.com/featurestore/featurestore/internal/tmdb"
+)
+
+// Operation names: the bounded value set of the operation metric label.
+const (
+	OpGetEntity         = "get_entity"
+	OpGetEntityAsOf     = "get_entity_as_of"
+	OpGetOnlineFeatures = "get_online_features"
+	OpIngest            = "ingest"
+	OpWriteRows         = "write_rows"
+	OpListGroups        = "list_groups"
+	OpGetGroup          = "get_group"
+	OpPutGroup          = "put_group"
+	OpDeleteGroup       = "delete_group"
+	OpStats             = "stats"
+	OpRecompute         = "recompute"
+)
+
+// Observer receives the service's measurements. *metrics.Metrics satisfies it.
+type Observer interface {
+	ObserveRequest(operation, group string, d time.Duration)
+	Error(operation string, code feature.Code)
+	FeaturesWritten(group string, n int)
+	FeatureStatuses(group string, present, notFound, null, outsideMaxAge int)
+	Ingested(accepted, rejected int)
+	SetNewestEvent(group string, t time.Time)
+	SetStorageBytes(backend string, bytes int64)
+	ForgetGroup(group string)
+	Recomputed(movies int, d time.Duration, err error)
+}
+
+// Options configure a Service.
+type Options struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger; a no-op logger when nil.
+	Logger *zap.Logger
+	// Observer for metrics; none when nil.
+	Observer Observer
+	// RecomputeDelay is how long after the last ingest the statistical
+	// features of the whole corpus are recomputed; 0 disables the automatic
+	// recompute (the operation stays available).
+	RecomputeDelay time.Duration
+	// RefreshInterval is how often the registry and storage statistics are
+	// re-read from the store (so a group changed through another replica is
+	// seen); 0 means 15s.
+	RefreshInterval time.Duration
+	// Limits; zero means the defaults below.
+	MaxBatchRecords int
+	MaxEntities     int
+}
+
+// Default limits.
+const (
+	DefaultMaxBatchRecords = 10000
+	DefaultMaxEntities     = 1000
+)
+
+// Service is the feature store.
+type Service struct {
+	st   store.Store
+	now  func() time.Time
+	log  *zap.Logger
+	obs  Observer
+	opts Options
+
+	regMu    sync.Mutex                               // serialises registry changes
+	registry atomic.Pointer[map[string]feature.Group] // read without locks on every request
+	builtin  map[string]bool
+
+	corpusMu sync.Mutex
+	corpus   *tmdb.Corpus
+
+	wclock writeClock
+
+	recomputeMu   sync.Mutex // held while a recompute runs
+	recomputeKick chan struct{}
+	progress      atomic.Pointer[RecomputeStatus]
+}
+
+// New registers the built-in TMDB groups (creating or upgrading them), loads
+// the registry and the movie corpus, and returns a ready Service.
+func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	if opts.RefreshInterval <= 0 {
+		opts.RefreshInterval = 15 * time.Second
+	}
+	if opts.MaxBatchRecords <= 0 {
+		opts.MaxBatchRecords = DefaultMaxBatchRecords
+	}
+	if opts.MaxEntities <= 0 {
+		opts.MaxEntities = DefaultMaxEntities
+	}
+	s := &Service{
+		st: st, now: opts.Now, log: opts.Logger, obs: opts.Observer, opts: opts,
+		builtin:       map[string]bool{},
+		recomputeKick: make(chan struct{}, 1),
+	}
+	s.progress.Store(&RecomputeStatus{State: "idle"})
+	if err := s.ensureBuiltins(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadCorpus(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ensureBuiltins creates the TMDB groups, or replaces a stored definition
+// whose features differ from this version's.
+func (s *Service) ensureBuiltins(ctx context.Context) error {
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	for _, g := range tmdb.Groups() {
+		s.builtin[g.Name] = true
+		cur, err := s.st.GetGroup(ctx, g.Name)
+		switch {
+		case err == nil && sameSchema(cur, g):
+			continue
+		case err != nil && feature.ErrorCode(err) != feature.CodeNotFound:
+			return fmt.Errorf("read built-in group %s: %w", g.Name, err)
+		}
+		if _, err := s.st.PutGroup(ctx, g, s.now()); err != nil {
+			return fmt.Errorf("register built-in group %s: %w", g.Name, err)
+		}
+		s.log.Info("registered built-in feature group", zap.String("group", g.Name))
+	}
+	return s.reloadRegistryLocked(ctx)
+}
+
+func sameSchema(a, b feature.Group) bool {
+	return a.EntityKey == b.EntityKey && a.TTL == b.TTL && a.Description == b.Description &&
+		slices.Equal(a.Features, b.Features)
+}
+
+func (s *Service) reloadRegistryLocked(ctx context.Context) error {
+	groups, err := s.st.ListGroups(ctx)
+	if err != nil {
+		return fmt.Errorf("load registry: %w", err)
+	}
+	m := make(map[string]feature.Group, len(groups))
+	for _, g := range groups {
+		m[g.Name] = g
+	}
+	if old := s.registry.Load(); old != nil {
+		for name := range *old {
+			if _, ok := m[name]; !ok {
+				s.obs.ForgetGroup(name)
+			}
+		}
+	}
+	s.registry.Store(&m)
+	return nil
+}
+
+// loadCorpus reads the stored movies' rating and popularity from their
+// latest movie_basic rows.
+func (s *Service) loadCorpus(ctx context.Context) error {
+	c := tmdb.NewCorpus()
+	err := s.st.ScanLatest(ctx, tmdb.GroupBasic, func(r feature.Row) error {
+		in, ok := basicInputs(r)
+		if ok {
+			c.Set(in.id, in.voteAverage, in.popularity)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load movie corpus: %w", err)
+	}
+	s.corpusMu.Lock()
+	s.corpus = c
+	s.corpusMu.Unlock()
+	return nil
+}
+
+// Run refreshes the registry and storage statistics and runs the debounced
+// recompute until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.refreshLoop(ctx) }()
+	go func() { defer wg.Done(); s.recomputeLoop(ctx) }()
+	wg.Wait()
+}
+
+func (s *Service) refreshLoop(ctx context.Context) {
+	s.Refresh(ctx)
+	t := time.NewTicker(s.opts.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Refresh(ctx)
+		}
+	}
+}
+
+// Refresh re-reads the registry and the storage statistics that feed the
+// storage and freshness metrics. Failures are logged, not fatal: the last
+// known registry stays in force.
+func (s *Service) Refresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s.regMu.Lock()
+	err := s.reloadRegistryLocked(ctx)
+	s.regMu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("registry refresh failed", zap.Error(err))
+	}
+	st, err := s.st.Stats(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("storage stats refresh failed", zap.Error(err))
+		}
+		return
+	}
+	s.obs.SetStorageBytes(st.Backend, st.StorageBytes)
+	reg := s.groups()
+	for _, g := range st.Groups {
+		if _, ok := reg[g.Group]; ok && !g.NewestEventTime.IsZero() {
+			s.obs.SetNewestEvent(g.Group, g.NewestEventTime)
+		}
+	}
+}
+
+func (s *Service) clock() *writeClock { return &s.wclock }
+
+func (s *Service) groups() map[string]feature.Group { return *s.registry.Load() }
+
+// group returns a registered group or a NotFound error naming field.
+func (s *Service) group(name, field string) (feature.Group, error) {
+	g, ok := s.groups()[name]
+	if !ok {
+		return g, feature.NotFound("unknown feature group "+quote(name), feature.FieldError{Field: field, Problem: "no such feature group"})
+	}
+	return g, nil
+}
+
+// instrument records one operation's duration, request count and error code.
+func (s *Service) instrument(op, group string, start time.Time, err error) {
+	s.obs.ObserveRequest(op, group, s.now().Sub(start))
+	if err != nil {
+		s.obs.Error(op, feature.ErrorCode(err))
+	}
+}
+
+// ListGroups returns the registered groups ordered by name.
+func (s *Service) ListGroups(ctx context.Context) []feature.Group {
+	start := s.now()
+	reg := s.groups()
+	out := make([]feature.Group, 0, len(reg))
+	for _, g := range reg {
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b feature.Group) int { return compareStrings(a.Name, b.Name) })
+	s.instrument(OpListGroups, "", start, nil)
+	return out
+}
+
+// GetGroup returns one registered group.
+func (s *Service) GetGroup(ctx context.Context, name string) (g feature.Group, err error) {
+	start := s.now()
+	defer func() { s.instrument(OpGetGroup, s.groupLabel(name), start, err) }()
+	return s.group(name, "group")
+}
+
+// IsBuiltin reports whether a group is one of the TMDB groups the service manages.
+func (s *Service) IsBuiltin(name string) bool { return s.builtin[name] }
+
+// PutGroup creates or replaces a group. Built-in groups are managed by the
+// service; changing a feature's type or the entity key of a group that
+// exists is a conflict (stored rows would no longer match the schema).
+func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Group, created bool, err error) {
+	start := s.now()
+	defer func() { s.instrument(OpPutGroup, s.groupLabel(g.Name), start, err) }()
+	if err := g.Validate(); err != nil {
+		return out, false, err
+	}
+	if s.builtin[g.Name] {
+		return out, false, feature.Conflict("feature group "+quote(g.Name)+" is built in and managed by the service",
+			feature.FieldError{Field: "name", Problem: "built-in group"})
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	cur, exists := s.groups()[g.Name]
+	if exists {
+		var fields []feature.FieldError
+		if cur.EntityKey != g.EntityKey {
+			fields = append(fields, feature.FieldError{Field: "entity_key", Problem: "cannot change the entity key of an existing group (was " + quote(cur.EntityKey) + ")"})
+		}
+		for i, f := range g.Features {
+			if old, ok := cur.Feature(f.Name); ok && old.Type != f.Type {
+				fields = append(fields, feature.FieldError{Field: fmt.Sprintf("features[%d].type", i), Problem: "cannot change the type of existing feature " + quote(f.Name) + " (was " + string(old.Type) + ")"})
+			}
+		}
+		if len(fields) > 0 {
+			return out, false, feature.Conflict("incompatible change to feature group "+quote(g.Name), fields...)
+		}
+	}
+	out, err = s.st.PutGroup(ctx, g, s.now())
+	if err != nil {
+		return out, false, err
+	}
+	reg := s.groups()
+	next := make(map[string]feature.Group, len(reg)+1)
+	for k, v := range reg {
+		next[k] = v
+	}
+	next[out.Name] = out
+	s.registry.Store(&next)
+	return out, !exists, nil
+}
+
+// DeleteGroup removes a user-defined group with all its rows.
+func (s *Service) DeleteGroup(ctx context.Context, name string) (err error) {
+	start := s.now()
+	defer func() { s.instrument(OpDeleteGroup, s.groupLabel(name), start, err) }()
+	if s.builtin[name] {
+		return feature.Conflict("feature group "+quote(name)+" is built in and cannot be deleted",
+			feature.FieldError{Field: "group", Problem: "built-in group"})
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if _, err := s.group(name, "group"); err != nil {
+		return err
+	}
+	if err := s.st.DeleteGroup(ctx, name); err != nil {
+		return err
+	}
+	reg := s.groups()
+	next := make(map[string]feature.Group, len(reg))
+	for k, v := range reg {
+		if k != name {
+			next[k] = v
+		}
+	}
+	s.registry.Store(&next)
+	s.obs.ForgetGroup(name)
+	return nil
+}
+
+// groupLabel bounds the feature_group label: only registered names pass.
+func (s *Service) groupLabel(name string) string {
+	if _, ok := s.groups()[name]; ok {
+		return name
+	}
+	return ""
+}
+
+// Stats is what GET /v1/stats reports.
+type Stats struct {
+	store.Stats
+	RegisteredGroups int             `json:"registered_groups"`
+	CorpusMovies     int             `json:"corpus_movies"`
+	Recompute        RecomputeStatus `json:"recompute"`
+}
+
+// Stats reports storage statistics.
+func (s *Service) Stats(ctx context.Context) (out Stats, err error) {
+	start := s.now()
+	defer func() { s.instrument(OpStats, "", start, err) }()
+	st, err := s.st.Stats(ctx)
+	if err != nil {
+		return out, err
+	}
+	s.corpusMu.Lock()
+	n := s.corpus.Len()
+	s.corpusMu.Unlock()
+	return Stats{Stats: st, RegisteredGroups: len(s.groups()), CorpusMovies: n, Recompute: *s.progress.Load()}, nil
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// isCanceled reports whether err is the caller going away rather than a fault.
+func isCanceled(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveRequest(string, string, time.Duration) {}
+func (nopObserver) Error(string, feature.Code)                   {}
+func (nopObserver) FeaturesWritten(string, int)                  {}
+func (nopObserver) FeatureStatuses(string, int, int, int, int)   {}
+func (nopObserver) Ingested(int, int)                            {}
+func (nopObserver) SetNewestEvent(string, time.Time)             {}
+func (nopObserver) SetStorageBytes(string, int64)                {}
+func (nopObserver) ForgetGroup(string)                           {}
+func (nopObserver) Recomputed(int, time.Duration, error)         {}
+
+// CorpusSize is the number of movies in the corpus statistics.
+func (s *Service) CorpusSize() int {
+	s.corpusMu.Lock()
+	defer s.corpusMu.Unlock()
+	return s.corpus.Len()
+}
