@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -84,7 +86,7 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return feature.Invalid("wrong JSON type for "+field, feature.FieldError{Field: field, Problem: "must be " + jsonTypeName(typ.Type.String()) + ", got " + typ.Value})
+		return feature.Invalid("wrong JSON type for "+field, feature.FieldError{Field: field, Problem: "must be " + jsonTypeName(typ.Type) + ", got " + typ.Value})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return feature.Invalid("unknown field "+name, feature.FieldError{Field: name, Problem: "unknown field"})
@@ -92,28 +94,33 @@ func jsonError(err error) error {
 	return feature.Invalid("invalid JSON: "+err.Error(), feature.FieldError{Field: "body", Problem: err.Error()})
 }
 
-func jsonTypeName(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "[]"):
+// jsonTypeName names the JSON type a Go type decodes from, by its kind: a
+// named type such as feature.ValueType is a string, not an object.
+func jsonTypeName(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[time.Time]():
+		return "an RFC 3339 time string"
+	case reflect.TypeFor[feature.Duration]():
+		return "a whole number of seconds"
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonTypeName(t.Elem())
+	case reflect.Slice, reflect.Array:
 		return "an array"
-	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"), strings.Contains(goType, "."):
-		if goType == "time.Time" {
-			return "an RFC 3339 time string"
-		}
-		if goType == "feature.Duration" {
-			return "a whole number of seconds"
-		}
+	case reflect.Map, reflect.Struct:
 		return "an object"
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return "an integer"
-	case strings.HasPrefix(goType, "float"):
+	case reflect.Float32, reflect.Float64:
 		return "a number"
-	case goType == "string":
+	case reflect.String:
 		return "a string"
-	case goType == "bool":
+	case reflect.Bool:
 		return "a boolean"
 	}
-	return goType
+	return t.String()
 }
 
 // errorBody is every error response: a machine-readable code, a message

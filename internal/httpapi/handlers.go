@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -171,7 +172,15 @@ func handleGetEntity(svc *service.Service, log *zap.Logger) http.Handler {
 			}
 			asOf = &t
 		}
-		res, err := svc.GetEntity(r.Context(), chi.URLParam(r, "group"), chi.URLParam(r, "id"), features, asOf)
+		id := chi.URLParam(r, "id")
+		if r.URL.RawPath != "" {
+			// chi matched the escaped path, so the id is still escaped
+			// (an id with a slash arrives as a%2Fb).
+			if u, err := url.PathUnescape(id); err == nil {
+				id = u
+			}
+		}
+		res, err := svc.GetEntity(r.Context(), chi.URLParam(r, "group"), id, features, asOf)
 		if err != nil {
 			writeError(w, r, log, err)
 			return

@@ -45,18 +45,20 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 	if !feature.ValidEntityID(id) {
 		return res, feature.Invalid("invalid entity id", feature.FieldError{Field: "id", Problem: "must be 1 to 256 printable characters"})
 	}
-	names := g.FeatureNames()
+	specs := g.Features
 	if len(features) > 0 {
 		var fields []feature.FieldError
+		specs = make([]feature.Spec, 0, len(features))
 		for i, f := range features {
-			if _, ok := g.Feature(f); !ok {
+			spec, ok := g.Feature(f)
+			if !ok {
 				fields = append(fields, feature.FieldError{Field: fmt.Sprintf("features[%d]", i), Problem: "group " + g.Name + " has no feature " + quote(f)})
 			}
+			specs = append(specs, spec)
 		}
 		if len(fields) > 0 {
 			return res, feature.NotFound("unknown feature", fields...)
 		}
-		names = features
 	}
 	key := feature.Key{Group: g.Name, EntityID: id}
 	var row *feature.Row
@@ -73,7 +75,7 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 		return res, err
 	}
 	if row == nil {
-		s.obs.FeatureStatuses(g.Name, 0, len(names), 0, 0)
+		s.obs.FeatureStatuses(g.Name, 0, len(specs), 0, 0)
 		msg := "entity " + quote(id) + " has no features in group " + g.Name
 		if asOf != nil {
 			msg += " as of " + asOf.Format(time.RFC3339Nano)
@@ -82,11 +84,11 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 	}
 	res = EntityResult{Group: g.Name, EntityKey: g.EntityKey, EntityID: id, AsOf: asOf,
 		EventTime: row.EventTime, WriteTime: row.WriteTime,
-		Features: make(map[string]any, len(names)), Statuses: make(map[string]string, len(names))}
+		Features: make(map[string]any, len(specs)), Statuses: make(map[string]string, len(specs))}
 	outside := asOf == nil && s.outsideMaxAge(g, row.EventTime)
 	var present, null, old int
-	for _, n := range names {
-		v := row.Values[n]
+	for _, spec := range specs {
+		n, v := spec.Name, ofType(spec.Type, row.Values[spec.Name])
 		res.Features[n] = v
 		switch {
 		case v == nil:
@@ -102,6 +104,31 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 	}
 	s.obs.FeatureStatuses(g.Name, present, 0, null, old)
 	return res, nil
+}
+
+// ofType returns v if it is a value of type t, else nil: a row written
+// before a feature was dropped and re-added with another type holds no value
+// of the current feature.
+func ofType(t feature.ValueType, v any) any {
+	switch v.(type) {
+	case int64:
+		if t == feature.Int64 {
+			return v
+		}
+	case float64:
+		if t == feature.Float64 {
+			return v
+		}
+	case bool:
+		if t == feature.Bool {
+			return v
+		}
+	case string:
+		if t == feature.String {
+			return v
+		}
+	}
+	return nil
 }
 
 func (s *Service) outsideMaxAge(g feature.Group, eventTime time.Time) bool {
@@ -136,7 +163,7 @@ var epoch = time.Unix(0, 0).UTC()
 
 type featureRef struct {
 	group feature.Group
-	name  string
+	spec  feature.Spec
 	gi    int // index of the group in the request's group list
 }
 
@@ -197,7 +224,8 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 			notFound = true
 			continue
 		}
-		if _, ok := g.Feature(fname); !ok {
+		spec, ok := g.Feature(fname)
+		if !ok {
 			fields = append(fields, feature.FieldError{Field: field, Problem: "group " + gname + " has no feature " + quote(fname)})
 			notFound = true
 			continue
@@ -212,7 +240,7 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 			groupIndex[gname] = gi
 			groups = append(groups, g)
 		}
-		refs = append(refs, featureRef{group: g, name: fname, gi: gi})
+		refs = append(refs, featureRef{group: g, spec: spec, gi: gi})
 	}
 	if len(fields) > 0 {
 		if notFound {
@@ -245,9 +273,9 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 	type counts struct{ present, notFound, null, old int }
 	tally := make([]counts, len(groups))
 	for _, ref := range refs {
-		name := ref.name
+		name := ref.spec.Name
 		if req.FullFeatureNames {
-			name = ref.group.Name + "__" + ref.name
+			name = ref.group.Name + "__" + ref.spec.Name
 		}
 		resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, name)
 		col := OnlineColumn{Values: make([]any, len(ids)), Statuses: make([]string, len(ids)), EventTimestamps: make([]time.Time, len(ids))}
@@ -260,7 +288,7 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 				c.notFound++
 				continue
 			}
-			v := row.Values[ref.name]
+			v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
 			col.Values[i], col.EventTimestamps[i] = v, row.EventTime
 			switch {
 			case v == nil:

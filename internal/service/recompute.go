@@ -66,6 +66,14 @@ func (s *Service) recompute(ctx context.Context, progress func(done, total int))
 		s.progress.Store(&st)
 	}()
 
+	s.corpusMu.Lock()
+	s.sinceScan = []basicInput{}
+	s.corpusMu.Unlock()
+	defer func() {
+		s.corpusMu.Lock()
+		s.sinceScan = nil
+		s.corpusMu.Unlock()
+	}()
 	corpus := tmdb.NewCorpus()
 	var movies []basicInput
 	err = s.st.ScanLatest(ctx, tmdb.GroupBasic, func(r feature.Row) error {
@@ -106,6 +114,9 @@ func (s *Service) recompute(ctx context.Context, progress func(done, total int))
 		s.obs.SetNewestEvent(tmdb.GroupStatistical, eventTime)
 	}
 	s.corpusMu.Lock()
+	for _, m := range s.sinceScan { // ingested after the scan began
+		corpus.Set(m.id, m.voteAverage, m.popularity)
+	}
 	s.corpus = corpus
 	s.corpusMu.Unlock()
 	return total, nil

@@ -90,6 +90,10 @@ type Service struct {
 
 	corpusMu sync.Mutex
 	corpus   *tmdb.Corpus
+	// sinceScan holds the movies ingested since the running recompute
+	// began its scan (nil when none runs), so that replacing the corpus
+	// with the scanned one does not drop them.
+	sinceScan []basicInput
 
 	wclock writeClock
 

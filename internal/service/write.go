@@ -137,6 +137,11 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res Inges
 	for _, m := range movies {
 		s.corpus.Set(m.ID, m.VoteAverage, m.Popularity)
 	}
+	if s.sinceScan != nil {
+		for _, m := range movies {
+			s.sinceScan = append(s.sinceScan, basicInput{id: m.ID, voteAverage: m.VoteAverage, popularity: m.Popularity})
+		}
+	}
 	s.corpusMu.Unlock()
 
 	res.Accepted = len(movies)
