@@ -1,0 +1,608 @@
+// Package postgres is the feature store's system of record: feature groups,
+// the full history of feature rows and the latest row of every entity, in
+// PostgreSQL through a pgx connection pool.
+//
+// Times are stored with microsecond precision: WriteRows truncates event and
+// write times to microseconds (as Postgres would), and every comparison —
+// which row is newer, which rows an as-of read sees — uses the truncated
+// times.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
+)
+
+const (
+	// defaultConnectTimeout bounds a connection attempt when the URL sets no
+	// connect_timeout, so a dead server is an error rather than a hang.
+	defaultConnectTimeout = 5 * time.Second
+	// scanPageSize is how many latest rows ScanLatest reads per query.
+	scanPageSize = 500
+	// writeAttempts is how often WriteRows runs its statement when Postgres
+	// aborts it for a deadlock or serialization failure.
+	writeAttempts = 3
+)
+
+// Options configure a Store.
+type Options struct {
+	// Now is the clock for migration records and latency measurements;
+	// nil means time.Now.
+	Now func() time.Time
+	// MaxConns bounds the connection pool; 0 keeps the URL's pool_max_conns
+	// or pgxpool's default (the larger of 4 and the number of CPUs).
+	MaxConns int32
+	// Logger receives start-up events; nil discards them.
+	Logger *zap.Logger
+}
+
+// Store is a store.Store backed by PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+	log  *zap.Logger
+}
+
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.HealthChecker = (*Store)(nil)
+)
+
+// Open connects to the database at url (a postgres:// URL or key=value
+// string; set search_path in it to use a schema other than public), applies
+// pending migrations and returns the store. A connect_timeout of 5 seconds
+// applies unless the URL sets one. A database that cannot be reached is a
+// feature.Unavailable error.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, feature.Invalid("invalid postgres url: " + err.Error())
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: create pool: %w", err)
+	}
+	s := &Store{pool: pool, now: opts.Now, log: opts.Logger}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, dbError("connect", err)
+	}
+	err = migrate(ctx, conn.Conn(), s.now, s.log)
+	conn.Release()
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.log.Info("postgres store open",
+		zap.String("host", cfg.ConnConfig.Host), zap.String("database", cfg.ConnConfig.Database),
+		zap.Int32("max_conns", cfg.MaxConns))
+	return s, nil
+}
+
+// Pool returns the connection pool, for metrics that read its statistics.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// dbError classifies an error from pgx: connection failures, resource
+// exhaustion, shutdowns, cancellations and aborted transactions are
+// feature.Unavailable (the caller may retry); other server errors (a bug in a
+// query) stay uncoded, which is an internal error.
+func dbError(op string, err error) error {
+	err = fmt.Errorf("postgres: %s: %w", op, err)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", // connection exception
+			"40", // transaction rollback: deadlock, serialization failure
+			"53", // insufficient resources
+			"57", // operator intervention: shutdown, query canceled
+			"58": // system error
+			return feature.Unavailable("postgres is unavailable", err)
+		}
+		return err
+	}
+	return feature.Unavailable("postgres is unavailable", err)
+}
+
+func groupNotFound(names ...string) error {
+	fields := make([]feature.FieldError, len(names))
+	for i, n := range names {
+		fields[i] = feature.FieldError{Field: "group", Problem: "unknown feature group " + strconv.Quote(n)}
+	}
+	return feature.NotFound("feature group not found", fields...)
+}
+
+const groupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at`
+
+func scanGroup(row pgx.Row) (feature.Group, error) {
+	var (
+		g              feature.Group
+		features, tags []byte
+		ttl            int64
+	)
+	if err := row.Scan(&g.Name, &g.EntityKey, &features, &ttl, &g.Description, &tags,
+		&g.SchemaVersion, &g.CreatedAt, &g.UpdatedAt); err != nil {
+		return feature.Group{}, err
+	}
+	if err := json.Unmarshal(features, &g.Features); err != nil {
+		return feature.Group{}, fmt.Errorf("decode features of group %s: %w", g.Name, err)
+	}
+	if err := json.Unmarshal(tags, &g.Tags); err != nil {
+		return feature.Group{}, fmt.Errorf("decode tags of group %s: %w", g.Name, err)
+	}
+	if len(g.Tags) == 0 {
+		g.Tags = nil
+	}
+	g.TTL = feature.Duration(time.Duration(ttl) * time.Second)
+	g.CreatedAt = g.CreatedAt.UTC()
+	g.UpdatedAt = g.UpdatedAt.UTC()
+	return g, nil
+}
+
+// ListGroups returns every group, ordered by name.
+func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+groupColumns+` FROM feature_groups ORDER BY name`)
+	if err != nil {
+		return nil, dbError("list groups", err)
+	}
+	defer rows.Close()
+	groups := []feature.Group{}
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, dbError("list groups", err)
+		}
+		groups = append(groups, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("list groups", err)
+	}
+	return groups, nil
+}
+
+// GetGroup returns one group or a NotFound error.
+func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error) {
+	g, err := scanGroup(s.pool.QueryRow(ctx, `SELECT `+groupColumns+` FROM feature_groups WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return feature.Group{}, groupNotFound(name)
+	}
+	if err != nil {
+		return feature.Group{}, dbError("get group", err)
+	}
+	return g, nil
+}
+
+// PutGroup creates or replaces a group (see store.Store). The definition is
+// validated first; times are stored with microsecond precision.
+func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (feature.Group, error) {
+	if err := g.Validate(); err != nil {
+		return feature.Group{}, err
+	}
+	features, err := json.Marshal(g.Features)
+	if err != nil {
+		return feature.Group{}, fmt.Errorf("encode features: %w", err)
+	}
+	tags := []byte("{}")
+	if len(g.Tags) > 0 {
+		if tags, err = json.Marshal(g.Tags); err != nil {
+			return feature.Group{}, fmt.Errorf("encode tags: %w", err)
+		}
+	}
+	out, err := scanGroup(s.pool.QueryRow(ctx, `
+		INSERT INTO feature_groups AS g (`+groupColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)
+		ON CONFLICT (name) DO UPDATE SET
+		    entity_key     = excluded.entity_key,
+		    features       = excluded.features,
+		    ttl_seconds    = excluded.ttl_seconds,
+		    description    = excluded.description,
+		    tags           = excluded.tags,
+		    schema_version = g.schema_version + 1,
+		    updated_at     = excluded.updated_at
+		RETURNING `+groupColumns,
+		g.Name, g.EntityKey, string(features), int64(time.Duration(g.TTL)/time.Second), g.Description, string(tags),
+		now.Truncate(time.Microsecond)))
+	if err != nil {
+		return feature.Group{}, dbError("put group", err)
+	}
+	return out, nil
+}
+
+// DeleteGroup removes a group; its history and latest rows go with it
+// (ON DELETE CASCADE) in the same statement.
+func (s *Store) DeleteGroup(ctx context.Context, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM feature_groups WHERE name = $1`, name)
+	if err != nil {
+		return dbError("delete group", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return groupNotFound(name)
+	}
+	return nil
+}
+
+// writeRowsSQL appends a batch to the history and upserts each entity's
+// newest row of the batch into feature_latest, replacing the current latest
+// only when the new row is newer. It is one statement, hence one transaction
+// and one round trip whatever the batch size. DISTINCT ON keeps one row per
+// entity (ON CONFLICT may touch a row once per statement) and its ORDER BY
+// makes concurrent batches lock latest rows in the same order.
+const writeRowsSQL = `
+WITH input AS (
+    SELECT group_name, entity_id, event_time, write_time, feature_values::jsonb AS feature_values
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+        AS t(group_name, entity_id, event_time, write_time, feature_values)
+), history AS (
+    INSERT INTO feature_rows (group_name, entity_id, event_time, write_time, feature_values)
+    SELECT group_name, entity_id, event_time, write_time, feature_values FROM input
+)
+INSERT INTO feature_latest AS l (group_name, entity_id, event_time, write_time, feature_values)
+SELECT DISTINCT ON (group_name, entity_id) group_name, entity_id, event_time, write_time, feature_values
+FROM input
+ORDER BY group_name, entity_id, event_time DESC, write_time DESC
+ON CONFLICT (group_name, entity_id) DO UPDATE SET
+    event_time     = excluded.event_time,
+    write_time     = excluded.write_time,
+    feature_values = excluded.feature_values
+WHERE (excluded.event_time, excluded.write_time) > (l.event_time, l.write_time)`
+
+// WriteRows writes rows all or nothing (see store.Store). Event and write
+// times are truncated to microseconds.
+func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var (
+		groups = make([]string, len(rows))
+		ids    = make([]string, len(rows))
+		events = make([]time.Time, len(rows))
+		writes = make([]time.Time, len(rows))
+		values = make([]string, len(rows))
+		buf    []byte
+	)
+	for i, r := range rows {
+		if err := checkRow(i, r); err != nil {
+			return err
+		}
+		var fe *feature.FieldError
+		if buf, fe = encodeValues(buf[:0], r.Values); fe != nil {
+			return feature.Invalid("invalid feature value",
+				feature.FieldError{Field: fmt.Sprintf("rows[%d].values.%s", i, fe.Field), Problem: fe.Problem})
+		}
+		groups[i], ids[i], values[i] = r.Group, r.EntityID, string(buf)
+		events[i] = r.EventTime.Truncate(time.Microsecond)
+		writes[i] = r.WriteTime.Truncate(time.Microsecond)
+	}
+	var err error
+	for range writeAttempts {
+		if _, err = s.pool.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values); !retryable(err) {
+			break
+		}
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: a group is not registered
+		return s.missingGroups(ctx, groups)
+	}
+	if err != nil {
+		return dbError("write rows", err)
+	}
+	return nil
+}
+
+// checkRow rejects rows no backend can store or find again.
+func checkRow(i int, r feature.Row) error {
+	if !feature.ValidEntityID(r.EntityID) || !utf8.ValidString(r.EntityID) {
+		return feature.Invalid("invalid row", feature.FieldError{Field: fmt.Sprintf("rows[%d].entity_id", i),
+			Problem: "must be 1 to 256 bytes of UTF-8 without control characters"})
+	}
+	return nil
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// missingGroups builds the NotFound error for a batch that referenced
+// unregistered groups.
+func (s *Store) missingGroups(ctx context.Context, groups []string) error {
+	slices.Sort(groups)
+	groups = slices.Compact(groups)
+	rows, err := s.pool.Query(ctx, `
+		SELECT n FROM unnest($1::text[]) AS n
+		WHERE NOT EXISTS (SELECT 1 FROM feature_groups WHERE name = n) ORDER BY n`, groups)
+	if err != nil {
+		return dbError("write rows: find unknown groups", err)
+	}
+	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return dbError("write rows: find unknown groups", err)
+	}
+	return groupNotFound(missing...)
+}
+
+// GetLatest answers the whole batch with one query: the keys travel as two
+// arrays, unnest numbers them, and each is looked up in feature_groups (to
+// tell an unknown group from a missing entity) and in feature_latest by
+// primary key. The LIMIT keeps the lateral subquery from being flattened
+// into a join, which the planner would otherwise run as a hash join over the
+// whole table for tables up to a few ten thousand rows; as written it is
+// always one index probe per key.
+func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.Row, error) {
+	out := make([]*feature.Row, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	groups := make([]string, len(keys))
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		groups[i], ids[i] = k.Group, k.EntityID
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT k.ord, EXISTS (SELECT 1 FROM feature_groups g WHERE g.name = k.group_name),
+		       l.event_time, l.write_time, l.feature_values
+		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(group_name, entity_id, ord)
+		LEFT JOIN LATERAL (
+		    SELECT event_time, write_time, feature_values FROM feature_latest
+		    WHERE group_name = k.group_name AND entity_id = k.entity_id
+		    LIMIT 1
+		) l ON true`,
+		groups, ids)
+	if err != nil {
+		return nil, dbError("get latest", err)
+	}
+	defer rows.Close()
+	var missing []string
+	for rows.Next() {
+		var (
+			ord          int64
+			known        bool
+			event, write *time.Time
+			values       []byte
+		)
+		if err := rows.Scan(&ord, &known, &event, &write, &values); err != nil {
+			return nil, dbError("get latest", err)
+		}
+		i := int(ord - 1)
+		if !known {
+			missing = append(missing, keys[i].Group)
+			continue
+		}
+		if event == nil {
+			continue
+		}
+		r, err := newRow(keys[i], *event, *write, values)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("get latest", err)
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, groupNotFound(slices.Compact(missing)...)
+	}
+	return out, nil
+}
+
+func newRow(k feature.Key, event, write time.Time, values []byte) (*feature.Row, error) {
+	v, err := decodeValues(values)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: row %s/%s: %w", k.Group, k.EntityID, err)
+	}
+	return &feature.Row{Group: k.Group, EntityID: k.EntityID, EventTime: event.UTC(), WriteTime: write.UTC(), Values: v}, nil
+}
+
+// GetAsOf returns the newest row with EventTime <= asOf (truncated to
+// microseconds), read from the as-of index; NotFound for an unknown group.
+func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*feature.Row, error) {
+	var (
+		event, write *time.Time
+		values       []byte
+	)
+	err := s.pool.QueryRow(ctx, `
+		SELECT r.event_time, r.write_time, r.feature_values
+		FROM feature_groups g
+		LEFT JOIN LATERAL (
+		    SELECT event_time, write_time, feature_values FROM feature_rows
+		    WHERE group_name = g.name AND entity_id = $2 AND event_time <= $3
+		    ORDER BY event_time DESC, write_time DESC
+		    LIMIT 1
+		) r ON true
+		WHERE g.name = $1`,
+		key.Group, key.EntityID, asOf.Truncate(time.Microsecond)).Scan(&event, &write, &values)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, groupNotFound(key.Group)
+	}
+	if err != nil {
+		return nil, dbError("get as of", err)
+	}
+	if event == nil {
+		return nil, nil
+	}
+	return newRow(key, *event, *write, values)
+}
+
+// ScanLatest reads the group's latest rows in pages in entity id order (byte
+// order), so fn runs without holding a connection or a snapshot open. Rows
+// written during the scan may or may not be seen.
+func (s *Store) ScanLatest(ctx context.Context, group string, fn func(feature.Row) error) error {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM feature_groups WHERE name = $1)`, group).Scan(&exists); err != nil {
+		return dbError("scan latest", err)
+	}
+	if !exists {
+		return groupNotFound(group)
+	}
+	after := ""
+	for {
+		page, err := s.scanPage(ctx, group, after)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < scanPageSize {
+			return nil
+		}
+		after = page[len(page)-1].EntityID
+	}
+}
+
+func (s *Store) scanPage(ctx context.Context, group, after string) ([]feature.Row, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT entity_id, event_time, write_time, feature_values FROM feature_latest
+		WHERE group_name = $1 AND entity_id > $2
+		ORDER BY entity_id
+		LIMIT $3`, group, after, scanPageSize)
+	if err != nil {
+		return nil, dbError("scan latest", err)
+	}
+	defer rows.Close()
+	var page []feature.Row
+	for rows.Next() {
+		var (
+			id           string
+			event, write time.Time
+			values       []byte
+		)
+		if err := rows.Scan(&id, &event, &write, &values); err != nil {
+			return nil, dbError("scan latest", err)
+		}
+		r, err := newRow(feature.Key{Group: group, EntityID: id}, event, write, values)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, *r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("scan latest", err)
+	}
+	return page, nil
+}
+
+// Stats counts entities and history rows per group and sums the on-disk size
+// of the three tables with their indexes and TOAST. The newest event time
+// comes from feature_latest: an entity's latest row has its newest event
+// time. Counting history rows reads the whole history, so call it at human,
+// not request, frequency.
+func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
+	st := store.Stats{Backend: "postgres", Groups: []store.GroupStats{}}
+	rows, err := s.pool.Query(ctx, `
+		SELECT g.name, coalesce(l.entities, 0), coalesce(r.n, 0), l.newest
+		FROM feature_groups g
+		LEFT JOIN (SELECT group_name, count(*) AS entities, max(event_time) AS newest
+		           FROM feature_latest GROUP BY group_name) l ON l.group_name = g.name
+		LEFT JOIN (SELECT group_name, count(*) AS n
+		           FROM feature_rows GROUP BY group_name) r ON r.group_name = g.name
+		ORDER BY g.name`)
+	if err != nil {
+		return store.Stats{}, dbError("stats", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			gs     store.GroupStats
+			newest *time.Time
+		)
+		if err := rows.Scan(&gs.Group, &gs.Entities, &gs.Rows, &newest); err != nil {
+			return store.Stats{}, dbError("stats", err)
+		}
+		if newest != nil {
+			gs.NewestEventTime = newest.UTC()
+		}
+		st.Groups = append(st.Groups, gs)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Stats{}, dbError("stats", err)
+	}
+	if err := s.pool.QueryRow(ctx, `
+		SELECT pg_total_relation_size('feature_groups')
+		     + pg_total_relation_size('feature_rows')
+		     + pg_total_relation_size('feature_latest')`).Scan(&st.StorageBytes); err != nil {
+		return store.Stats{}, dbError("stats: storage size", err)
+	}
+	return st, nil
+}
+
+// Health checks the database with SELECT 1 and reports the server version,
+// query latency, database size, active connections and pool statistics.
+func (s *Store) Health(ctx context.Context) store.Component {
+	start := s.now()
+	var one int
+	if err := s.pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return store.Component{Status: "DOWN", Error: dbError("health", err).Error(), Details: map[string]any{"pool": s.poolStats()}}
+	}
+	latency := s.now().Sub(start)
+	var (
+		version      string
+		size, active int64
+	)
+	if err := s.pool.QueryRow(ctx, `
+		SELECT current_setting('server_version'),
+		       pg_database_size(current_database()),
+		       (SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND datname = current_database())`,
+	).Scan(&version, &size, &active); err != nil {
+		return store.Component{Status: "DOWN", Error: dbError("health", err).Error(), Details: map[string]any{"pool": s.poolStats()}}
+	}
+	return store.Component{Status: "UP", Details: map[string]any{
+		"version":             version,
+		"query_latency_ms":    float64(latency.Microseconds()) / 1000,
+		"database_size_bytes": size,
+		"active_connections":  active,
+		"pool":                s.poolStats(),
+	}}
+}
+
+func (s *Store) poolStats() map[string]any {
+	st := s.pool.Stat()
+	return map[string]any{
+		"total":                  st.TotalConns(),
+		"idle":                   st.IdleConns(),
+		"in_use":                 st.AcquiredConns(),
+		"constructing":           st.ConstructingConns(),
+		"max":                    st.MaxConns(),
+		"acquire_count":          st.AcquireCount(),
+		"empty_acquire_count":    st.EmptyAcquireCount(),
+		"canceled_acquire_count": st.CanceledAcquireCount(),
+		"acquire_duration_ms":    float64(st.AcquireDuration().Microseconds()) / 1000,
+		"new_conns":              st.NewConnsCount(),
+	}
+}

@@ -1,0 +1,242 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/featurestore/featurestore/internal/feature"
+)
+
+// The values of a row are stored as a JSON object in which the spelling of
+// each number carries its type: an int64 is an integer literal ("42"), a
+// float64 is plain decimal notation that always has a fractional part
+// ("42.0", "0.000001", never "42" or "1e-06"). jsonb keeps numbers as exact
+// numerics and preserves their fractional digits ("42.0" stays "42.0"), so
+// values read back with their exact type and value — int64 beyond 2^53
+// included — without consulting the group's schema.
+//
+// The sqlite package uses the same representation (and its own copy of this
+// code, since SQL and its encodings stay inside each engine's package).
+
+// encodeValues appends the JSON encoding of v to buf. It rejects types other
+// than nil, int64, float64, bool and string, non-finite floats, and strings
+// jsonb cannot hold (invalid UTF-8, NUL), naming the feature at fault.
+func encodeValues(buf []byte, v feature.Values) ([]byte, *feature.FieldError) {
+	names := make([]string, 0, len(v))
+	for k := range v {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	buf = append(buf, '{')
+	for i, k := range names {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		var problem string
+		if buf, problem = appendString(buf, k); problem != "" {
+			return nil, &feature.FieldError{Field: k, Problem: "feature name " + problem}
+		}
+		buf = append(buf, ':')
+		switch x := v[k].(type) {
+		case nil:
+			buf = append(buf, "null"...)
+		case int64:
+			buf = strconv.AppendInt(buf, x, 10)
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return nil, &feature.FieldError{Field: k, Problem: "must be a finite number"}
+			}
+			n := len(buf)
+			buf = strconv.AppendFloat(buf, x, 'f', -1, 64)
+			if bytes.IndexByte(buf[n:], '.') < 0 {
+				buf = append(buf, ".0"...)
+			}
+		case bool:
+			buf = strconv.AppendBool(buf, x)
+		case string:
+			if buf, problem = appendString(buf, x); problem != "" {
+				return nil, &feature.FieldError{Field: k, Problem: problem}
+			}
+		default:
+			return nil, &feature.FieldError{Field: k, Problem: fmt.Sprintf("unsupported value type %T", x)}
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+// appendString appends s as a JSON string, or reports why it cannot be stored.
+func appendString(buf []byte, s string) ([]byte, string) {
+	if !utf8.ValidString(s) {
+		return buf, "must be valid UTF-8"
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return buf, "must not contain NUL characters"
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return buf, err.Error()
+	}
+	return append(buf, b...), ""
+}
+
+// decodeValues parses what encodeValues wrote, also as jsonb gives it back
+// (a flat object of scalars, with whitespace). It is on the read hot path, so
+// it scans the object itself instead of going through encoding/json, which
+// it uses only to unquote strings that contain escapes.
+func decodeValues(b []byte) (feature.Values, error) {
+	d := valueDecoder{b: b}
+	v, err := d.object()
+	if err != nil {
+		return nil, fmt.Errorf("decode feature values at byte %d: %w", d.i, err)
+	}
+	return v, nil
+}
+
+type valueDecoder struct {
+	b []byte
+	i int
+}
+
+func (d *valueDecoder) space() {
+	for d.i < len(d.b) && (d.b[d.i] == ' ' || d.b[d.i] == '\t' || d.b[d.i] == '\n' || d.b[d.i] == '\r') {
+		d.i++
+	}
+}
+
+// consume skips whitespace and then c, reporting whether c was there.
+func (d *valueDecoder) consume(c byte) bool {
+	d.space()
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+func (d *valueDecoder) object() (feature.Values, error) {
+	if !d.consume('{') {
+		return nil, errors.New("want {")
+	}
+	m := make(feature.Values, bytes.Count(d.b, []byte{':'}))
+	if d.consume('}') {
+		return m, d.end()
+	}
+	for {
+		d.space()
+		k, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		if !d.consume(':') {
+			return nil, errors.New("want :")
+		}
+		d.space()
+		if m[k], err = d.value(); err != nil {
+			return nil, err
+		}
+		if d.consume(',') {
+			continue
+		}
+		if d.consume('}') {
+			return m, d.end()
+		}
+		return nil, errors.New("want , or }")
+	}
+}
+
+func (d *valueDecoder) end() error {
+	d.space()
+	if d.i != len(d.b) {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+func (d *valueDecoder) value() (any, error) {
+	if d.i >= len(d.b) {
+		return nil, errors.New("want a value")
+	}
+	switch c := d.b[d.i]; {
+	case c == '"':
+		return d.str()
+	case c == 't':
+		return true, d.literal("true")
+	case c == 'f':
+		return false, d.literal("false")
+	case c == 'n':
+		return nil, d.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		start, float := d.i, false
+	scan:
+		for ; d.i < len(d.b); d.i++ {
+			switch d.b[d.i] {
+			case '.', 'e', 'E':
+				float = true
+			case '-', '+', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			default:
+				break scan
+			}
+		}
+		if float {
+			return strconv.ParseFloat(string(d.b[start:d.i]), 64)
+		}
+		return strconv.ParseInt(string(d.b[start:d.i]), 10, 64)
+	}
+	return nil, fmt.Errorf("unexpected %q", d.b[d.i])
+}
+
+func (d *valueDecoder) literal(s string) error {
+	if !bytes.HasPrefix(d.b[d.i:], []byte(s)) {
+		return errors.New("want " + s)
+	}
+	d.i += len(s)
+	return nil
+}
+
+// str reads a JSON string at d.i: valid UTF-8 without escapes is copied out
+// as is, anything else is unquoted by encoding/json.
+func (d *valueDecoder) str() (string, error) {
+	if d.i >= len(d.b) || d.b[d.i] != '"' {
+		return "", errors.New("want a string")
+	}
+	open := d.i
+	for i := open + 1; i < len(d.b); i++ {
+		switch c := d.b[i]; {
+		case c == '"':
+			if !utf8.Valid(d.b[open+1 : i]) {
+				return d.escaped(open) // encoding/json replaces invalid bytes with U+FFFD
+			}
+			d.i = i + 1
+			return string(d.b[open+1 : i]), nil
+		case c == '\\':
+			return d.escaped(open)
+		case c < 0x20:
+			return "", errors.New("control character in string")
+		}
+	}
+	return "", errors.New("unterminated string")
+}
+
+func (d *valueDecoder) escaped(open int) (string, error) {
+	for i := open + 1; i < len(d.b); i++ {
+		switch d.b[i] {
+		case '\\':
+			i++
+		case '"':
+			var s string
+			if err := json.Unmarshal(d.b[open:i+1], &s); err != nil {
+				return "", err
+			}
+			d.i = i + 1
+			return s, nil
+		}
+	}
+	return "", errors.New("unterminated string")
+}

@@ -1,0 +1,670 @@
+// Package sqlite is the embedded feature store: the same groups, history and
+// latest rows as the postgres package, in one SQLite database file
+// (modernc.org/sqlite, pure Go), for running without Postgres.
+//
+// The database runs in WAL mode with synchronous=FULL, so a write that
+// WriteRows acknowledged survives the process being killed. All writes go
+// through one connection (and BEGIN IMMEDIATE, against other processes), so
+// concurrent writers queue instead of failing with SQLITE_BUSY; reads use a
+// separate pool of read-only connections and never wait for writers.
+//
+// Times are stored as microseconds since the Unix epoch: WriteRows truncates
+// event and write times to microseconds and every comparison uses the
+// truncated times.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
+)
+
+// FileName is the name of the database file inside the store's directory.
+const FileName = "featurestore.db"
+
+// scanPageSize is how many latest rows ScanLatest reads per query.
+const scanPageSize = 500
+
+// Options configure a Store.
+type Options struct {
+	// Now is the clock for migration records and latency measurements;
+	// nil means time.Now.
+	Now func() time.Time
+	// MaxReadConns bounds the read pool; 0 means the larger of 4 and the
+	// number of CPUs.
+	MaxReadConns int
+	// BusyTimeout is how long a connection waits for a lock held by another
+	// process; 0 means 10 seconds.
+	BusyTimeout time.Duration
+	// Logger receives start-up events; nil discards them.
+	Logger *zap.Logger
+}
+
+// Store is a store.Store in a SQLite database file.
+type Store struct {
+	path   string
+	writer *sql.DB // exactly one connection: writes are serialised here
+	reader *sql.DB // query_only connections
+	now    func() time.Time
+	log    *zap.Logger
+}
+
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.HealthChecker = (*Store)(nil)
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Open opens (creating it if needed) the database dir/featurestore.db,
+// creating dir too, and applies pending migrations.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.MaxReadConns <= 0 {
+		opts.MaxReadConns = max(4, runtime.NumCPU())
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, feature.Unavailable("sqlite store directory unavailable", fmt.Errorf("sqlite: create %s: %w", dir, err))
+	}
+	abs, err := filepath.Abs(filepath.Join(dir, FileName))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s := &Store{path: abs, now: opts.Now, log: opts.Logger}
+	busy := fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
+	s.writer, err = sql.Open("sqlite", dsn(abs, url.Values{
+		"_pragma": {busy, "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"},
+		"_txlock": {"immediate"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
+	s.writer.SetConnMaxLifetime(0)
+	s.writer.SetConnMaxIdleTime(0)
+	if err := s.migrate(ctx); err != nil {
+		s.writer.Close()
+		return nil, err
+	}
+	s.reader, err = sql.Open("sqlite", dsn(abs, url.Values{
+		"_pragma": {busy, "foreign_keys(1)", "query_only(1)"},
+	}))
+	if err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+	}
+	s.reader.SetMaxOpenConns(opts.MaxReadConns)
+	s.reader.SetMaxIdleConns(opts.MaxReadConns)
+	s.log.Info("sqlite store open", zap.String("path", abs))
+	return s, nil
+}
+
+// dsn makes a file: URI, so that no character of the path is taken for the
+// start of the query.
+func dsn(path string, q url.Values) string {
+	return (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String()
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes both connection pools; the WAL is checkpointed when the last
+// connection closes.
+func (s *Store) Close() error {
+	return errors.Join(s.reader.Close(), s.writer.Close())
+}
+
+// dbError classifies an error from the database: I/O, a full disk, a lock
+// held too long by another process, a closed store or a cancelled context is
+// feature.Unavailable; any other SQLite error (a bug in a query) stays
+// uncoded, which is an internal error.
+func dbError(op string, err error) error {
+	err = fmt.Errorf("sqlite: %s: %w", op, err)
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+			sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+			sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOTADB:
+			return feature.Unavailable("sqlite store is unavailable", err)
+		}
+		return err
+	}
+	return feature.Unavailable("sqlite store is unavailable", err)
+}
+
+// migrate applies pending migrations in one IMMEDIATE transaction, which
+// also keeps two processes opening the same file from racing.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: list migrations: %w", err)
+	}
+	slices.Sort(names)
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return dbError("migrate: begin", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if _, err := tx.ExecContext(ctx, `
+		CREATE TABLE IF NOT EXISTS schema_migrations (
+		    version    INTEGER PRIMARY KEY,
+		    name       TEXT    NOT NULL,
+		    applied_at INTEGER NOT NULL
+		) STRICT`); err != nil {
+		return dbError("migrate: create schema_migrations", err)
+	}
+	for _, n := range names {
+		base := strings.TrimSuffix(path.Base(n), ".sql")
+		prefix, _, _ := strings.Cut(base, "_")
+		version, err := strconv.Atoi(prefix)
+		if err != nil || version <= 0 {
+			return fmt.Errorf("sqlite: migration %s: name must start with a positive number", base)
+		}
+		var applied bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, version).Scan(&applied); err != nil {
+			return dbError("migrate: read schema_migrations", err)
+		}
+		if applied {
+			continue
+		}
+		body, err := migrationFiles.ReadFile(n)
+		if err != nil {
+			return fmt.Errorf("sqlite: read migration %s: %w", base, err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return dbError("migrate: apply "+base, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			version, base, s.now().UnixMicro()); err != nil {
+			return dbError("migrate: record "+base, err)
+		}
+		s.log.Info("applied migration", zap.Int("version", version), zap.String("name", base))
+	}
+	if err := tx.Commit(); err != nil {
+		return dbError("migrate: commit", err)
+	}
+	return nil
+}
+
+func micros(t time.Time) int64 { return t.Truncate(time.Microsecond).UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func groupNotFound(names ...string) error {
+	fields := make([]feature.FieldError, len(names))
+	for i, n := range names {
+		fields[i] = feature.FieldError{Field: "group", Problem: "unknown feature group " + strconv.Quote(n)}
+	}
+	return feature.NotFound("feature group not found", fields...)
+}
+
+const groupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at`
+
+func scanGroup(row interface{ Scan(...any) error }) (feature.Group, error) {
+	var (
+		g                  feature.Group
+		features, tags     string
+		ttl                int64
+		created, updatedAt int64
+	)
+	if err := row.Scan(&g.Name, &g.EntityKey, &features, &ttl, &g.Description, &tags,
+		&g.SchemaVersion, &created, &updatedAt); err != nil {
+		return feature.Group{}, err
+	}
+	if err := json.Unmarshal([]byte(features), &g.Features); err != nil {
+		return feature.Group{}, fmt.Errorf("decode features of group %s: %w", g.Name, err)
+	}
+	if err := json.Unmarshal([]byte(tags), &g.Tags); err != nil {
+		return feature.Group{}, fmt.Errorf("decode tags of group %s: %w", g.Name, err)
+	}
+	if len(g.Tags) == 0 {
+		g.Tags = nil
+	}
+	g.TTL = feature.Duration(time.Duration(ttl) * time.Second)
+	g.CreatedAt, g.UpdatedAt = fromMicros(created), fromMicros(updatedAt)
+	return g, nil
+}
+
+// ListGroups returns every group, ordered by name.
+func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+groupColumns+` FROM feature_groups ORDER BY name`)
+	if err != nil {
+		return nil, dbError("list groups", err)
+	}
+	defer rows.Close()
+	groups := []feature.Group{}
+	for rows.Next() {
+		g, err := scanGroup(rows)
+		if err != nil {
+			return nil, dbError("list groups", err)
+		}
+		groups = append(groups, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("list groups", err)
+	}
+	return groups, nil
+}
+
+// GetGroup returns one group or a NotFound error.
+func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error) {
+	g, err := scanGroup(s.reader.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM feature_groups WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return feature.Group{}, groupNotFound(name)
+	}
+	if err != nil {
+		return feature.Group{}, dbError("get group", err)
+	}
+	return g, nil
+}
+
+// PutGroup creates or replaces a group (see store.Store). The definition is
+// validated first; times are stored with microsecond precision.
+func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (feature.Group, error) {
+	if err := g.Validate(); err != nil {
+		return feature.Group{}, err
+	}
+	features, err := json.Marshal(g.Features)
+	if err != nil {
+		return feature.Group{}, fmt.Errorf("encode features: %w", err)
+	}
+	tags := []byte("{}")
+	if len(g.Tags) > 0 {
+		if tags, err = json.Marshal(g.Tags); err != nil {
+			return feature.Group{}, fmt.Errorf("encode tags: %w", err)
+		}
+	}
+	out, err := scanGroup(s.writer.QueryRowContext(ctx, `
+		INSERT INTO feature_groups (`+groupColumns+`)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)
+		ON CONFLICT (name) DO UPDATE SET
+		    entity_key     = excluded.entity_key,
+		    features       = excluded.features,
+		    ttl_seconds    = excluded.ttl_seconds,
+		    description    = excluded.description,
+		    tags           = excluded.tags,
+		    schema_version = feature_groups.schema_version + 1,
+		    updated_at     = excluded.updated_at
+		RETURNING `+groupColumns,
+		g.Name, g.EntityKey, string(features), int64(time.Duration(g.TTL)/time.Second), g.Description, string(tags),
+		micros(now)))
+	if err != nil {
+		return feature.Group{}, dbError("put group", err)
+	}
+	return out, nil
+}
+
+// DeleteGroup removes a group; its history and latest rows go with it
+// (ON DELETE CASCADE) in the same transaction.
+func (s *Store) DeleteGroup(ctx context.Context, name string) error {
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM feature_groups WHERE name = ?`, name)
+	if err != nil {
+		return dbError("delete group", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return dbError("delete group", err)
+	} else if n == 0 {
+		return groupNotFound(name)
+	}
+	return nil
+}
+
+// WriteRows writes rows all or nothing in one IMMEDIATE transaction (see
+// store.Store): each row is appended to the history and upserted into
+// feature_latest, replacing the current latest only when it is newer.
+// Event and write times are truncated to microseconds.
+func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	values := make([]string, len(rows))
+	var buf []byte
+	for i, r := range rows {
+		if !feature.ValidEntityID(r.EntityID) || !utf8.ValidString(r.EntityID) {
+			return feature.Invalid("invalid row", feature.FieldError{Field: fmt.Sprintf("rows[%d].entity_id", i),
+				Problem: "must be 1 to 256 bytes of UTF-8 without control characters"})
+		}
+		var fe *feature.FieldError
+		if buf, fe = encodeValues(buf[:0], r.Values); fe != nil {
+			return feature.Invalid("invalid feature value",
+				feature.FieldError{Field: fmt.Sprintf("rows[%d].values.%s", i, fe.Field), Problem: fe.Problem})
+		}
+		values[i] = string(buf)
+	}
+
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return dbError("write rows: begin", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if err := checkGroups(ctx, tx, rows); err != nil {
+		return err
+	}
+	history, err := tx.PrepareContext(ctx, `
+		INSERT INTO feature_rows (group_name, entity_id, event_time, write_time, feature_values)
+		VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return dbError("write rows: prepare", err)
+	}
+	defer history.Close()
+	latest, err := tx.PrepareContext(ctx, `
+		INSERT INTO feature_latest (group_name, entity_id, event_time, write_time, feature_values)
+		VALUES (?1, ?2, ?3, ?4, ?5)
+		ON CONFLICT (group_name, entity_id) DO UPDATE SET
+		    event_time     = excluded.event_time,
+		    write_time     = excluded.write_time,
+		    feature_values = excluded.feature_values
+		WHERE (excluded.event_time, excluded.write_time) > (feature_latest.event_time, feature_latest.write_time)`)
+	if err != nil {
+		return dbError("write rows: prepare", err)
+	}
+	defer latest.Close()
+	for i, r := range rows {
+		args := []any{r.Group, r.EntityID, micros(r.EventTime), micros(r.WriteTime), values[i]}
+		if _, err := history.ExecContext(ctx, args...); err != nil {
+			return dbError("write rows: history", err)
+		}
+		if _, err := latest.ExecContext(ctx, args...); err != nil {
+			return dbError("write rows: latest", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return dbError("write rows: commit", err)
+	}
+	return nil
+}
+
+// checkGroups returns NotFound naming every unregistered group of rows.
+func checkGroups(ctx context.Context, tx *sql.Tx, rows []feature.Row) error {
+	var groups []string
+	for _, r := range rows {
+		if !slices.Contains(groups, r.Group) {
+			groups = append(groups, r.Group)
+		}
+	}
+	var missing []string
+	for _, g := range groups {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM feature_groups WHERE name = ?)`, g).Scan(&exists); err != nil {
+			return dbError("write rows: check groups", err)
+		}
+		if !exists {
+			missing = append(missing, g)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return groupNotFound(missing...)
+	}
+	return nil
+}
+
+// GetLatest answers the whole batch with one query: the keys travel as one
+// JSON array of [group, entity] pairs that json_each numbers, each joined to
+// its group (to tell an unknown group from a missing entity) and its latest
+// row by primary key.
+func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.Row, error) {
+	out := make([]*feature.Row, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	pairs := make([][2]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = [2]string{k.Group, k.EntityID}
+	}
+	arg, err := json.Marshal(pairs)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: encode keys: %w", err)
+	}
+	rows, err := s.reader.QueryContext(ctx, `
+		SELECT k.key, g.name IS NOT NULL, l.event_time, l.write_time, l.feature_values
+		FROM json_each(?) AS k
+		LEFT JOIN feature_groups g ON g.name = k.value ->> 0
+		LEFT JOIN feature_latest l ON l.group_name = k.value ->> 0 AND l.entity_id = k.value ->> 1`,
+		string(arg))
+	if err != nil {
+		return nil, dbError("get latest", err)
+	}
+	defer rows.Close()
+	var missing []string
+	for rows.Next() {
+		var (
+			i            int
+			known        bool
+			event, write sql.NullInt64
+			values       sql.RawBytes
+		)
+		if err := rows.Scan(&i, &known, &event, &write, &values); err != nil {
+			return nil, dbError("get latest", err)
+		}
+		if !known {
+			missing = append(missing, keys[i].Group)
+			continue
+		}
+		if !event.Valid {
+			continue
+		}
+		if out[i], err = newRow(keys[i], event.Int64, write.Int64, values); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("get latest", err)
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, groupNotFound(slices.Compact(missing)...)
+	}
+	return out, nil
+}
+
+func newRow(k feature.Key, event, write int64, values []byte) (*feature.Row, error) {
+	v, err := decodeValues(values)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: row %s/%s: %w", k.Group, k.EntityID, err)
+	}
+	return &feature.Row{Group: k.Group, EntityID: k.EntityID, EventTime: fromMicros(event), WriteTime: fromMicros(write), Values: v}, nil
+}
+
+// GetAsOf returns the newest row with EventTime <= asOf (truncated to
+// microseconds), read from the as-of index; NotFound for an unknown group.
+func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*feature.Row, error) {
+	var (
+		event, write sql.NullInt64
+		values       []byte
+	)
+	err := s.reader.QueryRowContext(ctx, `
+		SELECT r.event_time, r.write_time, r.feature_values
+		FROM feature_groups g
+		LEFT JOIN (
+		    SELECT event_time, write_time, feature_values FROM feature_rows
+		    WHERE group_name = ?1 AND entity_id = ?2 AND event_time <= ?3
+		    ORDER BY event_time DESC, write_time DESC
+		    LIMIT 1
+		) r ON true
+		WHERE g.name = ?1`,
+		key.Group, key.EntityID, micros(asOf)).Scan(&event, &write, &values)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, groupNotFound(key.Group)
+	}
+	if err != nil {
+		return nil, dbError("get as of", err)
+	}
+	if !event.Valid {
+		return nil, nil
+	}
+	return newRow(key, event.Int64, write.Int64, values)
+}
+
+// ScanLatest reads the group's latest rows in pages in entity id order (byte
+// order), so fn runs without holding a connection or a read transaction
+// open. Rows written during the scan may or may not be seen.
+func (s *Store) ScanLatest(ctx context.Context, group string, fn func(feature.Row) error) error {
+	var exists bool
+	if err := s.reader.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM feature_groups WHERE name = ?)`, group).Scan(&exists); err != nil {
+		return dbError("scan latest", err)
+	}
+	if !exists {
+		return groupNotFound(group)
+	}
+	after := ""
+	for {
+		page, err := s.scanPage(ctx, group, after)
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < scanPageSize {
+			return nil
+		}
+		after = page[len(page)-1].EntityID
+	}
+}
+
+func (s *Store) scanPage(ctx context.Context, group, after string) ([]feature.Row, error) {
+	rows, err := s.reader.QueryContext(ctx, `
+		SELECT entity_id, event_time, write_time, feature_values FROM feature_latest
+		WHERE group_name = ? AND entity_id > ?
+		ORDER BY entity_id
+		LIMIT ?`, group, after, scanPageSize)
+	if err != nil {
+		return nil, dbError("scan latest", err)
+	}
+	defer rows.Close()
+	var page []feature.Row
+	for rows.Next() {
+		var (
+			id           string
+			event, write int64
+			values       sql.RawBytes
+		)
+		if err := rows.Scan(&id, &event, &write, &values); err != nil {
+			return nil, dbError("scan latest", err)
+		}
+		r, err := newRow(feature.Key{Group: group, EntityID: id}, event, write, values)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, *r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("scan latest", err)
+	}
+	return page, nil
+}
+
+// Stats counts entities and history rows per group; StorageBytes is the size
+// of the database file and its WAL.
+func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
+	st := store.Stats{Backend: "sqlite", Groups: []store.GroupStats{}}
+	rows, err := s.reader.QueryContext(ctx, `
+		SELECT g.name, coalesce(l.entities, 0), coalesce(r.n, 0), l.newest
+		FROM feature_groups g
+		LEFT JOIN (SELECT group_name, count(*) AS entities, max(event_time) AS newest
+		           FROM feature_latest GROUP BY group_name) l ON l.group_name = g.name
+		LEFT JOIN (SELECT group_name, count(*) AS n
+		           FROM feature_rows GROUP BY group_name) r ON r.group_name = g.name
+		ORDER BY g.name`)
+	if err != nil {
+		return store.Stats{}, dbError("stats", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			gs     store.GroupStats
+			newest sql.NullInt64
+		)
+		if err := rows.Scan(&gs.Group, &gs.Entities, &gs.Rows, &newest); err != nil {
+			return store.Stats{}, dbError("stats", err)
+		}
+		if newest.Valid {
+			gs.NewestEventTime = fromMicros(newest.Int64)
+		}
+		st.Groups = append(st.Groups, gs)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Stats{}, dbError("stats", err)
+	}
+	db, wal, err := s.fileSizes()
+	if err != nil {
+		return store.Stats{}, dbError("stats: file size", err)
+	}
+	st.StorageBytes = db + wal
+	return st, nil
+}
+
+// fileSizes returns the sizes of the database file and its WAL (0 when
+// there is none).
+func (s *Store) fileSizes() (db, wal int64, err error) {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0, 0, err
+	}
+	if wi, err := os.Stat(s.path + "-wal"); err == nil {
+		wal = wi.Size()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, err
+	}
+	return fi.Size(), wal, nil
+}
+
+// Health runs a query and reports the SQLite version, the file's path and
+// sizes, the query latency and the pools' connection counts.
+func (s *Store) Health(ctx context.Context) store.Component {
+	start := s.now()
+	var version string
+	if err := s.reader.QueryRowContext(ctx, `SELECT sqlite_version()`).Scan(&version); err != nil {
+		return store.Component{Status: "DOWN", Error: dbError("health", err).Error(), Details: map[string]any{"path": s.path}}
+	}
+	latency := s.now().Sub(start)
+	db, wal, err := s.fileSizes()
+	if err != nil {
+		return store.Component{Status: "DOWN", Error: dbError("health", err).Error(), Details: map[string]any{"path": s.path}}
+	}
+	r, w := s.reader.Stats(), s.writer.Stats()
+	return store.Component{Status: "UP", Details: map[string]any{
+		"version":             version,
+		"path":                s.path,
+		"database_size_bytes": db,
+		"wal_size_bytes":      wal,
+		"query_latency_ms":    float64(latency.Microseconds()) / 1000,
+		"read_connections":    map[string]any{"open": r.OpenConnections, "in_use": r.InUse, "idle": r.Idle, "max": r.MaxOpenConnections, "wait_count": r.WaitCount},
+		"write_connection":    map[string]any{"in_use": w.InUse, "wait_count": w.WaitCount, "wait_duration_ms": float64(w.WaitDuration.Microseconds()) / 1000},
+	}}
+}

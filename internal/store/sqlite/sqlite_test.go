@@ -1,0 +1,350 @@
+package sqlite
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
+	"github.com/featurestore/featurestore/internal/store/storetest"
+)
+
+func openStore(tb testing.TB, dir string) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), dir, Options{})
+	if err != nil {
+		tb.Fatalf("Open(%s): %v", dir, err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestContract(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store { return openStore(t, t.TempDir()) })
+}
+
+func moviesGroup() feature.Group {
+	return feature.Group{Name: "movies", EntityKey: "movie_id", Features: []feature.Spec{
+		{Name: "n", Type: feature.Int64}, {Name: "title", Type: feature.String},
+	}}
+}
+
+func batch(k, size int) []feature.Row {
+	rows := make([]feature.Row, 0, size+1)
+	t := time.Date(2025, 6, 5, 0, 0, 0, 0, time.UTC).Add(time.Duration(k) * time.Second)
+	for i := range size {
+		rows = append(rows, feature.Row{Group: "movies", EntityID: fmt.Sprintf("b%d-%d", k, i), EventTime: t, WriteTime: t,
+			Values: feature.Values{"n": int64(k), "title": "영화"}})
+	}
+	// Every batch also moves one shared entity forward.
+	return append(rows, feature.Row{Group: "movies", EntityID: "counter", EventTime: t, WriteTime: t,
+		Values: feature.Values{"n": int64(k), "title": nil}})
+}
+
+// batchRows counts how many of batch k's own rows the store has.
+func batchRows(t *testing.T, s *Store, k, size int) int {
+	t.Helper()
+	keys := make([]feature.Key, size)
+	for i := range keys {
+		keys[i] = feature.Key{Group: "movies", EntityID: fmt.Sprintf("b%d-%d", k, i)}
+	}
+	rows, err := s.GetLatest(t.Context(), keys)
+	if err != nil {
+		t.Fatalf("GetLatest: %v", err)
+	}
+	n := 0
+	for _, r := range rows {
+		if r != nil && r.Values["n"] == int64(k) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestReopen(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "nested", "dir with space")
+	s, err := Open(t.Context(), dir, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := s.PutGroup(t.Context(), moviesGroup(), time.Now()); err != nil {
+		t.Fatalf("PutGroup: %v", err)
+	}
+	if err := s.WriteRows(t.Context(), batch(1, 10)); err != nil {
+		t.Fatalf("WriteRows: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil {
+		t.Fatalf("database file: %v", err)
+	}
+
+	s = openStore(t, dir)
+	if n := batchRows(t, s, 1, 10); n != 10 {
+		t.Errorf("after reopen: %d of 10 rows", n)
+	}
+	var migrations int
+	if err := s.reader.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&migrations); err != nil {
+		t.Fatalf("count migrations: %v", err)
+	}
+	if names, _ := migrationFiles.ReadDir("migrations"); migrations != len(names) {
+		t.Errorf("schema_migrations has %d rows, want %d", migrations, len(names))
+	}
+	var mode string
+	if err := s.writer.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	var sync int
+	if err := s.writer.QueryRowContext(t.Context(), `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("synchronous = %d, %v; want 2 (FULL)", sync, err)
+	}
+}
+
+// killChildEnv, when set, makes TestKillDurability the child that writes
+// into the directory it names until it is killed.
+const killChildEnv = "FEATURESTORE_SQLITE_KILL_CHILD_DIR"
+
+const killBatchSize = 20
+
+// TestKillDurability re-runs the test binary as a child that writes batches
+// and prints "acked N" after each WriteRows returns, SIGKILLs it mid-stream,
+// then reopens the database: every acknowledged batch is there in full, and
+// every other batch is either all there or absent.
+func TestKillDurability(t *testing.T) {
+	if dir := os.Getenv(killChildEnv); dir != "" {
+		killChild(t, dir)
+		return
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillDurability$", "-test.count=1")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	const killAfter = 25
+	lastAcked, killed := -1, false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		n, ok := strings.CutPrefix(sc.Text(), "acked ")
+		if !ok {
+			continue
+		}
+		if lastAcked, err = strconv.Atoi(n); err != nil {
+			t.Fatalf("child said %q", sc.Text())
+		}
+		if lastAcked == killAfter && !killed {
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatalf("kill child: %v", err)
+			}
+			killed = true
+		}
+	}
+	err = cmd.Wait()
+	if !killed {
+		t.Fatalf("child ended before it was killed (%v):\n%s", err, stderr.String())
+	}
+
+	s := openStore(t, dir)
+	present := 0
+	for k := 0; ; k++ {
+		n := batchRows(t, s, k, killBatchSize)
+		if k <= lastAcked && n != killBatchSize {
+			t.Errorf("acknowledged batch %d: %d of %d rows after kill -9", k, n, killBatchSize)
+		}
+		if n != 0 && n != killBatchSize {
+			t.Errorf("batch %d half written: %d of %d rows", k, n, killBatchSize)
+		}
+		if n == 0 && k > lastAcked {
+			break
+		}
+		present++
+	}
+	counter, err := s.GetLatest(t.Context(), []feature.Key{{Group: "movies", EntityID: "counter"}})
+	if err != nil || counter[0] == nil || counter[0].Values["n"] != int64(present-1) {
+		t.Errorf("counter after kill = %+v, %v; want n=%d", counter, err, present-1)
+	}
+	st, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	if want := int64(present * (killBatchSize + 1)); len(st.Groups) != 1 || st.Groups[0].Rows != want {
+		t.Errorf("history after kill = %+v, want %d rows", st.Groups, want)
+	}
+	t.Logf("killed after %d acknowledged batches; %d batches present", lastAcked+1, present)
+}
+
+// killChild writes batches forever, acknowledging each on stdout.
+func killChild(t *testing.T, dir string) {
+	s, err := Open(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatalf("child: Open: %v", err)
+	}
+	if _, err := s.PutGroup(context.Background(), moviesGroup(), time.Now()); err != nil {
+		t.Fatalf("child: PutGroup: %v", err)
+	}
+	for k := 0; k < 1_000_000; k++ {
+		if err := s.WriteRows(context.Background(), batch(k, killBatchSize)); err != nil {
+			t.Fatalf("child: WriteRows: %v", err)
+		}
+		if _, err := fmt.Fprintf(os.Stdout, "acked %d\n", k); err != nil {
+			return // the parent is gone
+		}
+	}
+}
+
+// TestTwoStoresOneFile has two stores (as two processes would) write the same
+// file at once: BEGIN IMMEDIATE and the busy timeout queue them, so neither
+// sees SQLITE_BUSY.
+func TestTwoStoresOneFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	stores := []*Store{openStore(t, dir), openStore(t, dir)}
+	if _, err := stores[0].PutGroup(t.Context(), moviesGroup(), time.Now()); err != nil {
+		t.Fatalf("PutGroup: %v", err)
+	}
+	const batches = 40
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Go(func() {
+			for k := i; k < batches; k += len(stores) {
+				if err := s.WriteRows(t.Context(), batch(k, 5)); err != nil {
+					t.Errorf("store %d batch %d: %v", i, k, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for k := range batches {
+		if n := batchRows(t, stores[1], k, 5); n != 5 {
+			t.Errorf("batch %d: %d of 5 rows", k, n)
+		}
+	}
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, t.TempDir())
+	c := s.Health(t.Context())
+	if c.Status != "UP" || c.Error != "" {
+		t.Fatalf("Health = %+v, want UP", c)
+	}
+	if v, _ := c.Details["version"].(string); !strings.HasPrefix(v, "3.") {
+		t.Errorf("version = %v, want 3.x", c.Details["version"])
+	}
+	if c.Details["path"] != s.Path() || !strings.HasSuffix(s.Path(), FileName) {
+		t.Errorf("path = %v, want %s", c.Details["path"], s.Path())
+	}
+	if v, _ := c.Details["database_size_bytes"].(int64); v <= 0 {
+		t.Errorf("database_size_bytes = %v, want > 0", c.Details["database_size_bytes"])
+	}
+	if _, ok := c.Details["query_latency_ms"].(float64); !ok {
+		t.Errorf("query_latency_ms = %v", c.Details["query_latency_ms"])
+	}
+
+	s.Close()
+	if c := s.Health(t.Context()); c.Status != "DOWN" || c.Error == "" {
+		t.Errorf("Health after Close = %+v, want DOWN", c)
+	}
+	_, err := s.GetLatest(t.Context(), []feature.Key{{Group: "movies", EntityID: "x"}})
+	if feature.ErrorCode(err) != feature.CodeUnavailable {
+		t.Errorf("GetLatest after Close = %v, want an unavailable error", err)
+	}
+}
+
+func TestOpenUnwritableDir(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), filepath.Join(file, "sub"), Options{}); feature.ErrorCode(err) != feature.CodeUnavailable {
+		t.Errorf("Open under a file = %v, want an unavailable error", err)
+	}
+}
+
+func benchStore(b *testing.B, entities int) (*Store, []string) {
+	s := openStore(b, b.TempDir())
+	ctx := context.Background()
+	if _, err := s.PutGroup(ctx, feature.Group{Name: "movies", EntityKey: "movie_id", Features: []feature.Spec{
+		{Name: "budget", Type: feature.Int64}, {Name: "rating", Type: feature.Float64},
+		{Name: "adult", Type: feature.Bool}, {Name: "title", Type: feature.String},
+	}}, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, entities)
+	rows := make([]feature.Row, 0, 1000)
+	now := time.Now()
+	for i := range ids {
+		ids[i] = strconv.Itoa(100000 + i)
+		rows = append(rows, feature.Row{Group: "movies", EntityID: ids[i], EventTime: now, WriteTime: now, Values: feature.Values{
+			"budget": int64(i) * 1000, "rating": 6.5, "adult": false, "title": "Movie " + ids[i]}})
+		if len(rows) == cap(rows) || i == len(ids)-1 {
+			if err := s.WriteRows(ctx, rows); err != nil {
+				b.Fatal(err)
+			}
+			rows = rows[:0]
+		}
+	}
+	return s, ids
+}
+
+// BenchmarkGetLatest reads random batches of 100 keys out of 10,000 entities.
+func BenchmarkGetLatest(b *testing.B) {
+	s, ids := benchStore(b, 10_000)
+	rng := rand.New(rand.NewPCG(1, 1))
+	batches := make([][]feature.Key, 64)
+	for i := range batches {
+		for range 100 {
+			batches[i] = append(batches[i], feature.Key{Group: "movies", EntityID: ids[rng.IntN(len(ids))]})
+		}
+	}
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		if _, err := s.GetLatest(ctx, batches[i%len(batches)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkWriteRows writes batches of 1,000 rows over existing entities.
+func BenchmarkWriteRows(b *testing.B) {
+	s, ids := benchStore(b, 10_000)
+	ctx := context.Background()
+	rows := make([]feature.Row, 1000)
+	i := 0
+	for b.Loop() {
+		now := time.Now()
+		for j := range rows {
+			rows[j] = feature.Row{Group: "movies", EntityID: ids[(i*1000+j)%len(ids)], EventTime: now, WriteTime: now,
+				Values: feature.Values{"budget": int64(j), "rating": 1.5, "adult": true, "title": "x"}}
+		}
+		if err := s.WriteRows(ctx, rows); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
