@@ -1,0 +1,95 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/featurestore/featurestore/internal/feature"
+)
+
+// promObserver counts like the metrics package would: labelled counters.
+type promObserver struct {
+	hits, misses, errors *prometheus.CounterVec
+}
+
+func newPromObserver() *promObserver {
+	return &promObserver{
+		hits:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hits_total"}, []string{"cache_type", "group"}),
+		misses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "misses_total"}, []string{"cache_type", "group"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "errors_total"}, []string{"cache_type", "operation"}),
+	}
+}
+
+func (o *promObserver) CacheHit(c, g string, n int)  { o.hits.WithLabelValues(c, g).Add(float64(n)) }
+func (o *promObserver) CacheMiss(c, g string, n int) { o.misses.WithLabelValues(c, g).Add(float64(n)) }
+func (o *promObserver) CacheError(c, op string)      { o.errors.WithLabelValues(c, op).Inc() }
+
+// BenchmarkGetLatestHit reads batches that the cache answers entirely, in
+// parallel, with and without an observer (the instrumentation's cost).
+func BenchmarkGetLatestHit(b *testing.B) {
+	inner := newPostgres(b)
+	caches := []struct {
+		name string
+		c    func() Cache
+	}{
+		{"redis", func() Cache { return newRedisCache(b, RedisOptions{}) }},
+		{"memory", func() Cache { return NewMemory(MemoryOptions{}) }},
+	}
+	ctx := context.Background()
+	if _, err := inner.PutGroup(ctx, moviesGroup("movies"), base); err != nil {
+		b.Fatal(err)
+	}
+	const entities = 1000
+	rows := make([]feature.Row, entities)
+	for i := range rows {
+		rows[i] = movie("movies", fmt.Sprint(i), at(1), at(1), fmt.Sprintf("기생충 %d", i))
+	}
+	if err := inner.WriteRows(ctx, rows); err != nil {
+		b.Fatal(err)
+	}
+	for _, cc := range caches {
+		c := cc.c()
+		for _, observed := range []bool{false, true} {
+			opts := WrapOptions{}
+			label := "bare"
+			if observed {
+				opts.Observer, label = newPromObserver(), "observed"
+			}
+			s := wrap(b, inner, c, opts)
+			for _, batch := range []int{1, 100} {
+				b.Run(fmt.Sprintf("%s/batch=%d/%s", cc.name, batch, label), func(b *testing.B) {
+					var keySets [][]feature.Key
+					for lo := 0; lo+batch <= entities; lo += batch {
+						var keys []feature.Key
+						for i := lo; i < lo+batch; i++ {
+							keys = append(keys, feature.Key{Group: "movies", EntityID: fmt.Sprint(i)})
+						}
+						keySets = append(keySets, keys)
+					}
+					for _, keys := range keySets { // warm up
+						if _, err := s.GetLatest(ctx, keys); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportAllocs()
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						i := 0
+						for pb.Next() {
+							rows, err := s.GetLatest(ctx, keySets[i%len(keySets)])
+							if err != nil || rows[0] == nil {
+								b.Errorf("GetLatest: %v, %v", rows, err)
+								return
+							}
+							i++
+						}
+					})
+					b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
+	"github.com/featurestore/featurestore/internal/store/postgres"
+	"github.com/featurestore/featurestore/internal/store/sqlite"
+)
+
+func testRedisURL() string {
+	if u := os.Getenv("FEATURESTORE_TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	// Generous timeouts: the shared Redis is busy with every package's tests.
+	return "redis://127.0.0.1:6379/0?read_timeout=5s&write_timeout=5s&dial_timeout=5s&pool_timeout=5s"
+}
+
+func testPostgresURL() string {
+	if u := os.Getenv("FEATURESTORE_TEST_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// newRedisClient connects to the shared test Redis.
+func newRedisClient(tb testing.TB) *redis.Client {
+	tb.Helper()
+	opts, err := RedisOptionsFromURL(testRedisURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	tb.Cleanup(func() { c.Close() })
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		tb.Fatalf("ping test redis: %v", err)
+	}
+	return c
+}
+
+// newRedisCache returns a Redis cache under a random prefix of the shared
+// Redis, whose keys are deleted at cleanup.
+func newRedisCache(tb testing.TB, opts RedisOptions) *Redis {
+	tb.Helper()
+	c := newRedisClient(tb)
+	opts.Prefix = fmt.Sprintf("fs_t_%016x", rand.Uint64())
+	r := NewRedis(c, opts)
+	tb.Cleanup(func() {
+		if err := r.Clear(context.Background()); err != nil {
+			tb.Errorf("clear test prefix: %v", err)
+		}
+	})
+	return r
+}
+
+// newPostgres opens a Postgres store in a throwaway schema fs_t_<random>,
+// dropped at cleanup (registered before the store's Close, so it runs after).
+func newPostgres(tb testing.TB) *postgres.Store {
+	tb.Helper()
+	base := testPostgresURL()
+	schema := fmt.Sprintf("fs_t_%016x", rand.Uint64())
+	ctx := context.Background()
+	exec := func(sql string) error {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := exec("CREATE SCHEMA " + schema); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	s, err := postgres.Open(ctx, u.String(), postgres.Options{MaxConns: 8})
+	if err != nil {
+		tb.Fatalf("open postgres: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// newSQLite opens an embedded store in a temporary directory.
+func newSQLite(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	s, err := sqlite.Open(context.Background(), tb.TempDir(), sqlite.Options{})
+	if err != nil {
+		tb.Fatalf("open sqlite: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// wrap wraps inner with c and closes the wrapper (stopping its repair loop)
+// at cleanup; inner's own cleanup closes it.
+func wrap(tb testing.TB, inner store.Store, c Cache, opts WrapOptions) *Store {
+	tb.Helper()
+	s := Wrap(nopClose{inner}, c, opts)
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// nopClose keeps Store.Close from closing a store the test closes itself.
+type nopClose struct{ store.Store }
+
+func (nopClose) Close() error { return nil }
+
+// base is the tests' reference time.
+var base = time.Date(2025, 6, 5, 2, 24, 12, 0, time.UTC)
+
+func at(seconds int) time.Time { return base.Add(time.Duration(seconds) * time.Second) }
+
+func moviesGroup(name string) feature.Group {
+	return feature.Group{
+		Name:      name,
+		EntityKey: "movie_id",
+		Features: []feature.Spec{
+			{Name: "budget", Type: feature.Int64},
+			{Name: "rating", Type: feature.Float64},
+			{Name: "adult", Type: feature.Bool},
+			{Name: "title", Type: feature.String},
+		},
+	}
+}
+
+// movie is a row whose budget encodes its write time, so torn rows show.
+func movie(group, id string, event, write time.Time, title string) feature.Row {
+	return feature.Row{Group: group, EntityID: id, EventTime: event, WriteTime: write, Values: feature.Values{
+		"budget": write.UnixMicro(), "rating": 7.25, "adult": false, "title": title,
+	}}
+}
+
+// countingObserver records the Observer calls.
+type countingObserver struct {
+	mu     sync.Mutex
+	hits   map[string]int // cacheType/group
+	misses map[string]int
+	errors map[string]int // cacheType/operation
+}
+
+func newCountingObserver() *countingObserver {
+	return &countingObserver{hits: map[string]int{}, misses: map[string]int{}, errors: map[string]int{}}
+}
+
+func (o *countingObserver) CacheHit(cacheType, group string, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.hits[cacheType+"/"+group] += n
+}
+
+func (o *countingObserver) CacheMiss(cacheType, group string, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.misses[cacheType+"/"+group] += n
+}
+
+func (o *countingObserver) CacheError(cacheType, operation string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.errors[cacheType+"/"+operation]++
+}
+
+func (o *countingObserver) errorCount(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.errors[key]
+}
+
+func (o *countingObserver) counts(key string) (hits, misses int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.hits[key], o.misses[key]
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(tb testing.TB, what string, d time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,232 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"hash/maphash"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
+)
+
+// Defaults of MemoryOptions and RedisOptions.
+const (
+	DefaultTTL        = time.Hour
+	DefaultAbsenceTTL = time.Minute
+	DefaultMaxEntries = 1 << 20
+)
+
+// memoryShards is the number of independently locked shards.
+const memoryShards = 64
+
+// evictionSample is how many entries an insert into a full shard looks at to
+// choose the one to evict.
+const evictionSample = 5
+
+// MemoryOptions configure a Memory cache.
+type MemoryOptions struct {
+	// MaxEntries bounds the number of entries; 0 means DefaultMaxEntries.
+	MaxEntries int
+	// TTL is how long a row stays cached; 0 means DefaultTTL.
+	TTL time.Duration
+	// AbsenceTTL is how long an absence or a fence stays cached; 0 means
+	// DefaultAbsenceTTL.
+	AbsenceTTL time.Duration
+	// Now is the clock for expiry; nil means time.Now.
+	Now func() time.Time
+}
+
+// Memory is an in-process Cache: a sharded map with the same
+// compare-and-set semantics as Redis, bounded entries and TTLs. When a shard
+// is full, an insert evicts the expired or least recently stored entry of a
+// small sample.
+type Memory struct {
+	shards     [memoryShards]memShard
+	seed       maphash.Seed
+	perShard   int
+	ttl        time.Duration
+	absenceTTL time.Duration
+	now        func() time.Time
+}
+
+type memShard struct {
+	mu sync.RWMutex
+	m  map[string]memEntry
+}
+
+type memEntry struct {
+	ver     version
+	row     *feature.Row // kindRow only; never handed out, only copies
+	stored  int64        // unix nanos of the Set
+	expires int64        // unix nanos
+}
+
+var (
+	_ Cache               = (*Memory)(nil)
+	_ store.HealthChecker = (*Memory)(nil)
+)
+
+// NewMemory returns an empty memory cache.
+func NewMemory(opts MemoryOptions) *Memory {
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = DefaultMaxEntries
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultTTL
+	}
+	if opts.AbsenceTTL <= 0 {
+		opts.AbsenceTTL = DefaultAbsenceTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Memory{
+		seed:       maphash.MakeSeed(),
+		perShard:   max(1, (opts.MaxEntries+memoryShards-1)/memoryShards),
+		ttl:        opts.TTL,
+		absenceTTL: opts.AbsenceTTL,
+		now:        opts.Now,
+	}
+	for i := range m.shards {
+		m.shards[i].m = make(map[string]memEntry)
+	}
+	return m
+}
+
+// Name returns "memory".
+func (m *Memory) Name() string { return "memory" }
+
+func (m *Memory) shard(key string) *memShard {
+	return &m.shards[maphash.String(m.seed, key)%memoryShards]
+}
+
+// Get returns copies of the cached rows: callers may modify them.
+func (m *Memory) Get(_ context.Context, keys []string) ([]Entry, error) {
+	out := make([]Entry, len(keys))
+	now := m.now().UnixNano()
+	var rows []feature.Row // one allocation for the batch's rows
+	for i, k := range keys {
+		s := m.shard(k)
+		s.mu.RLock()
+		e, ok := s.m[k]
+		s.mu.RUnlock()
+		if !ok || now >= e.expires {
+			continue
+		}
+		switch e.ver[24] {
+		case kindAbsent:
+			out[i].Found = true
+		case kindRow:
+			if rows == nil {
+				rows = make([]feature.Row, len(keys)-i)
+			}
+			r := &rows[0]
+			rows = rows[1:]
+			*r = *e.row
+			r.Values = maps.Clone(e.row.Values)
+			out[i] = Entry{Found: true, Row: r}
+		}
+	}
+	return out, nil
+}
+
+// Set applies each compare-and-set under its shard's lock.
+func (m *Memory) Set(_ context.Context, entries []SetEntry) error {
+	now := m.now().UnixNano()
+	for i := range entries {
+		e := &entries[i]
+		s := m.shard(e.Key)
+		nv := entryVersion(e)
+		s.mu.Lock()
+		cur, ok := s.m[e.Key]
+		if ok && now >= cur.expires {
+			ok = false
+		}
+		if e.Written && (!ok || cur.ver[24] == kindFence) {
+			nv[24] = kindFence
+		}
+		if ok && bytes.Compare(nv[:], cur.ver[:]) <= 0 {
+			s.mu.Unlock()
+			continue
+		}
+		ne := memEntry{ver: nv, stored: now, expires: now + int64(m.absenceTTL)}
+		if nv[24] == kindRow {
+			ne.row = copyRow(e.Row)
+			ne.expires = now + int64(m.ttl)
+		}
+		if _, exists := s.m[e.Key]; !exists && len(s.m) >= m.perShard {
+			s.evict(now)
+		}
+		s.m[e.Key] = ne
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// copyRow copies r with its own values map (never nil) and UTC times.
+func copyRow(r *feature.Row) *feature.Row {
+	c := *r
+	c.Group, c.EntityID = "", ""
+	c.EventTime, c.WriteTime = r.EventTime.UTC(), r.WriteTime.UTC()
+	c.Values = make(feature.Values, len(r.Values))
+	maps.Copy(c.Values, r.Values)
+	return &c
+}
+
+// evict removes one entry: the first expired one of a sample drawn by map
+// iteration (which starts at a random position), or else the one stored
+// longest ago. Recently stored entries, such as fresh fences, survive.
+func (s *memShard) evict(now int64) {
+	var (
+		victim string
+		oldest int64
+		n      int
+	)
+	for k, e := range s.m {
+		if now >= e.expires {
+			victim = k
+			break
+		}
+		if n == 0 || e.stored < oldest {
+			victim, oldest = k, e.stored
+		}
+		if n++; n == evictionSample {
+			break
+		}
+	}
+	delete(s.m, victim)
+}
+
+// Clear deletes every entry.
+func (m *Memory) Clear(context.Context) error {
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		clear(s.m)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Len returns the number of entries, expired ones not yet evicted included.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Health reports the entry count and bound; a memory cache is always UP.
+func (m *Memory) Health(context.Context) store.Component {
+	return store.Component{Status: "UP", Details: map[string]any{
+		"entries":     m.Len(),
+		"max_entries": m.perShard * memoryShards,
+	}}
+}

@@ -1,0 +1,434 @@
+package cache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
+)
+
+// Recommended Redis client timeouts: the cache is an accelerator with the
+// store behind it, so a slow or dead Redis should cost a short timeout (and
+// then the circuit breaker of Store skips it), never a long wait.
+const (
+	DefaultDialTimeout  = 250 * time.Millisecond
+	DefaultReadTimeout  = 250 * time.Millisecond
+	DefaultWriteTimeout = 250 * time.Millisecond
+	DefaultPoolTimeout  = 500 * time.Millisecond
+)
+
+// RedisOptionsFromURL parses a redis:// or rediss:// URL with
+// redis.ParseURL and applies the cache's defaults for what the URL leaves
+// unset: dial, read and write timeouts of 250ms, a pool timeout of 500ms, and
+// no retries (max_retries=-1). It also makes a failed dial fail at once
+// (DialerRetries=1, which no URL parameter sets; go-redis would otherwise
+// try 5 times, 100ms apart). A failed cache call falls back to the store, and
+// the circuit breaker of Store does the retrying, so a retry inside the
+// client would only add another timeout to the request.
+func RedisOptionsFromURL(rawURL string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url: %w", err)
+	}
+	q := u.Query()
+	if !q.Has("dial_timeout") {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if !q.Has("read_timeout") {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if !q.Has("write_timeout") {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if !q.Has("pool_timeout") {
+		opts.PoolTimeout = DefaultPoolTimeout
+	}
+	if !q.Has("max_retries") {
+		opts.MaxRetries = -1
+	}
+	opts.DialerRetries = 1
+	return opts, nil
+}
+
+// RedisOptions configure a Redis cache.
+type RedisOptions struct {
+	// Prefix starts every key, followed by a colon; "" means "fs".
+	Prefix string
+	// TTL is how long a row stays cached; 0 means DefaultTTL.
+	TTL time.Duration
+	// AbsenceTTL is how long an absence or a fence stays cached; 0 means
+	// DefaultAbsenceTTL.
+	AbsenceTTL time.Duration
+	// Now is the clock for latency measurements; nil means time.Now.
+	Now func() time.Time
+}
+
+// casScript is the compare-and-set of one key (see SetEntry). ARGV: the new
+// value (version, then payload), its TTL in milliseconds, "1" if the row was
+// written rather than read, and the TTL of a fence. Versions compare byte by
+// byte: Lua's < on strings uses strcoll, which depends on the server's locale.
+var casScript = redis.NewScript(`
+local function newer(a, b)
+  for i = 1, 25 do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return false
+end
+local cur = redis.call('GET', KEYS[1])
+if cur and #cur < 25 then cur = false end
+local new, ttl = ARGV[1], ARGV[2]
+if ARGV[3] == '1' and (not cur or string.byte(cur, 25) == 1) then
+  new, ttl = string.sub(new, 1, 24) .. '\1', ARGV[4]
+end
+if cur and not newer(new, cur) then return 0 end
+redis.call('SET', KEYS[1], new, 'PX', ttl)
+return 1
+`)
+
+// Redis is a Cache in Redis, standalone or cluster. Each key holds one
+// string: the encoded version followed by the encoded row.
+type Redis struct {
+	client     redis.UniversalClient
+	prefix     string // with the trailing colon
+	ttlMS      string
+	absenceMS  string
+	now        func() time.Time
+	singleNode bool // MGET works: every key is on one server
+}
+
+var (
+	_ Cache               = (*Redis)(nil)
+	_ store.HealthChecker = (*Redis)(nil)
+)
+
+// NewRedis returns a cache using client, which may be a plain client or a
+// cluster client; the caller keeps ownership of it and closes it.
+func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
+	if opts.Prefix == "" {
+		opts.Prefix = "fs"
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = DefaultTTL
+	}
+	if opts.AbsenceTTL <= 0 {
+		opts.AbsenceTTL = DefaultAbsenceTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	_, single := client.(*redis.Client)
+	return &Redis{
+		client:     client,
+		prefix:     opts.Prefix + ":",
+		ttlMS:      strconv.FormatInt(max(1, opts.TTL.Milliseconds()), 10),
+		absenceMS:  strconv.FormatInt(max(1, opts.AbsenceTTL.Milliseconds()), 10),
+		now:        opts.Now,
+		singleNode: single,
+	}
+}
+
+// Name returns "redis".
+func (r *Redis) Name() string { return "redis" }
+
+// PoolStats returns the client's connection pool statistics.
+func (r *Redis) PoolStats() *redis.PoolStats { return r.client.PoolStats() }
+
+// Get reads the batch with one MGET on a single server, or one pipeline of
+// GETs on a cluster (which go-redis sends to each node in parallel).
+func (r *Redis) Get(ctx context.Context, keys []string) ([]Entry, error) {
+	out := make([]Entry, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	full := make([]string, len(keys))
+	for i := range keys {
+		full[i] = r.prefix
+	}
+	concat(full, keys)
+	var rows []feature.Row
+	decode := func(i int, s string) error {
+		if rows == nil {
+			rows = make([]feature.Row, len(keys)-i)
+		}
+		kind, err := decodeValue(s, &rows[0])
+		if err != nil {
+			return fmt.Errorf("%w: key %s", err, full[i])
+		}
+		switch kind {
+		case kindAbsent:
+			out[i].Found = true
+		case kindRow:
+			out[i] = Entry{Found: true, Row: &rows[0]}
+			rows = rows[1:]
+		}
+		return nil
+	}
+	if r.singleNode || len(keys) == 1 {
+		vals, err := r.mget(ctx, full)
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			if s, ok := v.(string); ok {
+				if err := decode(i, s); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return out, nil
+	}
+	cmds := make([]*redis.StringCmd, len(full))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range full {
+			cmds[i] = p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redis get: %w", err)
+	}
+	for i, c := range cmds {
+		s, err := c.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redis get: %w", err)
+		}
+		if err := decode(i, s); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (r *Redis) mget(ctx context.Context, keys []string) ([]any, error) {
+	if len(keys) == 1 {
+		s, err := r.client.Get(ctx, keys[0]).Result()
+		if errors.Is(err, redis.Nil) {
+			return []any{nil}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redis get: %w", err)
+		}
+		return []any{s}, nil
+	}
+	vals, err := r.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis mget: %w", err)
+	}
+	return vals, nil
+}
+
+// Set runs the compare-and-set script for each entry, all in one pipeline of
+// EVALSHA (each touches one key, so it is cluster-safe). Entries the server
+// has no script for (after a restart) are retried with EVAL.
+func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(entries))
+	args := make([][]any, 0, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		v := entryVersion(e)
+		val, err := appendValue(nil, v, e.Row)
+		if err != nil {
+			if !e.Written {
+				continue // a row that cannot be encoded is not cached
+			}
+			v[24] = kindFence // but if written, it still fences older fills out
+			val = v[:]
+		}
+		ttl := r.absenceMS
+		if v[24] == kindRow {
+			ttl = r.ttlMS
+		}
+		written := "0"
+		if e.Written {
+			written = "1"
+		}
+		keys = append(keys, r.prefix+e.Key)
+		args = append(args, []any{val, ttl, written, r.absenceMS})
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	cmds := make([]*redis.Cmd, len(keys))
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = casScript.EvalSha(ctx, p, []string{k}, args[i]...)
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	var retry []int
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			if !redis.HasErrorPrefix(err, "NOSCRIPT") {
+				return fmt.Errorf("redis set: %w", err)
+			}
+			retry = append(retry, i)
+		}
+	}
+	_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range retry {
+			casScript.Eval(ctx, p, []string{keys[i]}, args[i]...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis set: %w", err)
+	}
+	return nil
+}
+
+// Clear deletes every key under the prefix with SCAN and UNLINK, on every
+// master of a cluster.
+func (r *Redis) Clear(ctx context.Context) error {
+	pattern := globEscape(r.prefix) + "*"
+	clearNode := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		batch := make([]string, 0, 1000)
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			// One UNLINK per key: cluster nodes refuse multi-key commands
+			// across slots.
+			_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range batch {
+					p.Unlink(ctx, k)
+				}
+				return nil
+			})
+			batch = batch[:0]
+			return err
+		}
+		for iter.Next(ctx) {
+			if batch = append(batch, iter.Val()); len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	var err error
+	switch c := r.client.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, clearNode)
+	case *redis.Client:
+		err = clearNode(ctx, c)
+	default:
+		err = fmt.Errorf("unsupported client type %T", r.client)
+	}
+	if err != nil {
+		return fmt.Errorf("redis clear: %w", err)
+	}
+	return nil
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch c {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// Health pings the server, checks that a probe key under the prefix can be
+// written, read and deleted, and reports the server version, memory,
+// clients and the client's pool statistics. On a cluster, INFO comes from
+// one node.
+func (r *Redis) Health(ctx context.Context) store.Component {
+	details := map[string]any{"pool": poolDetails(r.client.PoolStats())}
+	down := func(err error) store.Component {
+		return store.Component{Status: "DOWN", Details: details, Error: err.Error()}
+	}
+	start := r.now()
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return down(fmt.Errorf("redis ping: %w", err))
+	}
+	details["ping_latency_ms"] = float64(r.now().Sub(start).Microseconds()) / 1000
+
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	probe, want := r.prefix+"health:"+hex.EncodeToString(nonce[:]), strconv.FormatInt(r.now().UnixNano(), 10)
+	if err := r.client.Set(ctx, probe, want, 10*time.Second).Err(); err != nil {
+		return down(fmt.Errorf("redis health write: %w", err))
+	}
+	got, err := r.client.Get(ctx, probe).Result()
+	if err != nil {
+		return down(fmt.Errorf("redis health read: %w", err))
+	}
+	if err := r.client.Del(ctx, probe).Err(); err != nil {
+		return down(fmt.Errorf("redis health delete: %w", err))
+	}
+	if got != want {
+		return down(fmt.Errorf("redis health read: got %q, wrote %q", got, want))
+	}
+	details["read_write_check"] = "ok"
+
+	info, err := r.client.Info(ctx, "server", "memory", "clients").Result()
+	if err != nil {
+		return down(fmt.Errorf("redis info: %w", err))
+	}
+	fields := parseInfo(info)
+	details["version"] = fields["redis_version"]
+	for detail, field := range map[string]string{
+		"used_memory_bytes": "used_memory",
+		"maxmemory_bytes":   "maxmemory",
+		"connected_clients": "connected_clients",
+	} {
+		n, _ := strconv.ParseInt(fields[field], 10, 64)
+		details[detail] = n
+	}
+	return store.Component{Status: "UP", Details: details}
+}
+
+// parseInfo reads the field:value lines of an INFO reply.
+func parseInfo(info string) map[string]string {
+	fields := make(map[string]string)
+	for line := range strings.Lines(info) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok && !strings.HasPrefix(k, "#") {
+			fields[k] = v
+		}
+	}
+	return fields
+}
+
+func poolDetails(st *redis.PoolStats) map[string]any {
+	return map[string]any{
+		"hits":        st.Hits,
+		"misses":      st.Misses,
+		"timeouts":    st.Timeouts,
+		"total_conns": st.TotalConns,
+		"idle_conns":  st.IdleConns,
+		"stale_conns": st.StaleConns,
+	}
+}
