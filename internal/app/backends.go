@@ -1,0 +1,170 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/featurestore/featurestore/internal/cache"
+	"github.com/featurestore/featurestore/internal/health"
+	"github.com/featurestore/featurestore/internal/metrics"
+	"github.com/featurestore/featurestore/internal/store"
+	"github.com/featurestore/featurestore/internal/store/postgres"
+	"github.com/featurestore/featurestore/internal/store/sqlite"
+)
+
+// backends are the opened storage and cache, with what observes them.
+type backends struct {
+	store      store.Store // what the service uses: the cache wrapper, or the system of record
+	storeName  string      // postgres or sqlite
+	cacheName  string      // redis, memory or none
+	components []health.Component
+	closers    []func() error
+}
+
+func (b *backends) Close() error {
+	var errs []error
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		errs = append(errs, b.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// openOptions say how the backends are opened.
+type openOptions struct {
+	// memoryCache enables the in-process cache of the embedded mode; off for
+	// one-shot commands, whose cache would die with them.
+	memoryCache bool
+}
+
+// openBackends opens the system of record (Postgres or the embedded store)
+// and the online cache, and registers their pool collectors on reg (nil: none).
+func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.Metrics, opts openOptions) (_ *backends, err error) {
+	b := &backends{}
+	defer func() {
+		if err != nil {
+			_ = b.Close()
+		}
+	}()
+	var sor store.Store
+	sorCloser := -1 // index of the system of record's Close in b.closers
+	if cfg.PostgresURL != "" {
+		pg, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{MaxConns: int32(cfg.PostgresMaxConns), Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		b.closers = append(b.closers, pg.Close)
+		sorCloser = len(b.closers) - 1
+		b.storeName, sor = "postgres", pg
+		b.components = append(b.components, health.Component{Name: "postgres", Critical: true, Checker: pg})
+		if m != nil {
+			_ = m.Register(metrics.NewPgxPoolCollector(pg.Pool().Stat))
+		}
+	} else {
+		unlock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		b.closers = append(b.closers, unlock)
+		lite, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.DataDir, err)
+		}
+		b.closers = append(b.closers, lite.Close)
+		sorCloser = len(b.closers) - 1
+		b.storeName, sor = "sqlite", lite
+		b.components = append(b.components, health.Component{Name: "sqlite", Critical: true, Checker: lite})
+	}
+
+	var c cache.Cache
+	switch {
+	case cfg.RedisURL != "":
+		ropts, err := cache.RedisOptionsFromURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %w", err)
+		}
+		client := redis.NewClient(ropts)
+		b.closers = append(b.closers, client.Close)
+		rc := cache.NewRedis(client, cache.RedisOptions{Prefix: cfg.RedisKeyPrefix, TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL})
+		c, b.cacheName = rc, "redis"
+		b.components = append(b.components, health.Component{Name: "redis", Critical: false, Checker: rc})
+		if m != nil {
+			_ = m.Register(metrics.NewRedisPoolCollector(rc.PoolStats))
+		}
+	case cfg.PostgresURL == "" && opts.memoryCache:
+		mc := cache.NewMemory(cache.MemoryOptions{TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL})
+		c, b.cacheName = mc, "memory"
+		b.components = append(b.components, health.Component{Name: "memory", Critical: false, Checker: mc})
+	default:
+		// Postgres without Redis: an in-process cache would go stale across
+		// replicas, so reads go to Postgres.
+		b.store, b.cacheName = sor, "none"
+		return b, nil
+	}
+	var obs cache.Observer
+	if m != nil {
+		obs = m
+	}
+	wrapped := cache.Wrap(sor, c, cache.WrapOptions{Observer: obs, Logger: log})
+	// The wrapper closes the store it wraps (after stopping its repair
+	// loop), so the store is not closed twice; closers run last-first, so
+	// the Redis client closes after the wrapper.
+	b.closers[sorCloser] = func() error { return nil }
+	b.closers = append(b.closers, wrapped.Close)
+	if m != nil {
+		m.RegisterCacheState(wrapped.Dirty, wrapped.Trusted)
+	}
+	b.store = wrapped
+	return b, nil
+}
+
+// openBackendsRetrying retries openBackends until it succeeds, ctx ends or
+// the start-up timeout passes, so a service started before its database
+// comes up waits for it instead of crash-looping.
+func openBackendsRetrying(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.Metrics, opts openOptions) (*backends, error) {
+	deadline := time.Now().Add(cfg.StartupTimeout)
+	wait := 250 * time.Millisecond
+	for {
+		b, err := openBackends(ctx, cfg, log, m, opts)
+		if err == nil {
+			return b, nil
+		}
+		if errors.Is(err, errDataDirLocked) || time.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		log.Warn("storage not available yet; retrying", zap.Error(err), zap.Duration("retry_in", wait))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+var errDataDirLocked = errors.New("data directory is in use by another featurestore process")
+
+// lockDataDir takes an exclusive lock on the embedded store's directory so
+// that two processes never share it (the second one's in-process cache would
+// serve stale values).
+func lockDataDir(dir string) (func() error, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open data directory lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s (is the server running? send the file to it with `featurestore ingest --api http://localhost:8001 FILE`)", errDataDirLocked, dir)
+	}
+	return f.Close, nil
+}

@@ -1,0 +1,213 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration, parsed once from flags and the
+// environment (flags win). Every field has a flag and a FEATURESTORE_* variable.
+type Config struct {
+	Addr             string
+	MetricsAddr      string
+	DataDir          string
+	PostgresURL      string `mask:"url"`
+	PostgresMaxConns int64
+	RedisURL         string `mask:"url"`
+	RedisKeyPrefix   string
+	CacheTTL         time.Duration
+	CacheAbsentTTL   time.Duration
+	LogLevel         string
+	LogDir           string
+	LogMaxSize       int64
+	LogMaxFiles      int64
+	MaxBodyBytes     int64
+	RequestTimeout   time.Duration
+	ShutdownTimeout  time.Duration
+	ShutdownDelay    time.Duration
+	RecomputeDelay   time.Duration
+	RefreshInterval  time.Duration
+	HealthInterval   time.Duration
+	StartupTimeout   time.Duration
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "featurestore")
+	}
+	return "featurestore-data"
+}
+
+// flagSet declares every flag on fs with its default taken from the
+// environment through getenv. Errors in environment values are collected in
+// envErrs so they are reported, not ignored.
+func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer) (*flag.FlagSet, *[]error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	var envErrs []error
+	str := func(p *string, flagName, def, usage string) {
+		env := envName(flagName)
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, flagName, def, usage+" ("+env+")")
+	}
+	// secret is a URL flag whose default (from the environment) is shown
+	// masked by --help, so a password in the environment is never printed.
+	secret := func(p *string, flagName, usage string) {
+		env := envName(flagName)
+		*p = getenv(env)
+		fs.Var(maskedURL{p}, flagName, usage+" ("+env+")")
+	}
+	dur := func(p *time.Duration, flagName string, def time.Duration, usage string) {
+		env := envName(flagName)
+		if v := getenv(env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", env, v, err))
+			} else {
+				def = d
+			}
+		}
+		fs.DurationVar(p, flagName, def, usage+" ("+env+")")
+	}
+	num := func(p *int64, flagName string, def int64, usage string) {
+		env := envName(flagName)
+		if v := getenv(env); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: not an integer", env, v))
+			} else {
+				def = n
+			}
+		}
+		fs.Int64Var(p, flagName, def, usage+" ("+env+")")
+	}
+	str(&cfg.Addr, "addr", ":8001", "HTTP listen address for the API, /health and /metrics")
+	str(&cfg.MetricsAddr, "metrics-addr", "", "optional separate listen address for /metrics (empty: served on --addr)")
+	str(&cfg.DataDir, "data-dir", defaultDataDir(), "data directory of the embedded store, used when no Postgres URL is set")
+	secret(&cfg.PostgresURL, "postgres-url", "Postgres URL; when set, Postgres is the system of record instead of the embedded store")
+	num(&cfg.PostgresMaxConns, "postgres-max-conns", 16, "maximum Postgres connections in the pool")
+	secret(&cfg.RedisURL, "redis-url", "Redis URL (redis://host:6379/0); when set, Redis is the online cache")
+	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "fs", "prefix of every Redis key the service writes")
+	dur(&cfg.CacheTTL, "cache-ttl", time.Hour, "how long a cached row lives")
+	dur(&cfg.CacheAbsentTTL, "cache-absent-ttl", time.Minute, "how long a cached 'entity not found' lives")
+	str(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	str(&cfg.LogDir, "log-dir", "", "also write the JSON log lines to DIR/app/application.log, and errors to DIR/error/error.log (empty: stdout only)")
+	num(&cfg.LogMaxSize, "log-max-size", 100<<20, "rotate a log file of --log-dir when a line would take it past this many bytes")
+	num(&cfg.LogMaxFiles, "log-max-files", 5, "rotated files kept per log file of --log-dir (application.log.1 ... .N)")
+	num(&cfg.MaxBodyBytes, "max-body-bytes", 32<<20, "largest accepted request body in bytes (larger: 413)")
+	dur(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "deadline of one request's work")
+	dur(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish on SIGTERM")
+	dur(&cfg.ShutdownDelay, "shutdown-delay", 0, "how long to keep serving with readiness 503 after SIGTERM before draining (Kubernetes: a few seconds)")
+	dur(&cfg.RecomputeDelay, "recompute-delay", 5*time.Second, "recompute corpus statistics this long after the last ingest (0: only on demand)")
+	dur(&cfg.RefreshInterval, "refresh-interval", 15*time.Second, "how often the registry and storage statistics are re-read")
+	dur(&cfg.HealthInterval, "health-interval", 10*time.Second, "how often dependencies are checked for the dependency metrics")
+	dur(&cfg.StartupTimeout, "startup-timeout", 2*time.Minute, "how long to keep retrying the storage backends at start-up")
+	return fs, &envErrs
+}
+
+func envName(flagName string) string {
+	return "FEATURESTORE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// validate checks values flags cannot.
+func (c *Config) validate() error {
+	var errs []string
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, "log-level must be debug, info, warn or error")
+	}
+	if c.LogMaxSize < 1024 {
+		errs = append(errs, "log-max-size must be at least 1024")
+	}
+	if c.LogMaxFiles < 0 || c.LogMaxFiles > 1000 {
+		errs = append(errs, "log-max-files must be between 0 and 1000")
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, "max-body-bytes must be at least 1024")
+	}
+	if c.PostgresMaxConns < 1 || c.PostgresMaxConns > 1000 {
+		errs = append(errs, "postgres-max-conns must be between 1 and 1000")
+	}
+	for name, u := range map[string]string{"postgres-url": c.PostgresURL, "redis-url": c.RedisURL} {
+		if u == "" {
+			continue
+		}
+		if _, err := url.Parse(u); err != nil {
+			errs = append(errs, name+" is not a URL")
+		}
+	}
+	if c.PostgresURL == "" && c.DataDir == "" {
+		errs = append(errs, "data-dir is required when no postgres-url is set")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// masked returns the configuration with every secret masked, for logging.
+func (c Config) masked() map[string]any {
+	return map[string]any{
+		"addr": c.Addr, "metrics_addr": c.MetricsAddr, "data_dir": c.DataDir,
+		"postgres_url": maskURL(c.PostgresURL), "postgres_max_conns": c.PostgresMaxConns,
+		"redis_url": maskURL(c.RedisURL), "redis_key_prefix": c.RedisKeyPrefix,
+		"cache_ttl": c.CacheTTL.String(), "cache_absent_ttl": c.CacheAbsentTTL.String(),
+		"log_level": c.LogLevel, "max_body_bytes": c.MaxBodyBytes,
+		"log_dir": c.LogDir, "log_max_size": c.LogMaxSize, "log_max_files": c.LogMaxFiles,
+		"request_timeout": c.RequestTimeout.String(), "shutdown_timeout": c.ShutdownTimeout.String(),
+		"shutdown_delay": c.ShutdownDelay.String(), "recompute_delay": c.RecomputeDelay.String(),
+		"refresh_interval": c.RefreshInterval.String(), "health_interval": c.HealthInterval.String(),
+		"startup_timeout": c.StartupTimeout.String(),
+	}
+}
+
+// maskURL hides the password of a URL (user:****@host) and any password
+// query parameter.
+func maskURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "****"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "****")
+		}
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			q.Set(k, "****")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return strings.ReplaceAll(u.String(), "%2A%2A%2A%2A", "****")
+}
+
+// maskedURL is a flag.Value holding a URL with credentials: String, which
+// flag uses for --help, masks the password.
+type maskedURL struct{ p *string }
+
+func (m maskedURL) String() string {
+	if m.p == nil {
+		return ""
+	}
+	return maskURL(*m.p)
+}
+
+func (m maskedURL) Set(v string) error {
+	*m.p = v
+	return nil
+}

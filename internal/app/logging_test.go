@@ -1,0 +1,131 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// logDirLines reads the JSON lines of one log of --log-dir, oldest rotated
+// file first, and checks every line is a JSON object with a level and a
+// message and no file is over maxSize.
+func logDirLines(t *testing.T, path string, maxSize int64) (raw string, entries []map[string]any) {
+	t.Helper()
+	files := []string{path}
+	for i := 1; ; i++ {
+		p := fmt.Sprintf("%s.%d", path, i)
+		if _, err := os.Stat(p); err != nil {
+			break
+		}
+		files = append([]string{p}, files...)
+	}
+	var b strings.Builder
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(data)) > maxSize {
+			t.Errorf("%s is %d bytes, over --log-max-size %d", f, len(data), maxSize)
+		}
+		b.Write(data)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil || e["level"] == nil || e["msg"] == nil {
+			t.Fatalf("%s: not a JSON log line: %q (%v)", path, line, err)
+		}
+		entries = append(entries, e)
+	}
+	return b.String(), entries
+}
+
+func TestLogDirWritesApplicationAndErrorLogs(t *testing.T) {
+	t.Parallel()
+	dataDir, logDir := t.TempDir(), t.TempDir()
+	const maxSize = 4096
+	base, stdout, stop := startServer(t, []string{"--log-dir", logDir, "--log-max-size", fmt.Sprint(maxSize), "--log-max-files", "100"},
+		map[string]string{"FEATURESTORE_DATA_DIR": dataDir})
+	for range 30 { // enough request lines to rotate a few times
+		if st := doJSON(t, "GET", base+"/v1/feature-groups", nil, nil); st != 200 {
+			t.Fatalf("list groups = %d", st)
+		}
+	}
+
+	// A second server on the same data directory fails at start; the
+	// reason is logged at error level, so it reaches its error.log.
+	failDir := t.TempDir()
+	failOut := &syncBuffer{}
+	err := Run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--log-dir", failDir},
+		envFrom(map[string]string{"FEATURESTORE_DATA_DIR": dataDir}), failOut, failOut)
+	if !errors.Is(err, errDataDirLocked) {
+		t.Fatalf("second server on a locked data dir: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The healthy run: application.log (with its rotated files) holds
+	// exactly the lines of stdout; error.log exists and is empty.
+	appPath := filepath.Join(logDir, "app", "application.log")
+	raw, entries := logDirLines(t, appPath, maxSize)
+	if raw != stdout.String() {
+		t.Errorf("application.log and its rotated files differ from stdout:\n--- files\n%s\n--- stdout\n%s", raw, stdout)
+	}
+	if _, err := os.Stat(appPath + ".1"); err != nil {
+		t.Errorf("no rotation at --log-max-size %d: %v", maxSize, err)
+	}
+	if first, last := entries[0]["msg"], entries[len(entries)-1]["msg"]; first != "starting featurestore" || last != "stopped" {
+		t.Errorf("application.log runs from %q to %q", first, last)
+	}
+	if raw, entries := logDirLines(t, filepath.Join(logDir, "error", "error.log"), maxSize); raw != "" {
+		t.Errorf("error.log of a clean run has %d entries:\n%s", len(entries), raw)
+	}
+
+	// The failed run: error.log holds the error and nothing else.
+	raw, entries = logDirLines(t, filepath.Join(failDir, "app", "application.log"), 100<<20)
+	if raw != failOut.String() || len(entries) < 2 || entries[0]["msg"] != "starting featurestore" {
+		t.Errorf("application.log of the failed run:\n%s\nstdout:\n%s", raw, failOut)
+	}
+	_, errEntries := logDirLines(t, filepath.Join(failDir, "error", "error.log"), 100<<20)
+	if len(errEntries) != 1 || errEntries[0]["level"] != "error" || errEntries[0]["msg"] != "featurestore failed" ||
+		!strings.Contains(fmt.Sprint(errEntries[0]["error"]), "data directory is in use") {
+		t.Errorf("error.log of the failed run: %v", errEntries)
+	}
+	if last := entries[len(entries)-1]; fmt.Sprint(last) != fmt.Sprint(errEntries[0]) {
+		t.Errorf("the error in error.log %v is not the last line of application.log %v", errEntries[0], last)
+	}
+}
+
+func TestLogDirFlagsAreValidated(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--log-max-size", "10"}, "log-max-size must be at least 1024"},
+		{[]string{"--log-max-files", "-1"}, "log-max-files must be between 0 and 1000"},
+	} {
+		err := Run(context.Background(), c.args, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &syncBuffer{}, &syncBuffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Run(%v) = %v, want %q", c.args, err, c.want)
+		}
+	}
+	// A log directory that cannot be created fails the start, saying so.
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := Run(context.Background(), []string{"--log-dir", file}, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &syncBuffer{}, &syncBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "log dir") {
+		t.Errorf("--log-dir on a file: %v", err)
+	}
+}

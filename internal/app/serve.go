@@ -1,0 +1,161 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/featurestore/featurestore/api"
+	"github.com/featurestore/featurestore/internal/health"
+	"github.com/featurestore/featurestore/internal/httpapi"
+	"github.com/featurestore/featurestore/internal/metrics"
+	"github.com/featurestore/featurestore/internal/service"
+)
+
+// serve runs the HTTP service until ctx ends, then drains and closes.
+//
+// Order: listen first (a taken port fails at once), serve liveness,
+// readiness (503) and metrics while the backends open, then swap in the full
+// API and report ready. On shutdown: readiness goes 503, in-flight requests
+// finish within the shutdown timeout, then background work stops and pools close.
+func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(string)) (err error) {
+	start := time.Now()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, metrics.BuildInfo{Version: version, Revision: buildRevision(), GoVersion: runtime.Version()}, time.Now)
+	log, closeLogFiles, err := newServiceLogger(stdout, cfg, m)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil { // also in the log (and its files), not only on stderr
+			log.Error("featurestore failed", zap.Error(err))
+		}
+		_ = log.Sync()
+		_ = closeLogFiles()
+	}()
+	log.Info("starting featurestore", zap.String("version", version), zap.String("revision", buildRevision()),
+		zap.Any("config", cfg.masked()))
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorLog: zap.NewStdLog(log)})
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w", cfg.MetricsAddr, err)
+		}
+	}
+
+	var ready atomic.Bool
+	var handler atomic.Pointer[http.Handler]
+	info := httpapi.Info{Version: version, Revision: buildRevision(), GoVersion: runtime.Version(), StartTime: start.UTC()}
+	apiMetrics := metricsHandler
+	if metricsLn != nil {
+		apiMetrics = nil
+	}
+	starting := httpapi.NewStartingRouter(apiMetrics, ready.Load, info)
+	handler.Store(&starting)
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.RequestTimeout + 5*time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          zap.NewStdLog(log),
+	}
+	servers := []*http.Server{srv}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if metricsLn != nil {
+		msrv := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(log)}
+		servers = append(servers, msrv)
+		go func() { serveErr <- msrv.Serve(metricsLn) }()
+		log.Info("serving metrics", zap.String("addr", metricsLn.Addr().String()))
+	}
+	log.Info("listening", zap.String("addr", ln.Addr().String()))
+	if onListen != nil {
+		onListen(ln.Addr().String())
+	}
+	shutdown := func() error {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		for _, s := range servers {
+			if err := s.Shutdown(sctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+
+	b, err := openBackendsRetrying(ctx, cfg, log, m, openOptions{memoryCache: true})
+	if err != nil {
+		_ = shutdown()
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Warn("closing backends", zap.Error(err))
+		}
+	}()
+	info.Store, info.Cache = b.storeName, b.cacheName
+
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() { stopBG(); wg.Wait() }()
+	svc, err := service.New(ctx, b.store, service.Options{
+		Logger: log, Observer: m, RecomputeDelay: cfg.RecomputeDelay, RefreshInterval: cfg.RefreshInterval,
+	})
+	if err != nil {
+		_ = shutdown()
+		return fmt.Errorf("start service: %w", err)
+	}
+	checker := &health.Checker{Components: b.components, Timeout: 2 * time.Second, Observer: m}
+	wg.Add(2)
+	go func() { defer wg.Done(); svc.Run(bg) }()
+	go func() { defer wg.Done(); checker.Run(bg, cfg.HealthInterval) }()
+
+	full := httpapi.NewRouter(httpapi.Deps{
+		Service: svc, Health: checker, Metrics: m, MetricsHandler: apiMetrics, Logger: log,
+		Ready: ready.Load, Info: info, OpenAPI: api.OpenAPI,
+		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+	})
+	handler.Store(&full)
+	ready.Store(true)
+	m.SetReady(time.Since(start))
+	log.Info("ready", zap.String("store", b.storeName), zap.String("cache", b.cacheName),
+		zap.Duration("startup", time.Since(start)))
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		ready.Store(false)
+		_ = shutdown()
+		return fmt.Errorf("http server: %w", err)
+	}
+	ready.Store(false)
+	log.Info("shutting down: readiness is now 503", zap.Duration("delay", cfg.ShutdownDelay))
+	if cfg.ShutdownDelay > 0 {
+		time.Sleep(cfg.ShutdownDelay) // let load balancers see the 503 before connections close
+	}
+	if err := shutdown(); err != nil {
+		log.Warn("in-flight requests did not finish in time", zap.Error(err))
+	}
+	log.Info("stopped")
+	return nil
+}
