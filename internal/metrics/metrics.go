@@ -391,6 +391,17 @@ func (m *Metrics) ObserveRequest(operation, group string, d time.Duration) {
 	c.duration.Observe(d.Seconds())
 }
 
+// CountRequest counts one operation on a feature group without recording
+// a duration: an operation touching several groups is counted once per
+// group but timed once (by ObserveRequest).
+func (m *Metrics) CountRequest(operation, group string) {
+	c, ok := m.reqs.get(opGroup{operation, group})
+	if !ok {
+		c = m.requestChildren(operation, group)
+	}
+	c.count.Inc()
+}
+
 func (m *Metrics) requestChildren(operation, group string) *requestChildren {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -173,12 +173,15 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 	start := s.now()
 	var groups []feature.Group
 	defer func() {
-		if len(groups) == 0 {
-			s.instrument(OpGetOnlineFeatures, "", start, err)
+		// Counted once per group read, timed and error-counted once.
+		first := ""
+		if len(groups) > 0 {
+			first = groups[0].Name
+			for _, g := range groups[1:] {
+				s.obs.CountRequest(OpGetOnlineFeatures, g.Name)
+			}
 		}
-		for _, g := range groups {
-			s.instrument(OpGetOnlineFeatures, g.Name, start, err)
-		}
+		s.instrument(OpGetOnlineFeatures, first, start, err)
 	}()
 	var fields []feature.FieldError
 	if len(req.Entities) != 1 {

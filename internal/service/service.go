@@ -39,6 +39,7 @@ const (
 // Observer receives the service's measurements. *metrics.Metrics satisfies it.
 type Observer interface {
 	ObserveRequest(operation, group string, d time.Duration)
+	CountRequest(operation, group string)
 	Error(operation string, code feature.Code)
 	FeaturesWritten(group string, n int)
 	FeatureStatuses(group string, present, notFound, null, outsideMaxAge int)
@@ -423,6 +424,7 @@ func isCanceled(err error) bool {
 type nopObserver struct{}
 
 func (nopObserver) ObserveRequest(string, string, time.Duration) {}
+func (nopObserver) CountRequest(string, string)                  {}
 func (nopObserver) Error(string, feature.Code)                   {}
 func (nopObserver) FeaturesWritten(string, int)                  {}
 func (nopObserver) FeatureStatuses(string, int, int, int, int)   {}

@@ -347,13 +347,21 @@ type recorder struct {
 	written   map[string]int
 	ingested  [2]int
 	forgotten []string
+	timed     map[string]int // operation: durations observed
 }
 
 func newRecorder() *recorder {
-	return &recorder{requests: map[string]int{}, errors: map[string]int{}, statuses: map[string][4]int{}, written: map[string]int{}}
+	return &recorder{requests: map[string]int{}, errors: map[string]int{}, statuses: map[string][4]int{}, written: map[string]int{}, timed: map[string]int{}}
 }
 
 func (r *recorder) ObserveRequest(op, group string, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests[op+" "+group]++
+	r.timed[op]++
+}
+
+func (r *recorder) CountRequest(op, group string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.requests[op+" "+group]++
@@ -427,6 +435,13 @@ func TestObserver(t *testing.T) {
 			Features: []string{"movie_temporal:release_year", "movie_basic:popularity", "movie_basic:vote_count"}}
 		if _, err := s.GetOnlineFeatures(ctx, req); err != nil {
 			t.Fatal(err)
+		}
+		// The batch read over two groups counts a request for each group but
+		// observes one duration.
+		if obs.requests["get_online_features movie_temporal"] != 1 || obs.requests["get_online_features movie_basic"] != 1 ||
+			obs.timed[OpGetOnlineFeatures] != 1 {
+			t.Errorf("get_online_features: requests %v, durations %d; want one request per group and one duration",
+				obs.requests, obs.timed[OpGetOnlineFeatures])
 		}
 		c.Advance(8 * 24 * time.Hour)
 		if _, err := s.GetEntity(ctx, tmdb.GroupBasic, "1", []string{"popularity", "adult"}, nil); err != nil {
