@@ -10,13 +10,10 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,6 +22,7 @@ import (
 
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
+	"github.com/featurestore/featurestore/internal/store/rowjson"
 )
 
 const (
@@ -136,14 +134,6 @@ func dbError(op string, err error) error {
 	return feature.Unavailable("postgres is unavailable", err)
 }
 
-func groupNotFound(names ...string) error {
-	fields := make([]feature.FieldError, len(names))
-	for i, n := range names {
-		fields[i] = feature.FieldError{Field: "group", Problem: "unknown feature group " + strconv.Quote(n)}
-	}
-	return feature.NotFound("feature group not found", fields...)
-}
-
 const groupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at`
 
 func scanGroup(row pgx.Row) (feature.Group, error) {
@@ -156,14 +146,8 @@ func scanGroup(row pgx.Row) (feature.Group, error) {
 		&g.SchemaVersion, &g.CreatedAt, &g.UpdatedAt); err != nil {
 		return feature.Group{}, err
 	}
-	if err := json.Unmarshal(features, &g.Features); err != nil {
-		return feature.Group{}, fmt.Errorf("decode features of group %s: %w", g.Name, err)
-	}
-	if err := json.Unmarshal(tags, &g.Tags); err != nil {
-		return feature.Group{}, fmt.Errorf("decode tags of group %s: %w", g.Name, err)
-	}
-	if len(g.Tags) == 0 {
-		g.Tags = nil
+	if err := rowjson.DecodeGroup(&g, features, tags); err != nil {
+		return feature.Group{}, err
 	}
 	g.TTL = feature.Duration(time.Duration(ttl) * time.Second)
 	g.CreatedAt = g.CreatedAt.UTC()
@@ -196,7 +180,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
 func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error) {
 	g, err := scanGroup(s.pool.QueryRow(ctx, `SELECT `+groupColumns+` FROM feature_groups WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return feature.Group{}, groupNotFound(name)
+		return feature.Group{}, store.GroupNotFound(name)
 	}
 	if err != nil {
 		return feature.Group{}, dbError("get group", err)
@@ -210,15 +194,9 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 	if err := g.Validate(); err != nil {
 		return feature.Group{}, err
 	}
-	features, err := json.Marshal(g.Features)
+	features, tags, err := rowjson.EncodeGroup(g)
 	if err != nil {
-		return feature.Group{}, fmt.Errorf("encode features: %w", err)
-	}
-	tags := []byte("{}")
-	if len(g.Tags) > 0 {
-		if tags, err = json.Marshal(g.Tags); err != nil {
-			return feature.Group{}, fmt.Errorf("encode tags: %w", err)
-		}
+		return feature.Group{}, err
 	}
 	out, err := scanGroup(s.pool.QueryRow(ctx, `
 		INSERT INTO feature_groups AS g (`+groupColumns+`)
@@ -232,7 +210,7 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 		    schema_version = g.schema_version + 1,
 		    updated_at     = excluded.updated_at
 		RETURNING `+groupColumns,
-		g.Name, g.EntityKey, string(features), int64(time.Duration(g.TTL)/time.Second), g.Description, string(tags),
+		g.Name, g.EntityKey, features, int64(time.Duration(g.TTL)/time.Second), g.Description, tags,
 		now.Truncate(time.Microsecond)))
 	if err != nil {
 		return feature.Group{}, dbError("put group", err)
@@ -248,7 +226,7 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 		return dbError("delete group", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return groupNotFound(name)
+		return store.GroupNotFound(name)
 	}
 	return nil
 }
@@ -291,21 +269,16 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 		writes = make([]time.Time, len(rows))
 		values = make([]string, len(rows))
 		buf    []byte
+		err    error
 	)
 	for i, r := range rows {
-		if err := checkRow(i, r); err != nil {
+		if buf, err = rowjson.EncodeRow(buf[:0], i, r); err != nil {
 			return err
-		}
-		var fe *feature.FieldError
-		if buf, fe = encodeValues(buf[:0], r.Values); fe != nil {
-			return feature.Invalid("invalid feature value",
-				feature.FieldError{Field: fmt.Sprintf("rows[%d].values.%s", i, fe.Field), Problem: fe.Problem})
 		}
 		groups[i], ids[i], values[i] = r.Group, r.EntityID, string(buf)
 		events[i] = r.EventTime.Truncate(time.Microsecond)
 		writes[i] = r.WriteTime.Truncate(time.Microsecond)
 	}
-	var err error
 	for range writeAttempts {
 		if _, err = s.pool.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values); !retryable(err) {
 			break
@@ -317,15 +290,6 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	}
 	if err != nil {
 		return dbError("write rows", err)
-	}
-	return nil
-}
-
-// checkRow rejects rows no backend can store or find again.
-func checkRow(i int, r feature.Row) error {
-	if !feature.ValidEntityID(r.EntityID) || !utf8.ValidString(r.EntityID) {
-		return feature.Invalid("invalid row", feature.FieldError{Field: fmt.Sprintf("rows[%d].entity_id", i),
-			Problem: "must be 1 to 256 bytes of UTF-8 without control characters"})
 	}
 	return nil
 }
@@ -350,7 +314,7 @@ func (s *Store) missingGroups(ctx context.Context, groups []string) error {
 	if err != nil {
 		return dbError("write rows: find unknown groups", err)
 	}
-	return groupNotFound(missing...)
+	return store.GroupNotFound(missing...)
 }
 
 // GetLatest answers the whole batch with one query: the keys travel as two
@@ -413,14 +377,13 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 		return nil, dbError("get latest", err)
 	}
 	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, groupNotFound(slices.Compact(missing)...)
+		return nil, store.GroupNotFound(missing...)
 	}
 	return out, nil
 }
 
 func newRow(k feature.Key, event, write time.Time, values []byte) (*feature.Row, error) {
-	v, err := decodeValues(values)
+	v, err := rowjson.DecodeValues(values)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: row %s/%s: %w", k.Group, k.EntityID, err)
 	}
@@ -446,7 +409,7 @@ func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*
 		WHERE g.name = $1`,
 		key.Group, key.EntityID, asOf.Truncate(time.Microsecond)).Scan(&event, &write, &values)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, groupNotFound(key.Group)
+		return nil, store.GroupNotFound(key.Group)
 	}
 	if err != nil {
 		return nil, dbError("get as of", err)
@@ -466,7 +429,7 @@ func (s *Store) ScanLatest(ctx context.Context, group string, fn func(feature.Ro
 		return dbError("scan latest", err)
 	}
 	if !exists {
-		return groupNotFound(group)
+		return store.GroupNotFound(group)
 	}
 	after := ""
 	for {

@@ -30,7 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 	msqlite "modernc.org/sqlite"
@@ -38,6 +37,7 @@ import (
 
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
+	"github.com/featurestore/featurestore/internal/store/rowjson"
 )
 
 // FileName is the name of the database file inside the store's directory.
@@ -222,20 +222,12 @@ func micros(t time.Time) int64 { return t.Truncate(time.Microsecond).UnixMicro()
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
-func groupNotFound(names ...string) error {
-	fields := make([]feature.FieldError, len(names))
-	for i, n := range names {
-		fields[i] = feature.FieldError{Field: "group", Problem: "unknown feature group " + strconv.Quote(n)}
-	}
-	return feature.NotFound("feature group not found", fields...)
-}
-
 const groupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at`
 
 func scanGroup(row interface{ Scan(...any) error }) (feature.Group, error) {
 	var (
 		g                  feature.Group
-		features, tags     string
+		features, tags     []byte
 		ttl                int64
 		created, updatedAt int64
 	)
@@ -243,14 +235,8 @@ func scanGroup(row interface{ Scan(...any) error }) (feature.Group, error) {
 		&g.SchemaVersion, &created, &updatedAt); err != nil {
 		return feature.Group{}, err
 	}
-	if err := json.Unmarshal([]byte(features), &g.Features); err != nil {
-		return feature.Group{}, fmt.Errorf("decode features of group %s: %w", g.Name, err)
-	}
-	if err := json.Unmarshal([]byte(tags), &g.Tags); err != nil {
-		return feature.Group{}, fmt.Errorf("decode tags of group %s: %w", g.Name, err)
-	}
-	if len(g.Tags) == 0 {
-		g.Tags = nil
+	if err := rowjson.DecodeGroup(&g, features, tags); err != nil {
+		return feature.Group{}, err
 	}
 	g.TTL = feature.Duration(time.Duration(ttl) * time.Second)
 	g.CreatedAt, g.UpdatedAt = fromMicros(created), fromMicros(updatedAt)
@@ -282,7 +268,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
 func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error) {
 	g, err := scanGroup(s.reader.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM feature_groups WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return feature.Group{}, groupNotFound(name)
+		return feature.Group{}, store.GroupNotFound(name)
 	}
 	if err != nil {
 		return feature.Group{}, dbError("get group", err)
@@ -296,15 +282,9 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 	if err := g.Validate(); err != nil {
 		return feature.Group{}, err
 	}
-	features, err := json.Marshal(g.Features)
+	features, tags, err := rowjson.EncodeGroup(g)
 	if err != nil {
-		return feature.Group{}, fmt.Errorf("encode features: %w", err)
-	}
-	tags := []byte("{}")
-	if len(g.Tags) > 0 {
-		if tags, err = json.Marshal(g.Tags); err != nil {
-			return feature.Group{}, fmt.Errorf("encode tags: %w", err)
-		}
+		return feature.Group{}, err
 	}
 	out, err := scanGroup(s.writer.QueryRowContext(ctx, `
 		INSERT INTO feature_groups (`+groupColumns+`)
@@ -318,7 +298,7 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 		    schema_version = feature_groups.schema_version + 1,
 		    updated_at     = excluded.updated_at
 		RETURNING `+groupColumns,
-		g.Name, g.EntityKey, string(features), int64(time.Duration(g.TTL)/time.Second), g.Description, string(tags),
+		g.Name, g.EntityKey, features, int64(time.Duration(g.TTL)/time.Second), g.Description, tags,
 		micros(now)))
 	if err != nil {
 		return feature.Group{}, dbError("put group", err)
@@ -336,7 +316,7 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	if n, err := res.RowsAffected(); err != nil {
 		return dbError("delete group", err)
 	} else if n == 0 {
-		return groupNotFound(name)
+		return store.GroupNotFound(name)
 	}
 	return nil
 }
@@ -350,16 +330,13 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 		return nil
 	}
 	values := make([]string, len(rows))
-	var buf []byte
+	var (
+		buf []byte
+		err error
+	)
 	for i, r := range rows {
-		if !feature.ValidEntityID(r.EntityID) || !utf8.ValidString(r.EntityID) {
-			return feature.Invalid("invalid row", feature.FieldError{Field: fmt.Sprintf("rows[%d].entity_id", i),
-				Problem: "must be 1 to 256 bytes of UTF-8 without control characters"})
-		}
-		var fe *feature.FieldError
-		if buf, fe = encodeValues(buf[:0], r.Values); fe != nil {
-			return feature.Invalid("invalid feature value",
-				feature.FieldError{Field: fmt.Sprintf("rows[%d].values.%s", i, fe.Field), Problem: fe.Problem})
+		if buf, err = rowjson.EncodeRow(buf[:0], i, r); err != nil {
+			return err
 		}
 		values[i] = string(buf)
 	}
@@ -425,8 +402,7 @@ func checkGroups(ctx context.Context, tx *sql.Tx, rows []feature.Row) error {
 		}
 	}
 	if len(missing) > 0 {
-		slices.Sort(missing)
-		return groupNotFound(missing...)
+		return store.GroupNotFound(missing...)
 	}
 	return nil
 }
@@ -484,14 +460,13 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 		return nil, dbError("get latest", err)
 	}
 	if len(missing) > 0 {
-		slices.Sort(missing)
-		return nil, groupNotFound(slices.Compact(missing)...)
+		return nil, store.GroupNotFound(missing...)
 	}
 	return out, nil
 }
 
 func newRow(k feature.Key, event, write int64, values []byte) (*feature.Row, error) {
-	v, err := decodeValues(values)
+	v, err := rowjson.DecodeValues(values)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: row %s/%s: %w", k.Group, k.EntityID, err)
 	}
@@ -517,7 +492,7 @@ func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*
 		WHERE g.name = ?1`,
 		key.Group, key.EntityID, micros(asOf)).Scan(&event, &write, &values)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, groupNotFound(key.Group)
+		return nil, store.GroupNotFound(key.Group)
 	}
 	if err != nil {
 		return nil, dbError("get as of", err)
@@ -537,7 +512,7 @@ func (s *Store) ScanLatest(ctx context.Context, group string, fn func(feature.Ro
 		return dbError("scan latest", err)
 	}
 	if !exists {
-		return groupNotFound(group)
+		return store.GroupNotFound(group)
 	}
 	after := ""
 	for {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -284,67 +283,12 @@ func TestOpenUnwritableDir(t *testing.T) {
 	}
 }
 
-func benchStore(b *testing.B, entities int) (*Store, []string) {
-	s := openStore(b, b.TempDir())
-	ctx := context.Background()
-	if _, err := s.PutGroup(ctx, feature.Group{Name: "movies", EntityKey: "movie_id", Features: []feature.Spec{
-		{Name: "budget", Type: feature.Int64}, {Name: "rating", Type: feature.Float64},
-		{Name: "adult", Type: feature.Bool}, {Name: "title", Type: feature.String},
-	}}, time.Now()); err != nil {
-		b.Fatal(err)
-	}
-	ids := make([]string, entities)
-	rows := make([]feature.Row, 0, 1000)
-	now := time.Now()
-	for i := range ids {
-		ids[i] = strconv.Itoa(100000 + i)
-		rows = append(rows, feature.Row{Group: "movies", EntityID: ids[i], EventTime: now, WriteTime: now, Values: feature.Values{
-			"budget": int64(i) * 1000, "rating": 6.5, "adult": false, "title": "Movie " + ids[i]}})
-		if len(rows) == cap(rows) || i == len(ids)-1 {
-			if err := s.WriteRows(ctx, rows); err != nil {
-				b.Fatal(err)
-			}
-			rows = rows[:0]
-		}
-	}
-	return s, ids
-}
-
 // BenchmarkGetLatest reads random batches of 100 keys out of 10,000 entities.
 func BenchmarkGetLatest(b *testing.B) {
-	s, ids := benchStore(b, 10_000)
-	rng := rand.New(rand.NewPCG(1, 1))
-	batches := make([][]feature.Key, 64)
-	for i := range batches {
-		for range 100 {
-			batches[i] = append(batches[i], feature.Key{Group: "movies", EntityID: ids[rng.IntN(len(ids))]})
-		}
-	}
-	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		if _, err := s.GetLatest(ctx, batches[i%len(batches)]); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	storetest.BenchGetLatest(b, openStore(b, b.TempDir()))
 }
 
 // BenchmarkWriteRows writes batches of 1,000 rows over existing entities.
 func BenchmarkWriteRows(b *testing.B) {
-	s, ids := benchStore(b, 10_000)
-	ctx := context.Background()
-	rows := make([]feature.Row, 1000)
-	i := 0
-	for b.Loop() {
-		now := time.Now()
-		for j := range rows {
-			rows[j] = feature.Row{Group: "movies", EntityID: ids[(i*1000+j)%len(ids)], EventTime: now, WriteTime: now,
-				Values: feature.Values{"budget": int64(j), "rating": 1.5, "adult": true, "title": "x"}}
-		}
-		if err := s.WriteRows(ctx, rows); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
+	storetest.BenchWriteRows(b, openStore(b, b.TempDir()))
 }

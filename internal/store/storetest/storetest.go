@@ -20,6 +20,8 @@
 //     and nil. A string value a backend cannot store (invalid UTF-8, NUL) is
 //     an Invalid error and nothing is written.
 //   - ListGroups and ScanLatest order by byte order of the names and ids.
+//
+// BenchGetLatest and BenchWriteRows are the benchmarks every backend runs.
 package storetest
 
 import (

@@ -15,7 +15,7 @@ CREATE TABLE feature_groups (
 );
 
 -- Every row ever written; append-only. feature_values is a JSON object whose
--- numbers carry their type in their spelling (see values.go).
+-- numbers carry their type in their spelling (see internal/store/rowjson).
 CREATE TABLE feature_rows (
     group_name     text COLLATE "C" NOT NULL REFERENCES feature_groups (name) ON DELETE CASCADE,
     entity_id      text COLLATE "C" NOT NULL,

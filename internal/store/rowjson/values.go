@@ -1,4 +1,19 @@
-package sqlite
+// Package rowjson is the JSON that the SQL backends (internal/store/postgres
+// and internal/store/sqlite) keep in their columns: a row's feature values and
+// a group's features and tags. Both engines store the very same text, so a
+// database can move between them unchanged; SQL stays in each engine's
+// package.
+//
+// Feature values are a JSON object in which the spelling of each number
+// carries its type: an int64 is an integer literal ("42"), a float64 is plain
+// decimal notation that always has a fractional part ("42.0", "0.000001",
+// never "42" or "1e-06"). Postgres jsonb keeps numbers as exact numerics and
+// preserves their fractional digits ("42.0" stays "42.0"), and SQLite keeps
+// the text as written, so values read back with their exact type and value —
+// int64 beyond 2^53 included — without consulting the group's schema. The
+// rules jsonb needs (no NUL, valid UTF-8, plain decimal floats) apply to both
+// engines, so that both accept the same rows.
+package rowjson
 
 import (
 	"bytes"
@@ -14,18 +29,21 @@ import (
 	"github.com/featurestore/featurestore/internal/feature"
 )
 
-// The values of a row are stored as a JSON object in which the spelling of
-// each number carries its type: an int64 is an integer literal ("42"), a
-// float64 is plain decimal notation that always has a fractional part
-// ("42.0", "0.000001", never "42" or "1e-06"). Values therefore read back
-// with their exact type and value — int64 beyond 2^53 included — without
-// consulting the group's schema.
-//
-// This is the representation (and a copy of the code) of the postgres
-// package, so a database can move between the two engines unchanged; SQL
-// and its encodings stay inside each engine's package. SQLite keeps the text
-// as written; the rules that Postgres jsonb needs (no NUL, valid UTF-8, plain
-// decimal floats) apply here too so that both engines accept the same rows.
+// EncodeRow checks that r can be stored and found again and appends the JSON
+// of its values to buf. i is r's index in its batch: the feature.Invalid error
+// names the field at fault as rows[i].entity_id or rows[i].values.<feature>.
+func EncodeRow(buf []byte, i int, r feature.Row) ([]byte, error) {
+	if !feature.ValidEntityID(r.EntityID) || !utf8.ValidString(r.EntityID) {
+		return nil, feature.Invalid("invalid row", feature.FieldError{Field: fmt.Sprintf("rows[%d].entity_id", i),
+			Problem: "must be 1 to 256 bytes of UTF-8 without control characters"})
+	}
+	buf, fe := encodeValues(buf, r.Values)
+	if fe != nil {
+		return nil, feature.Invalid("invalid feature value",
+			feature.FieldError{Field: fmt.Sprintf("rows[%d].values.%s", i, fe.Field), Problem: fe.Problem})
+	}
+	return buf, nil
+}
 
 // encodeValues appends the JSON encoding of v to buf. It rejects types other
 // than nil, int64, float64, bool and string, non-finite floats, and strings
@@ -88,11 +106,11 @@ func appendString(buf []byte, s string) ([]byte, string) {
 	return append(buf, b...), ""
 }
 
-// decodeValues parses what encodeValues wrote, also as jsonb gives it back
-// (a flat object of scalars, with whitespace). It is on the read hot path, so
+// DecodeValues parses what EncodeRow wrote, also as jsonb gives it back (a
+// flat object of scalars, with whitespace). It is on the read hot path, so
 // it scans the object itself instead of going through encoding/json, which
 // it uses only to unquote strings that contain escapes.
-func decodeValues(b []byte) (feature.Values, error) {
+func DecodeValues(b []byte) (feature.Values, error) {
 	d := valueDecoder{b: b}
 	v, err := d.object()
 	if err != nil {

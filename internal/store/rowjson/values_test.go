@@ -1,4 +1,4 @@
-package postgres
+package rowjson
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ func FuzzValuesRoundTrip(f *testing.F) {
 			}
 			t.Fatalf("encode %v: %+v", in, fe)
 		}
-		out, err := decodeValues(b)
+		out, err := DecodeValues(b)
 		if err != nil {
 			t.Fatalf("decode %s: %v", b, err)
 		}
@@ -57,7 +57,7 @@ func FuzzDecodeValues(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := decodeValues(b)
+		got, err := DecodeValues(b)
 		var want map[string]any
 		d := json.NewDecoder(bytes.NewReader(b))
 		d.UseNumber()
@@ -81,14 +81,14 @@ func FuzzDecodeValues(f *testing.F) {
 			}
 		}
 		if err != nil {
-			t.Fatalf("decodeValues(%q): %v; encoding/json reads %v", b, err, want)
+			t.Fatalf("DecodeValues(%q): %v; encoding/json reads %v", b, err, want)
 		}
 		if len(got) != len(want) {
-			t.Fatalf("decodeValues(%q) = %v, want %v", b, got, want)
+			t.Fatalf("DecodeValues(%q) = %v, want %v", b, got, want)
 		}
 		for k, v := range want {
 			if got[k] != v {
-				t.Fatalf("decodeValues(%q)[%q] = %#v, want %#v", b, k, got[k], v)
+				t.Fatalf("DecodeValues(%q)[%q] = %#v, want %#v", b, k, got[k], v)
 			}
 		}
 	})

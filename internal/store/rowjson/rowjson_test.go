@@ -1,0 +1,68 @@
+package rowjson
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/featurestore/featurestore/internal/feature"
+)
+
+func TestEncodeRow(t *testing.T) {
+	t.Parallel()
+	row := func(id string, v feature.Values) feature.Row {
+		return feature.Row{Group: "g", EntityID: id, Values: v}
+	}
+	b, err := EncodeRow([]byte("stale"), 0, row("m1", feature.Values{"b": 1.0, "a": int64(2), "c": nil}))
+	if got, want := string(b), `stale{"a":2,"b":1.0,"c":null}`; err != nil || got != want {
+		t.Errorf("EncodeRow = %q, %v; want %q", got, err, want)
+	}
+	for _, tc := range []struct {
+		row   feature.Row
+		field string
+	}{
+		{row("", nil), "rows[3].entity_id"},
+		{row("a\xffb", nil), "rows[3].entity_id"},
+		{row("a\nb", nil), "rows[3].entity_id"},
+		{row("", feature.Values{"x": "\x00"}), "rows[3].entity_id"}, // the id is checked first
+		{row("m1", feature.Values{"x": "a\x00b"}), "rows[3].values.x"},
+		{row("m1", feature.Values{"x": "a\xffb"}), "rows[3].values.x"},
+		{row("m1", feature.Values{"ok": int64(1), "x": time.Second}), "rows[3].values.x"},
+		{row("m1", feature.Values{"a\xff": int64(1)}), "rows[3].values.a\xff"},
+	} {
+		_, err := EncodeRow(nil, 3, tc.row)
+		var e *feature.Error
+		if !errors.As(err, &e) || e.Code != feature.CodeInvalid || len(e.Fields) != 1 || e.Fields[0].Field != tc.field {
+			t.Errorf("EncodeRow(%+v) = %v, want an invalid error for %s", tc.row, err, tc.field)
+		}
+	}
+}
+
+func TestGroupColumns(t *testing.T) {
+	t.Parallel()
+	for _, tags := range []map[string]string{nil, {}, {"owner": "ml"}} {
+		in := feature.Group{Name: "g", Features: []feature.Spec{{Name: "x", Type: feature.Float64}}, Tags: tags}
+		features, stored, err := EncodeGroup(in)
+		if err != nil {
+			t.Fatalf("EncodeGroup(%+v): %v", in, err)
+		}
+		if len(tags) == 0 && stored != "{}" {
+			t.Errorf("EncodeGroup with tags %#v stores %q, want {}", tags, stored)
+		}
+		out := feature.Group{Name: "g"}
+		if err := DecodeGroup(&out, []byte(features), []byte(stored)); err != nil {
+			t.Fatalf("DecodeGroup(%s, %s): %v", features, stored, err)
+		}
+		if len(tags) == 0 {
+			in.Tags = nil // stored {} reads back as no tags
+		}
+		if diff := cmp.Diff(in, out); diff != "" {
+			t.Errorf("group through %s, %s (-want +got):\n%s", features, stored, diff)
+		}
+	}
+	if err := DecodeGroup(&feature.Group{Name: "g"}, []byte(`[`), []byte(`{}`)); err == nil {
+		t.Error("DecodeGroup of broken features JSON = nil, want an error")
+	}
+}
