@@ -8,11 +8,15 @@ cd "$(dirname "$0")/.."
 log() { printf '==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Tools: promtool (metrics lint of a live scrape) comes from Debian's prometheus package.
-if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
-  log "installing prometheus and prometheus-alertmanager (promtool, amtool)"
+# Tools: promtool (metrics lint of a live scrape) comes from Debian's prometheus package;
+# the end-to-end monitoring test (internal/monitoring) runs prometheus, prometheus-alertmanager
+# and the two exporters.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 ||
+  ! command -v prometheus-redis-exporter >/dev/null 2>&1 || ! command -v prometheus-postgres-exporter >/dev/null 2>&1; then
+  log "installing prometheus, prometheus-alertmanager and the Redis and Postgres exporters"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager \
+    prometheus-redis-exporter prometheus-postgres-exporter >/dev/null
 fi
 
 # Postgres on 127.0.0.1:5432 (trust auth) and Redis on 127.0.0.1:6379.
