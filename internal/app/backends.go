@@ -90,6 +90,7 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
+		routeRedisLogs(log)
 		client := redis.NewClient(ropts)
 		b.closers = append(b.closers, client.Close)
 		rc := cache.NewRedis(client, cache.RedisOptions{Prefix: cfg.RedisKeyPrefix, TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL})

@@ -1,11 +1,15 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -82,4 +86,28 @@ func buildLogger(level string, m *metrics.Metrics, sinks ...logSink) (*zap.Logge
 		core = m.CountingCore(core)
 	}
 	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel+1), zap.Fields(zap.String("service", "featurestore"))), nil
+}
+
+// go-redis logs its own messages (dial failures, pool events) through one
+// package-level logger. routeRedisLogs sends them into the JSON log of the
+// most recently opened service, as warnings, so they are counted by level
+// and reach --log-dir instead of going to stderr as plain text. The hook
+// is installed once per process and the target swapped atomically, so
+// clients already running never race with a new service's start.
+var (
+	redisLogOnce   sync.Once
+	redisLogTarget atomic.Pointer[zap.Logger]
+)
+
+func routeRedisLogs(log *zap.Logger) {
+	redisLogTarget.Store(log)
+	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{}) })
+}
+
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if log := redisLogTarget.Load(); log != nil {
+		log.Warn(fmt.Sprintf(format, v...), zap.String("component", "go-redis"))
+	}
 }
