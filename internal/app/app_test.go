@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // syncBuffer is a goroutine-safe log sink.
@@ -130,29 +130,6 @@ func doJSON(t *testing.T, method, url string, body any, out any) int {
 	return resp.StatusCode
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
-func sharedTMDBFile(t *testing.T) string {
-	p := filepath.Join(repoRoot(t), "..", "shared", "data", "tmdb", "bulk_collection_20250605_022412.json")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shared TMDB data not found at %s: %v", p, err)
-	}
-	return p
-}
-
 // requiredMetrics are the seven metrics the operators' guide checks.
 var requiredMetrics = []string{
 	"feature_store_requests_total",
@@ -173,7 +150,7 @@ func exerciseService(t *testing.T, base string, wantStore, wantCache string) {
 	if st := doJSON(t, "GET", base+"/info", nil, &info); st != 200 || info["store"] != wantStore || info["cache"] != wantCache {
 		t.Fatalf("/info = %d %v, want store %s cache %s", st, info, wantStore, wantCache)
 	}
-	body, err := os.ReadFile(sharedTMDBFile(t))
+	body, err := os.ReadFile(testenv.SharedTMDBFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,17 +205,11 @@ func exerciseService(t *testing.T, base string, wantStore, wantCache string) {
 		t.Fatalf("stats = %d", st)
 	}
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// Storage bytes arrive with the next background refresh.
+	testenv.Eventually(t, 30*time.Second, "every required metric moves", func() (bool, string) {
 		missing := missingMetrics(t, base)
-		if len(missing) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics that did not move: %v", missing)
-		}
-		time.Sleep(100 * time.Millisecond) // storage bytes arrive with the next refresh
-	}
+		return len(missing) == 0, fmt.Sprintf("metrics that did not move: %v", missing)
+	})
 }
 
 // missingMetrics lists the required metrics with no sample above zero.
@@ -275,13 +246,7 @@ func missingMetrics(t *testing.T, base string) []string {
 
 func promtoolCheck(t *testing.T, base string) {
 	t.Helper()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("promtool not installed")
-	}
+	promtool := testenv.RequireTool(t, "promtool")
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -315,37 +280,10 @@ func TestEmbeddedServiceEndToEnd(t *testing.T) {
 	}
 }
 
-// testPostgresURL makes a throwaway database for one test.
-func testPostgresURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("FEATURESTORE_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("postgres: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("fs_app_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	return base + "&search_path=" + schema
-}
-
 func TestPostgresRedisServiceEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
-		"FEATURESTORE_POSTGRES_URL":     testPostgresURL(t),
+		"FEATURESTORE_POSTGRES_URL":     testenv.PostgresSchemaURL(t, "fs_t_app"),
 		"FEATURESTORE_REDIS_URL":        "redis://127.0.0.1:6379/0",
 		"FEATURESTORE_REDIS_KEY_PREFIX": fmt.Sprintf("fs_app_%d", time.Now().UnixNano()),
 	}
@@ -435,7 +373,7 @@ func TestIngestCommand(t *testing.T) {
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	env := envFrom(map[string]string{"FEATURESTORE_DATA_DIR": dir})
-	err := Run(context.Background(), []string{"ingest", sharedTMDBFile(t)}, env, &out, &errOut)
+	err := Run(context.Background(), []string{"ingest", testenv.SharedTMDBFile(t)}, env, &out, &errOut)
 	if err != nil {
 		t.Fatalf("ingest: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
@@ -444,18 +382,18 @@ func TestIngestCommand(t *testing.T) {
 	}
 	// The fixture has one bad record: it is reported with its fields and the command fails.
 	out.Reset()
-	err = Run(context.Background(), []string{"ingest", filepath.Join(repoRoot(t), "testdata", "movies.json")}, env, &out, io.Discard)
+	err = Run(context.Background(), []string{"ingest", filepath.Join(testenv.RepoRoot(t), "testdata", "movies.json")}, env, &out, io.Discard)
 	if err == nil || !strings.Contains(out.String(), "record 3 rejected") || !strings.Contains(out.String(), "title") {
 		t.Fatalf("ingest of fixture: err=%v\n%s", err, out.String())
 	}
 	// While a server holds the data directory, a direct ingest refuses and says what to do.
 	base, _, _ := startServer(t, nil, map[string]string{"FEATURESTORE_DATA_DIR": dir})
-	err = Run(context.Background(), []string{"ingest", sharedTMDBFile(t)}, env, io.Discard, io.Discard)
+	err = Run(context.Background(), []string{"ingest", testenv.SharedTMDBFile(t)}, env, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--api") {
 		t.Fatalf("direct ingest with a running server: %v", err)
 	}
 	out.Reset()
-	if err := Run(context.Background(), []string{"ingest", "--api", base, sharedTMDBFile(t)}, env, &out, io.Discard); err != nil {
+	if err := Run(context.Background(), []string{"ingest", "--api", base, testenv.SharedTMDBFile(t)}, env, &out, io.Discard); err != nil {
 		t.Fatalf("ingest --api: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "accepted 100") {

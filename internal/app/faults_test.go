@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -24,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/featurestore/featurestore/internal/testenv"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
@@ -117,23 +116,6 @@ func wantUnavailable(t *testing.T, what string, r reply) {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes; cond returns
-// whether it holds and a description of what it saw, for the failure.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still not the case after 60s; last saw %s", what, saw)
-		}
-		time.Sleep(25 * time.Millisecond) // polling a state, not waiting out a race
-	}
-}
-
 // healthReport is the body of GET /health.
 type healthReport struct {
 	Status     string `json:"status"`
@@ -168,7 +150,7 @@ func scrape(t *testing.T, base, series string) string {
 // tmdbRecords returns the raw records of the shared TMDB file.
 func tmdbRecords(t *testing.T) []json.RawMessage {
 	t.Helper()
-	body, err := os.ReadFile(sharedTMDBFile(t))
+	body, err := os.ReadFile(testenv.SharedTMDBFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,171 +255,6 @@ func logOnFailure(t *testing.T, logs *syncBuffer) {
 	})
 }
 
-// --- private dependencies ---
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// privatePostgres is a Postgres server of the test's own, in a temporary
-// directory on a free port, which the test may stop and restart.
-type privatePostgres struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-}
-
-// startPrivatePostgres runs initdb and starts the server. initdb and
-// postgres refuse to run as root, so as root they run as the postgres user.
-func startPrivatePostgres(t *testing.T) *privatePostgres {
-	t.Helper()
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(found) == 0 {
-		t.Fatal("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: install postgresql")
-	}
-	sort.Strings(found)
-	// Not t.TempDir: its parent is private to root, and the server may run
-	// as the postgres user.
-	dir, err := os.MkdirTemp("", "fs-fault-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root and no postgres user to run the server as: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := &privatePostgres{t: t, bin: filepath.Dir(found[len(found)-1]), dir: dir, port: freePort(t)}
-	if out, err := p.command("initdb", "-D", p.data(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	p.start()
-	t.Cleanup(func() { _ = p.pgctl("stop", "-m", "immediate") })
-	return p
-}
-
-func (p *privatePostgres) data() string { return filepath.Join(p.dir, "data") }
-
-func (p *privatePostgres) url() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=5", p.port)
-}
-
-func (p *privatePostgres) command(name string, args ...string) *exec.Cmd {
-	name = filepath.Join(p.bin, name)
-	if os.Geteuid() == 0 {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
-	}
-	return exec.Command(name, args...)
-}
-
-func (p *privatePostgres) pgctl(args ...string) error {
-	out, err := p.command("pg_ctl", append([]string{"-D", p.data(), "-w", "-t", "60"}, args...)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("pg_ctl %v: %w\n%s", args, err, out)
-	}
-	return nil
-}
-
-func (p *privatePostgres) start() {
-	p.t.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", p.port, p.dir)
-	if err := p.pgctl("start", "-l", filepath.Join(p.dir, "server.log"), "-o", opts); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// crash stops the server the hard way, as a crash would.
-func (p *privatePostgres) crash() {
-	p.t.Helper()
-	if err := p.pgctl("stop", "-m", "immediate"); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// privateRedis is a redis-server of the test's own, a child process the
-// test may kill and start again on the same port with the same arguments.
-type privateRedis struct {
-	t      *testing.T
-	bin    string
-	port   int
-	args   []string
-	logs   *syncBuffer
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startPrivateRedis(t *testing.T, extra ...string) *privateRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not installed: %v", err)
-	}
-	r := &privateRedis{t: t, bin: bin, port: freePort(t), logs: &syncBuffer{}}
-	r.args = append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--save", ""}, extra...)
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *privateRedis) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
-
-// start runs redis-server and waits until it answers PING (after loading
-// its append-only file, if it has one).
-func (r *privateRedis) start() {
-	r.t.Helper()
-	r.cmd = exec.Command(r.bin, r.args...)
-	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	r.exited = exited
-	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(exited) }(r.cmd)
-	addr := fmt.Sprintf("127.0.0.1:%d", r.port)
-	eventually(r.t, "redis-server answers PING", func() (bool, string) {
-		select {
-		case <-exited:
-			r.t.Fatalf("redis-server exited:\n%s", r.logs)
-		default:
-		}
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false, err.Error()
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-		if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
-			return false, err.Error()
-		}
-		line, err := bufio.NewReader(conn).ReadString('\n')
-		return line == "+PONG\r\n", fmt.Sprintf("%q %v", line, err)
-	})
-}
-
-// kill sends SIGKILL and waits for the process to go.
-func (r *privateRedis) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.exited
-	r.cmd = nil
-}
-
 // --- 1. Postgres down ---
 
 // TestPostgresDownServesCachedReadsAndRefusesWrites stops the system of
@@ -447,11 +264,11 @@ func (r *privateRedis) kill() {
 // again and nothing refused was stored.
 func TestPostgresDownServesCachedReadsAndRefusesWrites(t *testing.T) {
 	t.Parallel()
-	pg := startPrivatePostgres(t)
-	rd := startPrivateRedis(t, "--appendonly", "no")
+	pg := testenv.StartPostgres(t)
+	rd := testenv.StartRedis(t, testenv.RedisOptions{})
 	base, logs, _ := startServer(t, nil, map[string]string{
-		"FEATURESTORE_POSTGRES_URL":    pg.url(),
-		"FEATURESTORE_REDIS_URL":       rd.url(),
+		"FEATURESTORE_POSTGRES_URL":    pg.URL(),
+		"FEATURESTORE_REDIS_URL":       rd.URL(),
 		"FEATURESTORE_HEALTH_INTERVAL": "200ms",
 		"FEATURESTORE_RECOMPUTE_DELAY": "0s", // no background writes
 	})
@@ -486,7 +303,7 @@ func TestPostgresDownServesCachedReadsAndRefusesWrites(t *testing.T) {
 		}
 	}
 
-	pg.crash()
+	pg.Stop()
 
 	for i, rq := range reads {
 		r := mustFetch(t, rq.method, rq.url, rq.body)
@@ -514,13 +331,13 @@ func TestPostgresDownServesCachedReadsAndRefusesWrites(t *testing.T) {
 	}
 	wantStatus(t, "/health/live with postgres down", mustFetch(t, "GET", base+"/health/live", nil), http.StatusOK)
 	wantStatus(t, "/health/ready with postgres down", mustFetch(t, "GET", base+"/health/ready", nil), http.StatusOK)
-	eventually(t, "dependency_up{postgres} is 0", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "dependency_up{postgres} is 0", func() (bool, string) {
 		v := scrape(t, base, `feature_store_dependency_up{dependency="postgres"}`)
 		return v == "0", v
 	})
 
-	pg.start()
-	eventually(t, "writes succeed after postgres restarts", func() (bool, string) {
+	pg.Start()
+	testenv.Eventually(t, time.Minute, "writes succeed after postgres restarts", func() (bool, string) {
 		r := write("u4", 4)
 		if r.status != http.StatusOK && r.status != http.StatusServiceUnavailable {
 			t.Fatalf("write while postgres recovers = %d %s, want 200 or 503", r.status, r.body)
@@ -537,7 +354,7 @@ func TestPostgresDownServesCachedReadsAndRefusesWrites(t *testing.T) {
 			t.Errorf("refused movie in %s after restart: %d %v, want 404", g.Name, st, f)
 		}
 	}
-	eventually(t, "/health is UP after postgres restarts", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "/health is UP after postgres restarts", func() (bool, string) {
 		st, h := getHealth(t, base)
 		return st == http.StatusOK && h.Status == "UP", fmt.Sprintf("%d %+v", st, h)
 	})
@@ -554,10 +371,10 @@ func TestRedisDownReadsFallBackToPostgres(t *testing.T) {
 	t.Parallel()
 	// Persistence makes the restart the hard case: the restarted cache
 	// holds entries that went stale while it was down.
-	rd := startPrivateRedis(t, "--appendonly", "yes", "--appendfsync", "always", "--dir", t.TempDir())
+	rd := testenv.StartRedis(t, testenv.RedisOptions{AppendOnly: true})
 	base, logs, _ := startServer(t, nil, map[string]string{
-		"FEATURESTORE_POSTGRES_URL":    testPostgresURL(t),
-		"FEATURESTORE_REDIS_URL":       rd.url(),
+		"FEATURESTORE_POSTGRES_URL":    testenv.PostgresSchemaURL(t, "fs_t_app"),
+		"FEATURESTORE_REDIS_URL":       rd.URL(),
 		"FEATURESTORE_HEALTH_INTERVAL": "200ms",
 		"FEATURESTORE_RECOMPUTE_DELAY": "0s", // no background writes
 	})
@@ -589,13 +406,13 @@ func TestRedisDownReadsFallBackToPostgres(t *testing.T) {
 	if untouched["vote_count"] == nil {
 		t.Fatalf("movie 1233413 = %v, want its features", untouched)
 	}
-	eventually(t, "dependency_up{redis} is 1", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "dependency_up{redis} is 1", func() (bool, string) {
 		v := scrape(t, base, `feature_store_dependency_up{dependency="redis"}`)
 		return v == "1", v
 	})
-	cachedKeys := redisDBSize(t, rd.url())
+	cachedKeys := redisDBSize(t, rd.URL())
 
-	rd.kill()
+	rd.Kill()
 
 	// Reads fall back to Postgres.
 	if p := popularity(); p != 630.3236 {
@@ -606,7 +423,7 @@ func TestRedisDownReadsFallBackToPostgres(t *testing.T) {
 	if st != http.StatusOK || h.Status != "DEGRADED" || h.Components["redis"].Status != "DOWN" || h.Components["postgres"].Status != "UP" {
 		t.Errorf("/health with redis down = %d %+v, want 200 DEGRADED with redis DOWN and postgres UP", st, h)
 	}
-	eventually(t, "dependency_up{redis} is 0", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "dependency_up{redis} is 0", func() (bool, string) {
 		v := scrape(t, base, `feature_store_dependency_up{dependency="redis"}`)
 		return v == "0", v
 	})
@@ -634,8 +451,8 @@ func TestRedisDownReadsFallBackToPostgres(t *testing.T) {
 	}
 	newest("with redis down")
 
-	rd.start()
-	if n := redisDBSize(t, rd.url()); n < cachedKeys-1 {
+	rd.Restart()
+	if n := redisDBSize(t, rd.URL()); n < cachedKeys-1 {
 		// -1: a health probe key may have been there at the kill.
 		t.Fatalf("restarted redis holds %d keys, had %d: the append-only file was not replayed, so this test proves less than it claims", n, cachedKeys)
 	}
@@ -645,7 +462,7 @@ func TestRedisDownReadsFallBackToPostgres(t *testing.T) {
 	// include a key not written while redis was down, which the cache may
 	// serve; it is read first, so the first read once the circuit breaker
 	// lets one through has a key to look up in the cache.
-	eventually(t, "redis is UP again and every dirty key is repaired", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "redis is UP again and every dirty key is repaired", func() (bool, string) {
 		wantEntity(t, "while redis comes back", base, "movie_basic", "1233413", untouched)
 		newest("while redis comes back")
 		st, h := getHealth(t, base)
@@ -682,7 +499,7 @@ func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
 	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "featurestore")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/featurestore")
-	build.Dir = repoRoot(t)
+	build.Dir = testenv.RepoRoot(t)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -696,7 +513,7 @@ func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
 		const sharedRedis = "redis://127.0.0.1:6379/0"
 		t.Cleanup(func() { deleteRedisPrefix(t, sharedRedis, prefix) })
 		kill9(t, bin, map[string]string{
-			"FEATURESTORE_POSTGRES_URL":     testPostgresURL(t),
+			"FEATURESTORE_POSTGRES_URL":     testenv.PostgresSchemaURL(t, "fs_t_app"),
 			"FEATURESTORE_REDIS_URL":        sharedRedis,
 			"FEATURESTORE_REDIS_KEY_PREFIX": prefix,
 		})
@@ -734,7 +551,7 @@ type childServer struct {
 // without its FEATURESTORE_ variables) and waits until it is ready.
 func startChild(t *testing.T, bin string, env map[string]string) *childServer {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	c := &childServer{base: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(bin, "serve", "--addr", addr)
 	for _, kv := range os.Environ() {
@@ -751,7 +568,7 @@ func startChild(t *testing.T, bin string, env map[string]string) *childServer {
 	}
 	go func() { _ = c.cmd.Wait(); close(c.exited) }()
 	t.Cleanup(c.kill)
-	eventually(t, "the service is ready", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "the service is ready", func() (bool, string) {
 		select {
 		case <-c.exited:
 			t.Fatalf("featurestore exited before it was ready:\n%s", c.logs)
@@ -924,7 +741,7 @@ func TestShutdownDrainsAndReadinessTurns503(t *testing.T) {
 	go func() { stopped <- stop() }()
 
 	// Readiness turns 503 first; the server must still be answering then.
-	eventually(t, "/health/ready answers 503", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "/health/ready answers 503", func() (bool, string) {
 		r, err := fetch("GET", base+"/health/ready", nil)
 		if err != nil {
 			t.Fatalf("the server stopped answering before /health/ready was seen 503: %v\n%s", err, logs)
@@ -974,7 +791,7 @@ func TestShutdownDrainsAndReadinessTurns503(t *testing.T) {
 
 	// Draining has begun once the listener refuses new connections.
 	addr := strings.TrimPrefix(base, "http://")
-	eventually(t, "the listener closes", func() (bool, string) {
+	testenv.Eventually(t, time.Minute, "the listener closes", func() (bool, string) {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return true, err.Error()

@@ -4,40 +4,23 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/store/postgres"
 	"github.com/featurestore/featurestore/internal/store/sqlite"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
-
-func testRedisURL() string {
-	if u := os.Getenv("FEATURESTORE_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	// Generous timeouts: the shared Redis is busy with every package's tests.
-	return "redis://127.0.0.1:6379/0?read_timeout=5s&write_timeout=5s&dial_timeout=5s&pool_timeout=5s"
-}
-
-func testPostgresURL() string {
-	if u := os.Getenv("FEATURESTORE_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
 
 // newRedisClient connects to the shared test Redis.
 func newRedisClient(tb testing.TB) *redis.Client {
 	tb.Helper()
-	opts, err := RedisOptionsFromURL(testRedisURL())
+	opts, err := RedisOptionsFromURL(testenv.RedisURL())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -68,34 +51,7 @@ func newRedisCache(tb testing.TB, opts RedisOptions) *Redis {
 // dropped at cleanup (registered before the store's Close, so it runs after).
 func newPostgres(tb testing.TB) *postgres.Store {
 	tb.Helper()
-	base := testPostgresURL()
-	schema := fmt.Sprintf("fs_t_%016x", rand.Uint64())
-	ctx := context.Background()
-	exec := func(sql string) error {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, sql)
-		return err
-	}
-	if err := exec("CREATE SCHEMA " + schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	s, err := postgres.Open(ctx, u.String(), postgres.Options{MaxConns: 8})
+	s, err := postgres.Open(context.Background(), testenv.PostgresSchemaURL(tb, "fs_t"), postgres.Options{MaxConns: 8})
 	if err != nil {
 		tb.Fatalf("open postgres: %v", err)
 	}
@@ -193,16 +149,4 @@ func (o *countingObserver) counts(key string) (hits, misses int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.hits[key], o.misses[key]
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, what string, d time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -3,93 +3,21 @@ package cache
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
-// privateRedis is a redis-server of the test's own, on a free port, which the
-// test may stop, freeze and restart without touching the shared one.
-type privateRedis struct {
-	t    *testing.T
-	port int
-	dir  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T) *privateRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	r := &privateRedis{t: t, port: port, dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *privateRedis) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
-
-// start runs redis-server (empty: nothing is saved) and waits until it answers.
-func (r *privateRedis) start() {
-	r.t.Helper()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", r.dir)
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	r.mu.Lock()
-	r.cmd = cmd
-	r.mu.Unlock()
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(r.port), MaxRetries: -1})
-	defer c.Close()
-	waitFor(r.t, "redis-server to answer", 10*time.Second, func() bool {
-		return c.Ping(context.Background()).Err() == nil
-	})
-}
-
-func (r *privateRedis) signal(sig syscall.Signal) {
-	r.t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.cmd.Process.Signal(sig); err != nil {
-		r.t.Fatalf("signal redis-server: %v", err)
-	}
-}
-
-// kill stops the server (resuming it first if frozen) and waits for it.
-func (r *privateRedis) kill() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGCONT)
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
-
 // newPrivateRedisCache is a cache on r with the recommended short timeouts.
-func newPrivateRedisCache(t *testing.T, r *privateRedis) *Redis {
+func newPrivateRedisCache(t *testing.T, r *testenv.Redis) *Redis {
 	t.Helper()
-	opts, err := RedisOptionsFromURL(r.url())
+	opts, err := RedisOptionsFromURL(r.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +80,7 @@ func (f *freshnessChecker) write(t *testing.T, s *Store, rows ...feature.Row) {
 func (f *freshnessChecker) waitReads(t *testing.T, n int64) {
 	t.Helper()
 	target := f.reads.Load() + n
-	waitFor(t, "reads", 30*time.Second, func() bool { return f.reads.Load() >= target || t.Failed() })
+	testenv.Eventually(t, 30*time.Second, "reads", func() (bool, string) { return f.reads.Load() >= target || t.Failed(), "" })
 }
 
 func (f *freshnessChecker) close() {
@@ -190,7 +118,7 @@ func rowsOf(group string, ids []string, version int, suffix string) []feature.Ro
 // must never return them, and the repair loop must overwrite them.
 func TestRedisPartition(t *testing.T) {
 	t.Parallel()
-	srv := startPrivateRedis(t)
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
 	rc := newPrivateRedisCache(t, srv)
 	obs := newCountingObserver()
 	s := wrap(t, newPostgres(t), rc, WrapOptions{Observer: obs, RetryInterval: 50 * time.Millisecond})
@@ -206,7 +134,7 @@ func TestRedisPartition(t *testing.T) {
 		t.Fatalf("cache before the partition holds %s", got)
 	}
 
-	srv.signal(syscall.SIGSTOP)
+	srv.Pause()
 	f.write(t, s, rowsOf("movies", ids, 2, "2")...)
 	if s.Dirty() != len(ids) {
 		t.Errorf("Dirty = %d after writes during the partition, want %d", s.Dirty(), len(ids))
@@ -218,8 +146,8 @@ func TestRedisPartition(t *testing.T) {
 	f.write(t, s, rowsOf("movies", ids, 3, "3")...)
 	f.waitReads(t, 5)
 
-	srv.signal(syscall.SIGCONT)
-	waitFor(t, "the repair", 30*time.Second, func() bool { return s.Dirty() == 0 || t.Failed() })
+	srv.Resume()
+	testenv.Eventually(t, 30*time.Second, "the repair", func() (bool, string) { return s.Dirty() == 0 || t.Failed(), "" })
 	f.waitReads(t, 5)
 	if got := fmt.Sprint(titles(t, rc, g, ids...)); got != "[a3 b3 c3]" {
 		t.Errorf("cache after the repair holds %s, want the rows written during the partition", got)
@@ -239,7 +167,7 @@ func TestRedisPartition(t *testing.T) {
 // loop has caught up.
 func TestRedisDown(t *testing.T) {
 	t.Parallel()
-	srv := startPrivateRedis(t)
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
 	rc := newPrivateRedisCache(t, srv)
 	obs := newCountingObserver()
 	s := wrap(t, newPostgres(t), rc, WrapOptions{Observer: obs, RetryInterval: 50 * time.Millisecond})
@@ -251,7 +179,7 @@ func TestRedisDown(t *testing.T) {
 
 	f.write(t, s, rowsOf("movies", ids, 1, "1")...)
 	f.waitReads(t, 2)
-	srv.kill()
+	srv.Kill()
 	f.write(t, s, rowsOf("movies", ids[:2], 2, "2")...)
 	if s.Dirty() != 2 {
 		t.Errorf("Dirty = %d after writing 2 keys with Redis down", s.Dirty())
@@ -264,8 +192,8 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("no cache errors counted")
 	}
 
-	srv.start()
-	waitFor(t, "the repair", 30*time.Second, func() bool { return s.Dirty() == 0 || t.Failed() })
+	srv.Restart()
+	testenv.Eventually(t, 30*time.Second, "the repair", func() (bool, string) { return s.Dirty() == 0 || t.Failed(), "" })
 	f.waitReads(t, 5)
 	if got := fmt.Sprint(titles(t, rc, g, ids...)); got != "[a2 b2 c1]" {
 		t.Errorf("cache after the restart holds %s", got)
@@ -282,7 +210,7 @@ func TestRedisDown(t *testing.T) {
 // used again.
 func TestRedisPartitionOverflow(t *testing.T) {
 	t.Parallel()
-	srv := startPrivateRedis(t)
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
 	rc := newPrivateRedisCache(t, srv)
 	s := wrap(t, newPostgres(t), rc, WrapOptions{MaxDirty: 2, RetryInterval: 50 * time.Millisecond})
 	g := mustPut(t, s, moviesGroup("movies"), base)
@@ -293,14 +221,14 @@ func TestRedisPartitionOverflow(t *testing.T) {
 
 	f.write(t, s, rowsOf("movies", ids, 1, "1")...)
 	f.waitReads(t, 2)
-	srv.signal(syscall.SIGSTOP)
+	srv.Pause()
 	f.write(t, s, rowsOf("movies", ids[:3], 2, "2")...)
 	if s.Trusted() {
 		t.Errorf("still trusted with 3 dirty keys, 2 allowed")
 	}
 	f.waitReads(t, 5)
-	srv.signal(syscall.SIGCONT)
-	waitFor(t, "trust", 30*time.Second, func() bool { return s.Trusted() || t.Failed() })
+	srv.Resume()
+	testenv.Eventually(t, 30*time.Second, "trust", func() (bool, string) { return s.Trusted() || t.Failed(), "" })
 	f.waitReads(t, 5)
 	// Cleared, then refilled by the reads: d1 is read back from the store.
 	if got := fmt.Sprint(titles(t, rc, g, ids...)); got != "[a2 b2 c2 d1]" {

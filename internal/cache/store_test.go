@@ -16,6 +16,7 @@ import (
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/store/storetest"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 var rowOpts = cmp.Options{cmpopts.EquateEmpty()}
@@ -184,7 +185,7 @@ func TestGroupIncarnation(t *testing.T) {
 				t.Errorf("re-created at %v: old row came back: %+v", recreated, got)
 			}
 		}
-		waitFor(t, "the cache trusted again", 10*time.Second, s.Trusted)
+		testenv.Eventually(t, 10*time.Second, "the cache trusted again", func() (bool, string) { return s.Trusted(), "" })
 		if got := mustLatest(t, s, keysOf("g1", "m1")...)[0]; got != nil {
 			t.Errorf("after the clear: old row came back: %+v", got)
 		}
@@ -225,7 +226,7 @@ func TestBatchTie(t *testing.T) {
 				t.Errorf("read after a tie (-store +wrapper):\n%s", diff)
 			}
 		}
-		waitFor(t, "the repair", 10*time.Second, func() bool { return s.Dirty() == 0 })
+		testenv.Eventually(t, 10*time.Second, "the repair", func() (bool, string) { return s.Dirty() == 0, "" })
 		for range 2 {
 			if diff := cmp.Diff(want, mustLatest(t, s, keys...), rowOpts); diff != "" {
 				t.Errorf("read after the repair (-store +wrapper):\n%s", diff)
@@ -608,7 +609,7 @@ func TestDirtyOverflow(t *testing.T) {
 		t.Errorf("%d calls reached a distrusted cache", n-calls)
 	}
 	clock.Add(time.Second)
-	waitFor(t, "trust", 10*time.Second, s.Trusted)
+	testenv.Eventually(t, 10*time.Second, "trust", func() (bool, string) { return s.Trusted(), "" })
 	es, _ := c.Cache.Get(t.Context(), []string{cacheKey(g, "a")})
 	if es[0].Found {
 		t.Errorf("stale entry survived the clear: %s", state(es[0]))

@@ -19,6 +19,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // composeServices is the stack the operators start, with each service's
@@ -39,7 +41,7 @@ var composeSecrets = []string{"POSTGRES_PASSWORD", "REDIS_PASSWORD", "GRAFANA_AD
 
 func envExample(t *testing.T) map[string]string {
 	t.Helper()
-	env, err := dotenv.Read(filepath.Join(repoRoot(t), ".env.example"))
+	env, err := dotenv.Read(filepath.Join(testenv.RepoRoot(t), ".env.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func envExample(t *testing.T) map[string]string {
 // env as the only environment (never the process's or a developer's .env).
 func loadCompose(t *testing.T, env map[string]string, profiles ...string) (*types.Project, error) {
 	t.Helper()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	var list []string
 	for k, v := range env {
 		list = append(list, k+"="+v)
@@ -127,7 +129,7 @@ func TestComposeImagesArePinned(t *testing.T) {
 
 func TestComposeFeatureStore(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	p := mustLoadCompose(t)
 	fs := p.Services["featurestore"]
 
@@ -226,7 +228,7 @@ func TestComposeDependencies(t *testing.T) {
 // service would start with no configuration.
 func TestComposeMountsExist(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	p := mustLoadCompose(t)
 	for name, s := range p.Services {
 		for _, v := range s.Volumes {
@@ -276,7 +278,7 @@ func checkBind(t *testing.T, s types.ServiceConfig, source, target string) {
 // datasource URL names the compose service of Prometheus.
 func TestComposeGrafana(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	p := mustLoadCompose(t)
 	g := p.Services["grafana"]
 
@@ -344,7 +346,7 @@ func TestComposeGrafana(t *testing.T) {
 // of prometheus/prometheus.yml is a compose service (or Prometheus itself).
 func TestComposePrometheusTargets(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	p := mustLoadCompose(t)
 	var cfg struct {
 		Alerting struct {
@@ -397,7 +399,7 @@ func TestComposePrometheusTargets(t *testing.T) {
 // service that needs it, and is required (loading without it fails).
 func TestComposeCredentialsComeFromEnv(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 
 	// The raw file: a password-like key or a URL's userinfo password is only
 	// ever an interpolation.
@@ -458,7 +460,7 @@ func TestComposeCredentialsComeFromEnv(t *testing.T) {
 // and the real .env kept out of git.
 func TestEnvExample(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
 		cli.WithWorkingDirectory(root), cli.WithInterpolation(false))
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // instruction is one Dockerfile instruction, continuation lines joined.
@@ -25,7 +27,7 @@ type instruction struct {
 func dockerfileStages(t *testing.T) (stages [][]instruction, args map[string]string) {
 	t.Helper()
 	args = map[string]string{}
-	lines := strings.Split(string(readFile(t, filepath.Join(repoRoot(t), "Dockerfile"))), "\n")
+	lines := strings.Split(string(readFile(t, filepath.Join(testenv.RepoRoot(t), "Dockerfile"))), "\n")
 	for i := 0; i < len(lines); i++ {
 		start, text := i+1, strings.TrimSpace(lines[i])
 		if text == "" || strings.HasPrefix(text, "#") {
@@ -160,7 +162,7 @@ func TestDockerfile(t *testing.T) {
 // variable name initialised with a string literal.
 func appStringVar(t *testing.T, name string) bool {
 	t.Helper()
-	pkgs, err := filepath.Glob(filepath.Join(repoRoot(t), "internal", "app", "*.go"))
+	pkgs, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "internal", "app", "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +200,7 @@ func appStringVar(t *testing.T, name string) bool {
 // go.mod, go.sum), and nothing else, .env in particular.
 func TestDockerignore(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	var patterns []string
 	for _, line := range strings.Split(string(readFile(t, filepath.Join(root, ".dockerignore"))), "\n") {
 		if l := strings.TrimSpace(line); l != "" && !strings.HasPrefix(l, "#") {

@@ -10,27 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// repoRoot is the directory holding go.mod, found by walking up from the
-// package directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/featurestore/featurestore/internal/testenv"
+)
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
@@ -49,7 +31,7 @@ func readFile(t *testing.T, path string) []byte {
 // without exporting anything from the app.
 func serviceFlags(t *testing.T) map[string]string {
 	t.Helper()
-	path := filepath.Join(repoRoot(t), "internal", "app", "config.go")
+	path := filepath.Join(testenv.RepoRoot(t), "internal", "app", "config.go")
 	src := readFile(t, path)
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, src, 0)

@@ -28,6 +28,8 @@ import (
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // manifest is one object of deploy/kubernetes, decoded into its API type.
@@ -71,7 +73,7 @@ func splitDocuments(b []byte) [][]byte {
 
 func loadManifests(t *testing.T) []manifest {
 	t.Helper()
-	dir := filepath.Join(repoRoot(t), "deploy", "kubernetes")
+	dir := filepath.Join(testenv.RepoRoot(t), "deploy", "kubernetes")
 	dec := strictDecoder(t)
 	var ms []manifest
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -501,13 +503,7 @@ func inClusterPrometheus(t *testing.T, ms []manifest) (string, scrapeJob) {
 func TestPrometheusConfigIsValid(t *testing.T) {
 	t.Parallel()
 	cfg, _ := inClusterPrometheus(t, loadManifests(t))
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is not installed (scripts/test.sh installs it)")
-		}
-		t.Skip("promtool is not installed")
-	}
+	promtool := testenv.RequireTool(t, "promtool")
 	check := func(cfg []byte) ([]byte, error) {
 		file := filepath.Join(t.TempDir(), "prometheus.yml")
 		if err := os.WriteFile(file, cfg, 0o600); err != nil {

@@ -2,7 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
-	"net"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -15,17 +15,13 @@ import (
 	"github.com/featurestore/featurestore/internal/cache"
 	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/httpapi"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // deadRedis is a Redis cache pointed at a port nothing listens on.
 func deadRedis(t *testing.T) *cache.Redis {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { client.Close() })
 	return cache.NewRedis(client, cache.RedisOptions{})

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/featurestore/featurestore/api"
@@ -29,6 +27,7 @@ import (
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/store/postgres"
 	"github.com/featurestore/featurestore/internal/store/sqlite"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // t0 is where every test's clock starts: shortly after the TMDB snapshot.
@@ -89,58 +88,17 @@ func openEmbedded(tb testing.TB) (store.Store, []health.Component) {
 	}
 }
 
-func testPostgresURL() string {
-	if u := os.Getenv("FEATURESTORE_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-func testRedisURL() string {
-	if u := os.Getenv("FEATURESTORE_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	// Generous timeouts: the shared Redis is busy with every package's tests.
-	return "redis://127.0.0.1:6379/0?read_timeout=5s&write_timeout=5s&dial_timeout=5s&pool_timeout=5s"
-}
-
 // openPostgres is Postgres in a throwaway schema behind Redis under a
 // random key prefix; the schema is dropped and the keys deleted at cleanup.
 func openPostgres(tb testing.TB) (store.Store, []health.Component) {
 	tb.Helper()
 	ctx := context.Background()
-	base := testPostgresURL()
-	schema := fmt.Sprintf("fs_t_%016x", rand.Uint64())
-	exec := func(sql string) error {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, sql)
-		return err
-	}
-	if err := exec("CREATE SCHEMA " + schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	pg, err := postgres.Open(ctx, u.String(), postgres.Options{MaxConns: 8})
+	pg, err := postgres.Open(ctx, testenv.PostgresSchemaURL(tb, "fs_t"), postgres.Options{MaxConns: 8})
 	if err != nil {
 		tb.Fatalf("open postgres: %v", err)
 	}
 
-	ropts, err := cache.RedisOptionsFromURL(testRedisURL())
+	ropts, err := cache.RedisOptionsFromURL(testenv.RedisURL())
 	if err != nil {
 		pg.Close()
 		tb.Fatal(err)
@@ -375,30 +333,6 @@ func wantError(t testing.TB, w *httptest.ResponseRecorder, status int, code stri
 	return body
 }
 
-// repoRoot is the directory holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// realDataPath is the TMDB snapshot shared next to the repository.
-func realDataPath(t testing.TB) string {
-	return filepath.Join(repoRoot(t), "..", "shared", "data", "tmdb", "bulk_collection_20250605_022412.json")
-}
-
 func readFile(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -410,16 +344,4 @@ func readFile(t testing.TB, path string) string {
 
 func fixture(t testing.TB, name string) string {
 	return readFile(t, filepath.Join("testdata", name))
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/testenv"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
@@ -160,7 +161,7 @@ func TestIngestShapes(t *testing.T) {
 
 func TestIngestRealFile(t *testing.T) {
 	t.Parallel()
-	body := readFile(t, realDataPath(t))
+	body := readFile(t, testenv.SharedTMDBFile(t))
 	forEachBackend(t, func(t *testing.T, e *env) {
 		w := e.mustDo(t, http.StatusOK, "POST", "/v1/movies", body)
 		res := object(t, w)
@@ -301,7 +302,7 @@ func TestIngestBadBodies(t *testing.T) {
 		}
 		t.Run("body over the limit", func(t *testing.T) {
 			small := e.newRouter(1024)
-			w := serve(small, "POST", "/v1/movies", readFile(t, realDataPath(t)))
+			w := serve(small, "POST", "/v1/movies", readFile(t, testenv.SharedTMDBFile(t)))
 			wantError(t, w, http.StatusRequestEntityTooLarge, "too_large", "body")
 			wantError(t, e.do("GET", "/v1/feature-groups/movie_basic/entities/552524", ""), http.StatusNotFound, "not_found", "id")
 		})
@@ -330,7 +331,7 @@ func realCorpus(t testing.TB) []corpusPoint {
 			Popularity  float64 `json:"popularity"`
 		} `json:"movies"`
 	}
-	if err := json.Unmarshal([]byte(readFile(t, realDataPath(t))), &f); err != nil {
+	if err := json.Unmarshal([]byte(readFile(t, testenv.SharedTMDBFile(t))), &f); err != nil {
 		t.Fatal(err)
 	}
 	out := make([]corpusPoint, len(f.Movies))
@@ -399,7 +400,7 @@ func checkStats(t testing.TB, what string, got map[string]any, corpus []corpusPo
 func TestStatisticalAgainstCorpus(t *testing.T) {
 	t.Parallel()
 	corpus := realCorpus(t)
-	body := readFile(t, realDataPath(t))
+	body := readFile(t, testenv.SharedTMDBFile(t))
 	forEachBackend(t, func(t *testing.T, e *env) {
 		e.mustDo(t, http.StatusOK, "POST", "/v1/movies", body)
 		old := corpus[0]
@@ -430,9 +431,9 @@ func TestStatisticalAgainstCorpus(t *testing.T) {
 			t.Errorf("state after POST %v, want running (or already succeeded)", st)
 		}
 		var status map[string]any
-		waitFor(t, "the recompute to finish", time.Minute, func() bool {
+		testenv.Eventually(t, time.Minute, "the recompute to finish", func() (bool, string) {
 			status = object(t, e.mustDo(t, http.StatusOK, "GET", "/v1/recompute", ""))
-			return status["state"] != "running"
+			return status["state"] != "running", fmt.Sprint(status)
 		})
 		if status["state"] != "succeeded" || status["total"] != json.Number("101") || status["done"] != json.Number("101") {
 			t.Fatalf("recompute status %v, want succeeded 101/101", status)

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // fullRegistry registers everything the service registers, real pools
@@ -69,13 +70,7 @@ func TestGatherAndLint(t *testing.T) {
 // monitoring stack uses) over the exposition a scrape gets.
 func TestPromtoolCheckMetrics(t *testing.T) {
 	t.Parallel()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("promtool not installed (Debian package prometheus)")
-		}
-		t.Fatalf("promtool is required in CI: %v", err)
-	}
+	promtool := testenv.RequireTool(t, "promtool")
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(fullRegistry(t), promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
@@ -98,7 +93,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 // upgrade that renames a runtime metric fails here, not on a dashboard).
 func TestCatalogueMatchesExposition(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "metrics.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "metrics.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,29 +117,11 @@ func TestCatalogueMatchesExposition(t *testing.T) {
 // catalogueRow matches a catalogue row: "| `name` | type |".
 var catalogueRow = regexp.MustCompile("(?m)^\\| `([a-z_:][a-z0-9_:]*)` \\| (?:counter|gauge|histogram|summary) \\|")
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 // TestCookbookParses checks every PromQL block of docs/metrics.md with
 // promtool, and that each metric it reads is catalogued.
 func TestCookbookParses(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "metrics.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "metrics.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,13 +153,7 @@ func TestCookbookParses(t *testing.T) {
 			fmt.Fprintf(&rules, "      %s\n", line)
 		}
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("promtool not installed (Debian package prometheus)")
-		}
-		t.Fatalf("promtool is required in CI: %v", err)
-	}
+	promtool := testenv.RequireTool(t, "promtool")
 	file := filepath.Join(t.TempDir(), "cookbook.rules.yml")
 	if err := os.WriteFile(file, []byte(rules.String()), 0o600); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // alertmanagerConfig is the part of prometheus/alertmanager.yml the tests
@@ -33,13 +35,13 @@ type alertmanagerConfig struct {
 
 func alertmanagerFile(t *testing.T) string {
 	t.Helper()
-	return filepath.Join(rulesRepoRoot(t), "prometheus", "alertmanager.yml")
+	return filepath.Join(testenv.RepoRoot(t), "prometheus", "alertmanager.yml")
 }
 
 // TestAmtoolCheckConfig checks prometheus/alertmanager.yml with amtool.
 func TestAmtoolCheckConfig(t *testing.T) {
 	t.Parallel()
-	amtool := requireTool(t, "amtool", "prometheus-alertmanager")
+	amtool := testenv.RequireTool(t, "amtool")
 	out := runTool(t, "", amtool, "check-config", alertmanagerFile(t))
 	if !strings.Contains(out, "SUCCESS") {
 		t.Errorf("amtool check-config:\n%s", out)
@@ -52,7 +54,7 @@ func TestAmtoolCheckConfig(t *testing.T) {
 // own labels, is routed by its severity.
 func TestAlertmanagerRoutes(t *testing.T) {
 	t.Parallel()
-	amtool := requireTool(t, "amtool", "prometheus-alertmanager")
+	amtool := testenv.RequireTool(t, "amtool")
 	receiver := map[string]string{"critical": "pager", "warning": "ticket", "info": "null"}
 	cases := []struct {
 		labels []string

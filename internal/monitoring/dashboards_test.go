@@ -23,6 +23,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // provisionedDatasourceUID is the fixed uid of the provisioned Prometheus
@@ -179,29 +181,10 @@ func expandDashboardExpr(expr, rateInterval string) (string, error) {
 	return out, nil
 }
 
-// dashboardRepoRoot returns the directory holding go.mod.
-func dashboardRepoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 // loadDashboards parses every grafana/dashboards/*.json, sorted by name.
 func loadDashboards(t testing.TB) []dashboardFile {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(dashboardRepoRoot(t), "grafana", "dashboards", "*.json"))
+	paths, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "grafana", "dashboards", "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +224,7 @@ func flattenPanels(panels []grafanaPanel) []grafanaPanel {
 // dashboardCatalogue maps every metric family of docs/metrics.md to its type.
 func dashboardCatalogue(t testing.TB) map[string]string {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(dashboardRepoRoot(t), "docs", "metrics.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "metrics.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,7 +481,7 @@ var grafanaPanelTypes = map[string]bool{"row": true, "timeseries": true, "stat":
 // default to and the dashboards directory the provider loads.
 func TestDashboardProvisioningFiles(t *testing.T) {
 	t.Parallel()
-	root := dashboardRepoRoot(t)
+	root := testenv.RepoRoot(t)
 
 	var ds struct {
 		APIVersion  int `yaml:"apiVersion"`
@@ -840,13 +823,7 @@ func TestDashboardQueriesPassPromtool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skip("promtool not installed (Debian package prometheus)")
-		}
-		t.Fatalf("promtool is required in CI: %v", err)
-	}
+	promtool := testenv.RequireTool(t, "promtool")
 	file := filepath.Join(t.TempDir(), "dashboards.rules.yml")
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)

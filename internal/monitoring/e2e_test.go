@@ -12,14 +12,12 @@ package monitoring
 // says; everything else is real.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -34,10 +32,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/featurestore/featurestore/internal/app"
+	"github.com/featurestore/featurestore/internal/testenv"
 	"github.com/featurestore/featurestore/internal/verify"
 )
 
@@ -107,10 +105,8 @@ type e2eStack struct {
 	client *http.Client
 	root   string // the repository
 
-	redisBin  string
-	redisArgs []string
+	redis     *testenv.Redis
 	redisAddr string
-	redis     *child
 
 	api         string // base URL of the feature store
 	apiInstance string // its instance label in Prometheus
@@ -130,16 +126,13 @@ type e2eStack struct {
 func startStack(t *testing.T) *e2eStack {
 	t.Helper()
 	bins := map[string]string{}
-	for name, pkg := range map[string]string{
-		"redis-server": "redis-server", "prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
-		"prometheus-redis-exporter": "prometheus-redis-exporter", "prometheus-postgres-exporter": "prometheus-postgres-exporter",
-	} {
-		bins[name] = requireTool(t, name, pkg)
+	for _, name := range []string{"redis-server", "prometheus", "prometheus-alertmanager", "prometheus-redis-exporter", "prometheus-postgres-exporter"} {
+		bins[name] = testenv.RequireTool(t, name)
 	}
-	s := &e2eStack{start: time.Now(), client: &http.Client{Timeout: 10 * time.Second}, root: rulesRepoRoot(t),
+	s := &e2eStack{start: time.Now(), client: &http.Client{Timeout: 10 * time.Second}, root: testenv.RepoRoot(t),
 		webhook: &webhookRecorder{}}
 	var err error
-	if s.tmdbFile, err = os.ReadFile(filepath.Join(s.root, "..", "shared", "data", "tmdb", "bulk_collection_20250605_022412.json")); err != nil {
+	if s.tmdbFile, err = os.ReadFile(testenv.SharedTMDBFile(t)); err != nil {
 		t.Fatalf("the shared TMDB file: %v", err)
 	}
 	var file struct {
@@ -152,14 +145,11 @@ func startStack(t *testing.T) *e2eStack {
 	dir := t.TempDir()
 
 	// A Redis of the test's own: the test kills it.
-	s.redisBin = bins["redis-server"]
-	s.redisAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	_, port, _ := net.SplitHostPort(s.redisAddr)
-	s.redisArgs = []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}
-	s.startRedis(t)
+	s.redis = testenv.StartRedis(t, testenv.RedisOptions{})
+	s.redisAddr = fmt.Sprintf("127.0.0.1:%d", s.redis.Port())
 
 	// The service, in-process, on a throwaway schema of the shared Postgres.
-	pgBase, pgSchema := throwawaySchema(t)
+	pgBase, pgSchema := testenv.PostgresURL(), testenv.PostgresSchemaURL(t, "fs_t_e2e")
 	s.startService(t, map[string]string{
 		"FEATURESTORE_POSTGRES_URL":     pgSchema,
 		"FEATURESTORE_REDIS_URL":        "redis://" + s.redisAddr + "/0",
@@ -171,17 +161,17 @@ func startStack(t *testing.T) *e2eStack {
 
 	// The exporters, as the compose file configures them (through the
 	// environment), on loopback ports.
-	redisExp := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	redisExp := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s.startChild(t, bins["prometheus-redis-exporter"], []string{"REDIS_ADDR=redis://" + s.redisAddr},
 		"-web.listen-address="+redisExp)
-	pgExp := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pgExp := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s.startChild(t, bins["prometheus-postgres-exporter"], []string{"DATA_SOURCE_NAME=" + pgBase},
 		"--web.listen-address="+pgExp)
 
 	// The webhook receiver and Alertmanager with the project's routing.
 	hook := httptest.NewServer(s.webhook)
 	t.Cleanup(hook.Close)
-	amAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	amAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s.am = "http://" + amAddr
 	amConfig := filepath.Join(dir, "alertmanager.yml")
 	writeFile(t, amConfig, rewriteAlertmanagerConfig(t, filepath.Join(s.root, "prometheus", "alertmanager.yml"), hook.URL))
@@ -189,7 +179,7 @@ func startStack(t *testing.T) *e2eStack {
 		"--storage.path="+filepath.Join(dir, "alertmanager-data"), "--web.listen-address="+amAddr, "--cluster.listen-address=")
 
 	// Prometheus with the project's configuration and rules.
-	promAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	promAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s.prometheus = "http://" + promAddr
 	promConfig := writePrometheusConfig(t, filepath.Join(s.root, "prometheus"), filepath.Join(dir, "prometheus"), map[string]string{
 		"featurestore": s.apiInstance,
@@ -221,31 +211,11 @@ func startStack(t *testing.T) *e2eStack {
 	return s
 }
 
-// startRedis starts (or restarts, on the same port) the test's redis-server
-// and waits until it answers PING.
-func (s *e2eStack) startRedis(t *testing.T) {
-	t.Helper()
-	s.redis = s.startChild(t, s.redisBin, nil, s.redisArgs...)
-	s.waitFor(t, "redis-server answers PING", 30*time.Second, func() (bool, string) {
-		conn, err := net.DialTimeout("tcp", s.redisAddr, time.Second)
-		if err != nil {
-			return false, err.Error()
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-		if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
-			return false, err.Error()
-		}
-		line, err := bufio.NewReader(conn).ReadString('\n')
-		return line == "+PONG\r\n", fmt.Sprintf("%q %v", line, err)
-	})
-}
-
 // startService runs the feature store in-process with app.Run and waits
 // until it is ready; cleanup stops it and wants a clean exit.
 func (s *e2eStack) startService(t *testing.T, env map[string]string) {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s.api, s.apiInstance, s.apiLogs = "http://"+addr, addr, &tailBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	var runErr error
@@ -556,51 +526,6 @@ func writePrometheusConfig(t *testing.T, promDir, dir string, targets map[string
 	out := filepath.Join(dir, "prometheus.yml")
 	writeFile(t, out, marshalYAML(t, doc))
 	return out
-}
-
-// throwawaySchema makes a schema on the shared Postgres `test` database,
-// dropped at cleanup, and returns the database's URL and one using the schema.
-func throwawaySchema(t *testing.T) (base, withSchema string) {
-	t.Helper()
-	base = os.Getenv("FEATURESTORE_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("postgres: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("fs_t_e2e_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return base, base + "&search_path=" + schema
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // --- HTTP ---
@@ -1125,7 +1050,7 @@ func (s *e2eStack) redisDown(t *testing.T) {
 		t.Fatalf("RedisDown was sent before Redis went down: %v", got)
 	}
 	s.killed = time.Now()
-	s.redis.kill()
+	s.redis.Kill()
 
 	// Both halves of the alert fire: redis_exporter's redis_up (job redis)
 	// and the service's own health check (job featurestore).
@@ -1157,7 +1082,7 @@ func (s *e2eStack) redisDown(t *testing.T) {
 // redisBack restarts Redis on the same port: every RedisDown that fired
 // must be sent resolved, and verify must pass again.
 func (s *e2eStack) redisBack(t *testing.T) {
-	s.startRedis(t)
+	s.redis.Restart()
 	restarted := time.Now()
 	s.waitFor(t, "every RedisDown that fired is sent resolved", 45*time.Second, func() (bool, string) {
 		fired := s.redisAlerts(t, s.killed, "firing")
@@ -1248,7 +1173,7 @@ func fakeGrafanaAPI(t *testing.T, client *http.Client, prometheus string) http.H
 			Folder string `yaml:"folder"`
 		} `yaml:"providers"`
 	}
-	data, err := os.ReadFile(filepath.Join(rulesRepoRoot(t), "grafana", "provisioning", "dashboards", "dashboards.yml"))
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "grafana", "provisioning", "dashboards", "dashboards.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}

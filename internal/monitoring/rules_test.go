@@ -14,41 +14,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
-
-// rulesRepoRoot is the directory holding go.mod, found by walking up from the
-// test's directory.
-func rulesRepoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
-// requireTool returns the path of a command-line tool from a Debian package. Without
-// it the test is skipped on a developer machine and fails in CI.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("%s not installed (Debian package %s)", name, pkg)
-		}
-		t.Fatalf("%s is required in CI (Debian package %s): %v", name, pkg, err)
-	}
-	return path
-}
 
 // runTool runs a tool and fails the test with its output when it fails.
 func runTool(t *testing.T, dir, name string, args ...string) string {
@@ -133,7 +101,7 @@ func decodeRulesYAML(t *testing.T, path string, v any) {
 // rulesDir is prometheus/rules of the repository.
 func rulesDir(t *testing.T) string {
 	t.Helper()
-	return filepath.Join(rulesRepoRoot(t), "prometheus", "rules")
+	return filepath.Join(testenv.RepoRoot(t), "prometheus", "rules")
 }
 
 // globRules returns the files of dir matching pattern, failing when there are none.
@@ -198,7 +166,7 @@ func loadRules(t *testing.T) []promRule {
 // other components' metrics listed here.
 func ruleKnownMetrics(t *testing.T) map[string]string {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(rulesRepoRoot(t), "docs", "metrics.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "metrics.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,8 +283,8 @@ func githubAnchors(doc string) map[string]bool {
 // it loads, with promtool.
 func TestPromtoolCheckConfig(t *testing.T) {
 	t.Parallel()
-	promtool := requireTool(t, "promtool", "prometheus")
-	dir := filepath.Join(rulesRepoRoot(t), "prometheus")
+	promtool := testenv.RequireTool(t, "promtool")
+	dir := filepath.Join(testenv.RepoRoot(t), "prometheus")
 	out := runTool(t, dir, promtool, "check", "config", "prometheus.yml")
 	for _, want := range []string{"alerts.rules.yml", "recording.rules.yml"} {
 		if !strings.Contains(out, want) {
@@ -330,7 +298,7 @@ func TestPromtoolCheckConfig(t *testing.T) {
 // glob that loads every rule file and no promtool test file.
 func TestPrometheusConfig(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(rulesRepoRoot(t), "prometheus")
+	dir := filepath.Join(testenv.RepoRoot(t), "prometheus")
 	var cfg struct {
 		Global struct {
 			ScrapeInterval     string `yaml:"scrape_interval"`
@@ -414,7 +382,7 @@ func TestPrometheusConfig(t *testing.T) {
 // TestPromtoolCheckRules checks every rule file with promtool.
 func TestPromtoolCheckRules(t *testing.T) {
 	t.Parallel()
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testenv.RequireTool(t, "promtool")
 	for _, path := range globRules(t, rulesDir(t), "*.rules.yml") {
 		runTool(t, rulesDir(t), promtool, "check", "rules", path)
 	}
@@ -423,7 +391,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 // TestPromtoolTestRules runs every promtool unit test file.
 func TestPromtoolTestRules(t *testing.T) {
 	t.Parallel()
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testenv.RequireTool(t, "promtool")
 	for _, path := range globRules(t, rulesDir(t), "*_test.yml") {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			t.Parallel()
@@ -437,7 +405,7 @@ func TestPromtoolTestRules(t *testing.T) {
 // template; a runbook_url at the alert's own section of docs/runbooks.md.
 func TestAlertConventions(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join(rulesRepoRoot(t), "docs", "runbooks.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "runbooks.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,7 +557,7 @@ func TestRulesReadKnownMetrics(t *testing.T) {
 // promtool, and that it reads only known metrics and recording rules.
 func TestRunbookQueries(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join(rulesRepoRoot(t), "docs", "runbooks.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "runbooks.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +585,7 @@ func TestRunbookQueries(t *testing.T) {
 			fmt.Fprintf(&rules, "          %s\n", line)
 		}
 	}
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testenv.RequireTool(t, "promtool")
 	file := filepath.Join(t.TempDir(), "runbooks.rules.yml")
 	if err := os.WriteFile(file, []byte(rules.String()), 0o600); err != nil {
 		t.Fatal(err)
@@ -659,7 +627,7 @@ func TestGithubAnchors(t *testing.T) {
 // heading of the document and every relative file link exists.
 func TestRunbookLinks(t *testing.T) {
 	t.Parallel()
-	docs := filepath.Join(rulesRepoRoot(t), "docs")
+	docs := filepath.Join(testenv.RepoRoot(t), "docs")
 	doc, err := os.ReadFile(filepath.Join(docs, "runbooks.md"))
 	if err != nil {
 		t.Fatal(err)

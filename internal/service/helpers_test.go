@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/featurestore/featurestore/internal/cache"
@@ -20,6 +17,7 @@ import (
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/store/postgres"
 	"github.com/featurestore/featurestore/internal/store/sqlite"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // t0 is where every test's clock starts.
@@ -85,44 +83,11 @@ func openEmbedded(tb testing.TB) store.Store {
 func openPostgres(tb testing.TB) store.Store {
 	tb.Helper()
 	ctx := context.Background()
-	base := os.Getenv("FEATURESTORE_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	schema := fmt.Sprintf("fs_t_%016x", rand.Uint64())
-	exec := func(sql string) error {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(ctx)
-		_, err = conn.Exec(ctx, sql)
-		return err
-	}
-	if err := exec("CREATE SCHEMA " + schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	pg, err := postgres.Open(ctx, u.String(), postgres.Options{MaxConns: 8})
+	pg, err := postgres.Open(ctx, testenv.PostgresSchemaURL(tb, "fs_t"), postgres.Options{MaxConns: 8})
 	if err != nil {
 		tb.Fatalf("open postgres: %v", err)
 	}
-	redisURL := os.Getenv("FEATURESTORE_TEST_REDIS_URL")
-	if redisURL == "" {
-		redisURL = "redis://127.0.0.1:6379/0?read_timeout=5s&write_timeout=5s&dial_timeout=5s&pool_timeout=5s"
-	}
-	ropts, err := cache.RedisOptionsFromURL(redisURL)
+	ropts, err := cache.RedisOptionsFromURL(testenv.RedisURL())
 	if err != nil {
 		pg.Close()
 		tb.Fatal(err)
@@ -158,20 +123,7 @@ func newService(tb testing.TB, st store.Store, c *testClock, opts Options) *Serv
 // realMovies are the raw records of the shared TMDB snapshot.
 func realMovies(tb testing.TB) []json.RawMessage {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			tb.Fatal("go.mod not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "..", "shared", "data", "tmdb", "bulk_collection_20250605_022412.json"))
+	b, err := os.ReadFile(testenv.SharedTMDBFile(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -196,16 +148,4 @@ func latest(tb testing.TB, s *Service, group, id string) *feature.Row {
 		tb.Fatalf("GetLatest %s/%s: %v", group, id, err)
 	}
 	return rows[0]
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

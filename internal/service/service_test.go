@@ -16,6 +16,7 @@ import (
 
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
+	"github.com/featurestore/featurestore/internal/testenv"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
@@ -234,7 +235,10 @@ func TestRecompute(t *testing.T) {
 		if err := s.StartRecompute(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the background recompute", time.Minute, func() bool { return s.RecomputeStatus().State != "running" })
+		testenv.Eventually(t, time.Minute, "the background recompute", func() (bool, string) {
+			st := s.RecomputeStatus()
+			return st.State != "running", fmt.Sprintf("%+v", st)
+		})
 		if st := s.RecomputeStatus(); st.State != "succeeded" || st.Done != n {
 			t.Errorf("background recompute: %+v", st)
 		}
@@ -259,9 +263,9 @@ func TestAutoRecompute(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, "the automatic recompute", time.Minute, func() bool {
+		testenv.Eventually(t, time.Minute, "the automatic recompute", func() (bool, string) {
 			st := s.RecomputeStatus()
-			return st.State == "succeeded" && st.Total == 3
+			return st.State == "succeeded" && st.Total == 3, fmt.Sprintf("%+v", st)
 		})
 		// Movie 1 was first scored against a corpus of itself alone.
 		row := latest(t, s, tmdb.GroupStatistical, "1")

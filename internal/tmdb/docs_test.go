@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // docRow is one feature as docs/features.md lists it.
@@ -17,7 +19,7 @@ type docRow struct{ Group, Feature, Type, Formula string }
 // features, types and formulas (the descriptions), in order.
 func TestDocsListFeatures(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "features.md"))
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "features.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,37 +4,18 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
-)
 
-// repoRoot returns the directory holding go.mod, walking up from the test's
-// working directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/featurestore/featurestore/internal/testenv"
+)
 
 // TestRealCollection runs the crawler's file of 100 real TMDB records
 // (Korean titles and overviews) through Decode, ParseMovie and Features.
 func TestRealCollection(t *testing.T) {
 	t.Parallel()
-	body, err := os.ReadFile(filepath.Join(repoRoot(t), "..", "shared", "data", "tmdb", "bulk_collection_20250605_022412.json"))
+	body, err := os.ReadFile(testenv.SharedTMDBFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}

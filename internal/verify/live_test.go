@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/featurestore/featurestore/internal/app"
+	"github.com/featurestore/featurestore/internal/testenv"
 	"github.com/featurestore/featurestore/internal/verify"
 )
 
@@ -38,48 +36,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
-}
-
-// lookBin finds a binary of Debian's prometheus / prometheus-alertmanager
-// packages; CI must have it.
-func lookBin(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is required in CI (scripts/test.sh installs it): %v", name, err)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
 }
 
 // process is a child process the test started; stop kills it and waits.
@@ -116,7 +72,7 @@ type service struct {
 
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &service{base: "http://" + addr, logs: &syncBuffer{}}
 	done := make(chan error, 1)
@@ -180,7 +136,7 @@ func request(t *testing.T, method, url string, body []byte, want int) {
 // (features written, storage grows), a cache miss then a hit, an error.
 func driveTraffic(t *testing.T, base string) {
 	t.Helper()
-	movies, err := os.ReadFile(filepath.Join(repoRoot(t), "testdata", "movies.json"))
+	movies, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata", "movies.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,9 +155,9 @@ type monitoring struct {
 
 func startMonitoring(t *testing.T, serviceAddr string) *monitoring {
 	t.Helper()
-	promBin, amBin := lookBin(t, "prometheus"), lookBin(t, "prometheus-alertmanager")
+	promBin, amBin := testenv.RequireTool(t, "prometheus"), testenv.RequireTool(t, "prometheus-alertmanager")
 	dir := t.TempDir()
-	promPort, amPort := freePort(t), freePort(t)
+	promPort, amPort := testenv.FreePort(t), testenv.FreePort(t)
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
@@ -354,7 +310,7 @@ func TestVerifyAgainstLiveServicePrometheusAndAlertmanager(t *testing.T) {
 
 	// The service's port closed: both service checks fail, and the
 	// command's error names them.
-	closed := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	closed := fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))
 	out.Reset()
 	err := app.Run(context.Background(), []string{"verify", "--api", closed, "--alertmanager", m.alertmanager},
 		func(k string) string { return map[string]string{"FEATURESTORE_PROMETHEUS": m.prometheus}[k] }, &out, &errOut)
@@ -409,64 +365,15 @@ func TestVerifyAgainstLiveServicePrometheusAndAlertmanager(t *testing.T) {
 	}
 }
 
-// throwawaySchema makes a Postgres schema on the shared server for one test
-// and returns a URL using it.
-func throwawaySchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("FEATURESTORE_TEST_POSTGRES_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("postgres: %v", err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("fs_t_verify_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	return base + "&search_path=" + schema
-}
-
-// startRedis runs a redis-server of the test's own on a free port and
-// waits until it accepts connections.
-func startRedis(t *testing.T) (*process, string) {
-	t.Helper()
-	port := freePort(t)
-	p := startProcess(t, lookBin(t, "redis-server"), "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.Dial("tcp", addr)
-		if err == nil {
-			conn.Close()
-			return p, "redis://" + addr + "/0"
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server does not accept connections: %v\n%s", err, p.out)
-		}
-		time.Sleep(20 * time.Millisecond) // polling start-up
-	}
-}
-
 // TestServiceHealthDegradedFails: with Redis down the service still serves
 // (DEGRADED, readiness 200), but verify fails the health check naming Redis,
 // because the operators must know.
 func TestServiceHealthDegradedFails(t *testing.T) {
 	t.Parallel()
-	redis, redisURL := startRedis(t)
+	redis := testenv.StartRedis(t, testenv.RedisOptions{})
 	svc := startService(t, map[string]string{
-		"FEATURESTORE_POSTGRES_URL":     throwawaySchema(t),
-		"FEATURESTORE_REDIS_URL":        redisURL,
+		"FEATURESTORE_POSTGRES_URL":     testenv.PostgresSchemaURL(t, "fs_t_verify"),
+		"FEATURESTORE_REDIS_URL":        redis.URL(),
 		"FEATURESTORE_REDIS_KEY_PREFIX": fmt.Sprintf("fs_t_verify_%d", time.Now().UnixNano()),
 	})
 	cfg := verify.Config{API: svc.base, Timeout: 5 * time.Second}
@@ -474,7 +381,7 @@ func TestServiceHealthDegradedFails(t *testing.T) {
 	if c := r["service health"]; c.Result != verify.Pass || c.Detail != "UP: postgres UP, redis UP" {
 		t.Fatalf("service health with Redis up = %s %q", c.Result, c.Detail)
 	}
-	redis.stop()
+	redis.Kill()
 	r = results(verify.Run(context.Background(), cfg))
 	if c := r["service health"]; c.Result != verify.Fail || !strings.HasPrefix(c.Detail, "DEGRADED: redis DOWN (") {
 		t.Errorf("service health with Redis down = %s %q, want a failure naming redis", c.Result, c.Detail)

@@ -3,14 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
-	"net/url"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,51 +12,8 @@ import (
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/store/storetest"
+	"github.com/featurestore/featurestore/internal/testenv"
 )
-
-// testBaseURL is the shared Postgres the tests make throwaway schemas in.
-func testBaseURL() string {
-	if u := os.Getenv("FEATURESTORE_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// newSchemaURL creates an empty schema fs_t_<random>, dropped at cleanup, and
-// returns a URL whose search_path selects it.
-func newSchemaURL(tb testing.TB) string {
-	tb.Helper()
-	base := testBaseURL()
-	schema := fmt.Sprintf("fs_t_%016x", rand.Uint64())
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatalf("connect to test postgres %s: %v", base, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			tb.Errorf("connect to drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("parse %s: %v", base, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func openStore(tb testing.TB, url string) *Store {
 	tb.Helper()
@@ -78,7 +27,7 @@ func openStore(tb testing.TB, url string) *Store {
 
 func TestContract(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store { return openStore(t, newSchemaURL(t)) })
+	storetest.Run(t, func(t *testing.T) store.Store { return openStore(t, testenv.PostgresSchemaURL(t, "fs_t")) })
 }
 
 func countMigrations(t *testing.T, url string) int {
@@ -97,7 +46,7 @@ func countMigrations(t *testing.T, url string) int {
 
 func TestMigrateIdempotent(t *testing.T) {
 	t.Parallel()
-	url := newSchemaURL(t)
+	url := testenv.PostgresSchemaURL(t, "fs_t")
 	ms, err := loadMigrations()
 	if err != nil || len(ms) == 0 {
 		t.Fatalf("loadMigrations = %d, %v", len(ms), err)
@@ -120,7 +69,7 @@ func TestMigrateIdempotent(t *testing.T) {
 
 func TestMigrateConcurrent(t *testing.T) {
 	t.Parallel()
-	url := newSchemaURL(t)
+	url := testenv.PostgresSchemaURL(t, "fs_t")
 	const n = 4
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -146,7 +95,7 @@ func TestMigrateConcurrent(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	t.Parallel()
-	s := openStore(t, newSchemaURL(t))
+	s := openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
 	c := s.Health(t.Context())
 	if c.Status != "UP" || c.Error != "" {
 		t.Fatalf("Health = %+v, want UP", c)
@@ -185,104 +134,13 @@ func TestOpenBadURL(t *testing.T) {
 	}
 }
 
-// privateServer is a Postgres of the test's own, in a temp dir on a free
-// port, that the test may stop and start.
-type privateServer struct {
-	t    *testing.T
-	dir  string
-	port int
-}
-
-const pgBin = "/usr/lib/postgresql/15/bin"
-
-// startPrivateServer runs initdb and starts the server. initdb and postgres
-// refuse to run as root, so as root they run as the postgres OS user.
-func startPrivateServer(t *testing.T) *privateServer {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
-		t.Skipf("no postgres binaries: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "fs-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skipf("running as root and no postgres user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &privateServer{t: t, dir: dir, port: l.Addr().(*net.TCPAddr).Port}
-	l.Close()
-	p.run("initdb", "-D", p.data(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-	p.start()
-	t.Cleanup(func() { p.pgctl("stop", "-m", "immediate") })
-	return p
-}
-
-func (p *privateServer) data() string { return filepath.Join(p.dir, "data") }
-
-func (p *privateServer) url() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=5", p.port)
-}
-
-func (p *privateServer) command(name string, args ...string) *exec.Cmd {
-	name = filepath.Join(pgBin, name)
-	if os.Geteuid() == 0 {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
-	}
-	return exec.Command(name, args...)
-}
-
-func (p *privateServer) run(name string, args ...string) {
-	p.t.Helper()
-	if out, err := p.command(name, args...).CombinedOutput(); err != nil {
-		p.t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-}
-
-func (p *privateServer) pgctl(args ...string) error {
-	out, err := p.command("pg_ctl", append([]string{"-D", p.data(), "-w", "-t", "60"}, args...)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("pg_ctl %v: %w\n%s", args, err, out)
-	}
-	return nil
-}
-
-func (p *privateServer) start() {
-	p.t.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", p.port, p.dir)
-	if err := p.pgctl("start", "-l", filepath.Join(p.dir, "server.log"), "-o", opts); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// stop kills the server the hard way: immediate mode is a crash, recovered
-// from the WAL at the next start.
-func (p *privateServer) stop() {
-	p.t.Helper()
-	if err := p.pgctl("stop", "-m", "immediate"); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
 // TestPostgresDown stops the database under a running writer: writes and
 // reads fail fast with Unavailable errors, Health says DOWN, and after a
 // restart every acknowledged batch is there and no batch is half there.
 func TestPostgresDown(t *testing.T) {
 	t.Parallel()
-	srv := startPrivateServer(t)
-	s := openStore(t, srv.url())
+	srv := testenv.StartPostgres(t)
+	s := openStore(t, srv.URL())
 	ctx := t.Context()
 	if _, err := s.PutGroup(ctx, feature.Group{Name: "movies", EntityKey: "movie_id",
 		Features: []feature.Spec{{Name: "n", Type: feature.Int64}}}, time.Now()); err != nil {
@@ -319,7 +177,7 @@ func TestPostgresDown(t *testing.T) {
 	})
 	<-acked
 	<-acked
-	srv.stop()
+	srv.Stop()
 	wg.Wait()
 	nAcked := 2 + len(acked)
 	if feature.ErrorCode(writerErr) != feature.CodeUnavailable {
@@ -341,18 +199,16 @@ func TestPostgresDown(t *testing.T) {
 	if c := s.Health(guard); c.Status != "DOWN" || c.Error == "" || guard.Err() != nil {
 		t.Errorf("Health while down = %+v, want DOWN with an error", c)
 	}
-	if _, err := Open(guard, srv.url(), Options{}); feature.ErrorCode(err) != feature.CodeUnavailable || guard.Err() != nil {
+	if _, err := Open(guard, srv.URL(), Options{}); feature.ErrorCode(err) != feature.CodeUnavailable || guard.Err() != nil {
 		t.Errorf("Open while down = %v, want a prompt unavailable error", err)
 	}
 
-	srv.start()
+	srv.Start()
 	// The pool replaces its dead connections; poll until it has.
-	for deadline := time.Now().Add(time.Minute); s.Health(ctx).Status != "UP"; {
-		if time.Now().After(deadline) {
-			t.Fatalf("store did not recover after restart: %+v", s.Health(ctx))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "the store recovers after the restart", func() (bool, string) {
+		h := s.Health(ctx)
+		return h.Status == "UP", fmt.Sprintf("%+v", h)
+	})
 	count := func(k int) int {
 		keys := make([]feature.Key, batchSize)
 		for i := range keys {
@@ -398,10 +254,10 @@ func TestPostgresDown(t *testing.T) {
 
 // BenchmarkGetLatest reads random batches of 100 keys out of 10,000 entities.
 func BenchmarkGetLatest(b *testing.B) {
-	storetest.BenchGetLatest(b, openStore(b, newSchemaURL(b)))
+	storetest.BenchGetLatest(b, openStore(b, testenv.PostgresSchemaURL(b, "fs_t")))
 }
 
 // BenchmarkWriteRows writes batches of 1,000 rows over existing entities.
 func BenchmarkWriteRows(b *testing.B) {
-	storetest.BenchWriteRows(b, openStore(b, newSchemaURL(b)))
+	storetest.BenchWriteRows(b, openStore(b, testenv.PostgresSchemaURL(b, "fs_t")))
 }
