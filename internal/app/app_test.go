@@ -18,33 +18,15 @@ import (
 	"github.com/featurestore/featurestore/internal/testenv"
 )
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func envFrom(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
 // startServer runs the real program on a free port and waits until it is ready.
-func startServer(t *testing.T, args []string, env map[string]string) (base string, logs *syncBuffer, stop func() error) {
+func startServer(t *testing.T, args []string, env map[string]string) (base string, logs *testenv.SyncBuffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs = &syncBuffer{}
+	logs = &testenv.SyncBuffer{}
 	addrCh := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {

@@ -247,7 +247,7 @@ func wantEntity(t *testing.T, what, base, group, id string, want map[string]any)
 }
 
 // logOnFailure shows the server's logs if the test fails.
-func logOnFailure(t *testing.T, logs *syncBuffer) {
+func logOnFailure(t *testing.T, logs *testenv.SyncBuffer) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server logs:\n%s", logs)
@@ -543,7 +543,7 @@ func deleteRedisPrefix(t *testing.T, url, prefix string) {
 type childServer struct {
 	base   string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	exited chan struct{}
 }
 
@@ -552,7 +552,7 @@ type childServer struct {
 func startChild(t *testing.T, bin string, env map[string]string) *childServer {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	c := &childServer{base: "http://" + addr, logs: &syncBuffer{}, exited: make(chan struct{})}
+	c := &childServer{base: "http://" + addr, logs: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(bin, "serve", "--addr", addr)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "FEATURESTORE_") {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // logDirLines reads the JSON lines of one log of --log-dir, oldest rotated
@@ -63,7 +65,7 @@ func TestLogDirWritesApplicationAndErrorLogs(t *testing.T) {
 	// A second server on the same data directory fails at start; the
 	// reason is logged at error level, so it reaches its error.log.
 	failDir := t.TempDir()
-	failOut := &syncBuffer{}
+	failOut := &testenv.SyncBuffer{}
 	err := Run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--log-dir", failDir},
 		envFrom(map[string]string{"FEATURESTORE_DATA_DIR": dataDir}), failOut, failOut)
 	if !errors.Is(err, errDataDirLocked) {
@@ -114,7 +116,7 @@ func TestLogDirFlagsAreValidated(t *testing.T) {
 		{[]string{"--log-max-size", "10"}, "log-max-size must be at least 1024"},
 		{[]string{"--log-max-files", "-1"}, "log-max-files must be between 0 and 1000"},
 	} {
-		err := Run(context.Background(), c.args, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &syncBuffer{}, &syncBuffer{})
+		err := Run(context.Background(), c.args, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &testenv.SyncBuffer{}, &testenv.SyncBuffer{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Run(%v) = %v, want %q", c.args, err, c.want)
 		}
@@ -124,7 +126,7 @@ func TestLogDirFlagsAreValidated(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := Run(context.Background(), []string{"--log-dir", file}, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &syncBuffer{}, &syncBuffer{})
+	err := Run(context.Background(), []string{"--log-dir", file}, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &testenv.SyncBuffer{}, &testenv.SyncBuffer{})
 	if err == nil || !strings.Contains(err.Error(), "log dir") {
 		t.Errorf("--log-dir on a file: %v", err)
 	}

@@ -29,7 +29,7 @@ type Redis struct {
 	tb   testing.TB
 	port int
 	args []string
-	logs syncBuffer
+	logs SyncBuffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -139,19 +139,20 @@ func (r *Redis) start() {
 	})
 }
 
-// syncBuffer collects a child's output from its copying goroutines.
-type syncBuffer struct {
+// SyncBuffer is a goroutine-safe output sink, e.g. for a child process's
+// output or a server's log.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()

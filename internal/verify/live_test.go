@@ -20,35 +20,17 @@ import (
 	"github.com/featurestore/featurestore/internal/verify"
 )
 
-// syncBuffer is a goroutine-safe output sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // process is a child process the test started; stop kills it and waits.
 type process struct {
 	name string
-	out  *syncBuffer
+	out  *testenv.SyncBuffer
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{name: filepath.Base(bin), out: &syncBuffer{}, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p := &process{name: filepath.Base(bin), out: &testenv.SyncBuffer{}, cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -66,7 +48,7 @@ func (p *process) stop() {
 // service is the real feature store, run in-process with app.Run.
 type service struct {
 	base string
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	stop func()
 }
 
@@ -74,7 +56,7 @@ func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{base: "http://" + addr, logs: &syncBuffer{}}
+	s := &service{base: "http://" + addr, logs: &testenv.SyncBuffer{}}
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, []string{"serve", "--addr", addr}, func(k string) string { return env[k] }, s.logs, s.logs)
