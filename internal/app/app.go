@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	var cfg Config
-	fs, envErrs := flagSet("featurestore "+cmd, &cfg, getenv, stderr)
+	fs, flags := flagSet("featurestore "+cmd, &cfg, getenv, stderr)
 	var ing ingestFlags
 	if cmd == "ingest" {
 		fs.StringVar(&ing.api, "api", "", "send the file to a running service at this base URL (e.g. http://localhost:8001) instead of writing to the store directly")
@@ -98,8 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
-	if len(*envErrs) > 0 {
-		return fmt.Errorf("invalid environment: %w", errors.Join(*envErrs...))
+	if err := flags.Err(); err != nil {
+		return err
 	}
 	if err := cfg.validate(); err != nil {
 		return err

@@ -7,9 +7,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/featurestore/featurestore/internal/envflag"
 )
 
 // Config is the whole configuration, parsed once from flags and the
@@ -45,51 +46,16 @@ func defaultDataDir() string {
 	return "featurestore-data"
 }
 
-// flagSet declares every flag on fs with its default taken from the
-// environment through getenv. Errors in environment values are collected in
-// envErrs so they are reported, not ignored.
-func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer) (*flag.FlagSet, *[]error) {
+// flagSet declares every flag on a new flag set with its default taken
+// from the environment through getenv; flags.Err reports malformed
+// environment values.
+func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer) (*flag.FlagSet, *envflag.Set) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	var envErrs []error
-	str := func(p *string, flagName, def, usage string) {
-		env := envName(flagName)
-		if v := getenv(env); v != "" {
-			def = v
-		}
-		fs.StringVar(p, flagName, def, usage+" ("+env+")")
-	}
-	// secret is a URL flag whose default (from the environment) is shown
-	// masked by --help, so a password in the environment is never printed.
-	secret := func(p *string, flagName, usage string) {
-		env := envName(flagName)
-		*p = getenv(env)
-		fs.Var(maskedURL{p}, flagName, usage+" ("+env+")")
-	}
-	dur := func(p *time.Duration, flagName string, def time.Duration, usage string) {
-		env := envName(flagName)
-		if v := getenv(env); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", env, v, err))
-			} else {
-				def = d
-			}
-		}
-		fs.DurationVar(p, flagName, def, usage+" ("+env+")")
-	}
-	num := func(p *int64, flagName string, def int64, usage string) {
-		env := envName(flagName)
-		if v := getenv(env); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: not an integer", env, v))
-			} else {
-				def = n
-			}
-		}
-		fs.Int64Var(p, flagName, def, usage+" ("+env+")")
-	}
+	flags := envflag.New(fs, getenv)
+	str, dur, num := flags.String, flags.Duration, flags.Int64
+	// URLs with credentials: --help shows them masked.
+	secret := func(p *string, name, usage string) { flags.Secret(p, name, usage, maskURL) }
 	str(&cfg.Addr, "addr", ":8001", "HTTP listen address for the API, /health and /metrics")
 	str(&cfg.MetricsAddr, "metrics-addr", "", "optional separate listen address for /metrics (empty: served on --addr)")
 	str(&cfg.DataDir, "data-dir", defaultDataDir(), "data directory of the embedded store, used when no Postgres URL is set")
@@ -111,11 +77,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	dur(&cfg.RefreshInterval, "refresh-interval", 15*time.Second, "how often the registry and storage statistics are re-read")
 	dur(&cfg.HealthInterval, "health-interval", 10*time.Second, "how often dependencies are checked for the dependency metrics")
 	dur(&cfg.StartupTimeout, "startup-timeout", 2*time.Minute, "how long to keep retrying the storage backends at start-up")
-	return fs, &envErrs
-}
-
-func envName(flagName string) string {
-	return "FEATURESTORE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	return fs, flags
 }
 
 // validate checks values flags cannot.
@@ -194,20 +156,4 @@ func maskURL(s string) string {
 	}
 	u.RawQuery = q.Encode()
 	return strings.ReplaceAll(u.String(), "%2A%2A%2A%2A", "****")
-}
-
-// maskedURL is a flag.Value holding a URL with credentials: String, which
-// flag uses for --help, masks the password.
-type maskedURL struct{ p *string }
-
-func (m maskedURL) String() string {
-	if m.p == nil {
-		return ""
-	}
-	return maskURL(*m.p)
-}
-
-func (m maskedURL) Set(v string) error {
-	*m.p = v
-	return nil
 }

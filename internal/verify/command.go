@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/featurestore/featurestore/internal/envflag"
 )
 
 const usageText = `featurestore verify: the operators' monitoring checklist, as a command.
@@ -47,34 +49,15 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	var asJSON bool
 	fs := flag.NewFlagSet("featurestore verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var envErrs []error
-	str := func(p *string, name, def, usage string) {
-		env := envName(name)
-		if v := getenv(env); v != "" {
-			def = v
-		}
-		fs.StringVar(p, name, def, usage+" ("+env+")")
-	}
-	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
-		env := envName(name)
-		if v := getenv(env); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: %v", env, v, err))
-			} else {
-				def = d
-			}
-		}
-		fs.DurationVar(p, name, def, usage+" ("+env+")")
-	}
+	flags := envflag.New(fs, getenv)
+	str, dur := flags.String, flags.Duration
 	str(&cfg.API, "api", "", "base URL of the feature store, e.g. http://localhost:8002 (empty: skip its checks)")
 	str(&cfg.Prometheus, "prometheus", "", "base URL of Prometheus, e.g. http://localhost:9090 (empty: skip)")
 	str(&cfg.Alertmanager, "alertmanager", "", "base URL of Alertmanager, e.g. http://localhost:9093 (empty: skip)")
 	str(&cfg.Grafana, "grafana", "", "base URL of Grafana, e.g. http://localhost:3000 (empty: skip)")
 	str(&cfg.GrafanaUser, "grafana-user", "admin", "Grafana user for its API (basic auth)")
-	// Not through str: the environment's value must not show as the
-	// default in --help.
-	fs.StringVar(&cfg.GrafanaPassword, "grafana-password", "", "Grafana password for its API (empty: no authentication); prefer the environment variable ("+envName("grafana-password")+")")
+	flags.Secret(&cfg.GrafanaPassword, "grafana-password", "Grafana password for its API (empty: no authentication); prefer the environment variable",
+		func(string) string { return "****" })
 	dur(&cfg.Timeout, "timeout", 10*time.Second, "deadline of each check")
 	dur(&cfg.Freshness, "freshness", 30*time.Second, "largest accepted age of a metric's newest sample in Prometheus")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
@@ -88,11 +71,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return err
 	}
-	if len(envErrs) > 0 {
-		return fmt.Errorf("invalid environment: %w", errors.Join(envErrs...))
-	}
-	if cfg.GrafanaPassword == "" {
-		cfg.GrafanaPassword = getenv(envName("grafana-password"))
+	if err := flags.Err(); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("verify takes no arguments, got %q", fs.Args())
@@ -115,10 +95,6 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("verify: %d of %d checks failed: %s", len(failed), len(checks), strings.Join(failed, ", "))
 	}
 	return nil
-}
-
-func envName(flagName string) string {
-	return "FEATURESTORE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // validate wants at least one URL, each absolute http(s), and positive
