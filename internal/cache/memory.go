@@ -225,7 +225,7 @@ func (m *Memory) Len() int {
 
 // Health reports the entry count and bound; a memory cache is always UP.
 func (m *Memory) Health(context.Context) store.Component {
-	return store.Component{Status: "UP", Details: map[string]any{
+	return store.Component{Status: store.HealthUp, Details: map[string]any{
 		"entries":     m.Len(),
 		"max_entries": m.perShard * memoryShards,
 	}}

@@ -368,7 +368,7 @@ func globEscape(s string) string {
 func (r *Redis) Health(ctx context.Context) store.Component {
 	details := map[string]any{"pool": poolDetails(r.client.PoolStats())}
 	down := func(err error) store.Component {
-		return store.Component{Status: "DOWN", Details: details, Error: err.Error()}
+		return store.Component{Status: store.HealthDown, Details: details, Error: err.Error()}
 	}
 	start := r.now()
 	if err := r.client.Ping(ctx).Err(); err != nil {
@@ -408,7 +408,7 @@ func (r *Redis) Health(ctx context.Context) store.Component {
 		n, _ := strconv.ParseInt(fields[field], 10, 64)
 		details[detail] = n
 	}
-	return store.Component{Status: "UP", Details: details}
+	return store.Component{Status: store.HealthUp, Details: details}
 }
 
 // parseInfo reads the field:value lines of an INFO reply.

@@ -80,8 +80,8 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 // 63 characters. Names are used in metric label values, so they are bounded.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
-// ReservedGroupName cannot name a group: the metrics use it as the
-// feature_group label of operations that concern no group.
+// ReservedGroupName cannot name a group: it is the feature_group metric label
+// of the operations that concern no group.
 const ReservedGroupName = "none"
 
 // MaxFeaturesPerGroup bounds a group's width.
@@ -94,7 +94,7 @@ func (g Group) Validate() error {
 	if !ValidName(g.Name) {
 		fields = append(fields, FieldError{Field: "name", Problem: "must match ^[a-z][a-z0-9_]{0,62}$"})
 	} else if g.Name == ReservedGroupName {
-		fields = append(fields, FieldError{Field: "name", Problem: `"none" is reserved (it labels metrics of operations on no group)`})
+		fields = append(fields, FieldError{Field: "name", Problem: strconv.Quote(ReservedGroupName) + " is reserved (it labels metrics of operations on no group)"})
 	}
 	if !ValidName(g.EntityKey) {
 		fields = append(fields, FieldError{Field: "entity_key", Problem: "must match ^[a-z][a-z0-9_]{0,62}$"})

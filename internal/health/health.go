@@ -12,13 +12,6 @@ import (
 	"github.com/featurestore/featurestore/internal/store"
 )
 
-// Overall statuses.
-const (
-	Up       = "UP"
-	Degraded = "DEGRADED"
-	Down     = "DOWN"
-)
-
 // Component is one checked dependency.
 type Component struct {
 	// Name is the dependency: postgres, sqlite, redis or memory.
@@ -31,7 +24,7 @@ type Component struct {
 
 // Report is the body of GET /health.
 type Report struct {
-	Status     string                     `json:"status"`
+	Status     store.HealthStatus         `json:"status"`
 	Components map[string]store.Component `json:"components"`
 	CheckedAt  time.Time                  `json:"checked_at"`
 	DurationMS float64                    `json:"duration_ms"`
@@ -76,20 +69,20 @@ func (c *Checker) Check(ctx context.Context) Report {
 		}()
 	}
 	wg.Wait()
-	rep := Report{Status: Up, Components: make(map[string]store.Component, len(c.Components)), CheckedAt: start.UTC()}
+	rep := Report{Status: store.HealthUp, Components: make(map[string]store.Component, len(c.Components)), CheckedAt: start.UTC()}
 	for i, comp := range c.Components {
 		r := results[i]
-		if r.Status != Up {
-			r.Status = Down
+		if r.Status != store.HealthUp {
+			r.Status = store.HealthDown
 			if comp.Critical {
-				rep.Status = Down
-			} else if rep.Status == Up {
-				rep.Status = Degraded
+				rep.Status = store.HealthDown
+			} else if rep.Status == store.HealthUp {
+				rep.Status = store.HealthDegraded
 			}
 		}
 		rep.Components[comp.Name] = r
 		if c.Observer != nil {
-			c.Observer.SetDependency(comp.Name, r.Status == Up, latencies[i])
+			c.Observer.SetDependency(comp.Name, r.Status == store.HealthUp, latencies[i])
 		}
 	}
 	rep.DurationMS = float64(now().Sub(start).Microseconds()) / 1000

@@ -13,6 +13,7 @@ import (
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/service"
+	"github.com/featurestore/featurestore/internal/store"
 )
 
 func errNoRoute(r *http.Request) error {
@@ -30,7 +31,7 @@ func handleHealth(h interface {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rep := h.Check(r.Context())
 		st := http.StatusOK
-		if rep.Status == health.Down {
+		if rep.Status == store.HealthDown {
 			st = http.StatusServiceUnavailable
 		}
 		encode(w, st, rep)
@@ -39,17 +40,17 @@ func handleHealth(h interface {
 
 func handleLive() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		encode(w, http.StatusOK, map[string]string{"status": health.Up})
+		encode(w, http.StatusOK, map[string]store.HealthStatus{"status": store.HealthUp})
 	})
 }
 
 func handleReady(ready func() bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ready != nil && ready() {
-			encode(w, http.StatusOK, map[string]string{"status": health.Up})
+			encode(w, http.StatusOK, map[string]store.HealthStatus{"status": store.HealthUp})
 			return
 		}
-		encode(w, http.StatusServiceUnavailable, map[string]string{"status": health.Down})
+		encode(w, http.StatusServiceUnavailable, map[string]store.HealthStatus{"status": store.HealthDown})
 	})
 }
 

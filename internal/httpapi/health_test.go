@@ -15,6 +15,7 @@ import (
 	"github.com/featurestore/featurestore/internal/cache"
 	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/httpapi"
+	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/testenv"
 )
 
@@ -44,11 +45,11 @@ func TestHealthEndpoints(t *testing.T) {
 			if err := json.Unmarshal(e.mustDo(t, http.StatusOK, "GET", "/health", "").Body.Bytes(), &rep); err != nil {
 				t.Fatal(err)
 			}
-			if rep.Status != health.Up || len(rep.Components) != len(e.health.Components) || rep.CheckedAt.IsZero() {
+			if rep.Status != store.HealthUp || len(rep.Components) != len(e.health.Components) || rep.CheckedAt.IsZero() {
 				t.Errorf("report %+v, want UP with %d components", rep, len(e.health.Components))
 			}
 			for _, c := range e.health.Components {
-				if got := rep.Components[c.Name]; got.Status != health.Up || got.Error != "" {
+				if got := rep.Components[c.Name]; got.Status != store.HealthUp || got.Error != "" {
 					t.Errorf("component %s: %+v, want UP", c.Name, got)
 				}
 			}
@@ -61,10 +62,10 @@ func TestHealthEndpoints(t *testing.T) {
 				name       string
 				components []health.Component
 				status     int
-				overall    string
+				overall    store.HealthStatus
 			}{
-				{"cache down", []health.Component{sor, {Name: "redis", Checker: dead}}, http.StatusOK, health.Degraded},
-				{"store down", []health.Component{{Name: "postgres", Critical: true, Checker: dead}, e.health.Components[1]}, http.StatusServiceUnavailable, health.Down},
+				{"cache down", []health.Component{sor, {Name: "redis", Checker: dead}}, http.StatusOK, store.HealthDegraded},
+				{"store down", []health.Component{{Name: "postgres", Critical: true, Checker: dead}, e.health.Components[1]}, http.StatusServiceUnavailable, store.HealthDown},
 			} {
 				d := e.deps()
 				d.Health = &health.Checker{Components: c.components, Timeout: 2 * time.Second}
@@ -77,7 +78,7 @@ func TestHealthEndpoints(t *testing.T) {
 					t.Errorf("%s: %d %s, want %d %s", c.name, w.Code, rep.Status, c.status, c.overall)
 				}
 				for _, comp := range c.components {
-					if got := rep.Components[comp.Name]; (got.Status == health.Down) != (comp.Checker == dead) || (got.Status == health.Down && got.Error == "") {
+					if got := rep.Components[comp.Name]; (got.Status == store.HealthDown) != (comp.Checker == dead) || (got.Status == store.HealthDown && got.Error == "") {
 						t.Errorf("%s: component %s: %+v", c.name, comp.Name, got)
 					}
 				}

@@ -36,13 +36,13 @@ func fullRegistry(t *testing.T) *prometheus.Registry {
 	if err := m.Register(NewRedisPoolCollector(testRedis(t).PoolStats)); err != nil {
 		t.Fatal(err)
 	}
-	m.ObserveRequest(OpGetOnlineFeatures, "movie_stats", time.Millisecond)
+	m.ObserveRequest(feature.OpGetOnlineFeatures, "movie_stats", time.Millisecond)
 	m.CacheHit(CacheRedis, "movie_stats", 1)
 	m.CacheMiss(CacheRedis, "movie_stats", 1)
 	m.CacheError(CacheRedis, "get")
 	m.FeaturesWritten("movie_stats", 1)
 	m.SetStorageBytes("postgres", 1)
-	m.Error(OpGetEntity, feature.CodeNotFound)
+	m.Error(feature.OpGetEntity, feature.CodeNotFound)
 	m.FeatureStatuses("movie_stats", 1, 1, 1, 1)
 	m.Ingested(1, 1)
 	m.SetNewestEvent("movie_stats", time.Now())

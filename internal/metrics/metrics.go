@@ -7,10 +7,11 @@
 // Nothing here is global: New builds one metric set on the registry it is
 // given, so two servers in one test binary do not collide.
 //
-// Label values are bounded. Operations, cache types, dependencies, backends
-// and codes come from constants in the calling code; feature_group values are
-// registered group names (feature.ValidName, at most MaxGroupLabels at once,
-// forgotten when the group is deleted), "none" when an operation names no
+// Label values are bounded. Operations (feature.Operation), Feast statuses
+// (feature.Status*), cache types, dependencies, backends and codes come from
+// constants; feature_group values are registered group names
+// (feature.ValidName, at most MaxGroupLabels at once, forgotten when the group
+// is deleted), feature.ReservedGroupName ("none") when an operation names no
 // group, and "_other" for anything else (an invalid name, or a group past the
 // limit).
 package metrics
@@ -31,30 +32,12 @@ import (
 
 // Label values with a fixed meaning.
 const (
-	// GroupNone is the feature_group of an operation that names no group.
-	GroupNone = "none"
 	// GroupOther is the feature_group recorded for a name that is not a
 	// valid group name, or for a new group once MaxGroupLabels are in use.
 	// It cannot collide with a group: group names start with a letter.
 	GroupOther = "_other"
 	// MaxGroupLabels bounds the distinct feature_group label values in use.
 	MaxGroupLabels = 1000
-)
-
-// Operation names: the value set of the operation label. They match the
-// service's Op* constants.
-const (
-	OpGetEntity         = "get_entity"
-	OpGetEntityAsOf     = "get_entity_as_of"
-	OpGetOnlineFeatures = "get_online_features"
-	OpIngest            = "ingest"
-	OpWriteRows         = "write_rows"
-	OpListGroups        = "list_groups"
-	OpGetGroup          = "get_group"
-	OpPutGroup          = "put_group"
-	OpDeleteGroup       = "delete_group"
-	OpStats             = "stats"
-	OpRecompute         = "recompute"
 )
 
 // Dependency names: the value set of the dependency label.
@@ -70,12 +53,6 @@ const (
 	CacheRedis  = "redis"
 	CacheMemory = "memory"
 )
-
-// operations lists every Op* constant; their series are created at zero.
-var operations = [...]string{
-	OpGetEntity, OpGetEntityAsOf, OpGetOnlineFeatures, OpIngest, OpWriteRows,
-	OpListGroups, OpGetGroup, OpPutGroup, OpDeleteGroup, OpStats, OpRecompute,
-}
 
 // codes lists every feature.Code; feature_store_errors_total is created at
 // zero for each operation and code.
@@ -142,10 +119,13 @@ type Metrics struct {
 	errKids cowMap[opCode, prometheus.Counter]
 }
 
-type opGroup struct{ op, group string }
+type opGroup struct {
+	op    feature.Operation
+	group string
+}
 type cacheGroup struct{ cacheType, group string }
 type opCode struct {
-	op   string
+	op   feature.Operation
 	code feature.Code
 }
 
@@ -324,10 +304,10 @@ func New(reg prometheus.Registerer, build BuildInfo, now func() time.Time) *Metr
 		m.logEvents[i] = logEvents.WithLabelValues(levelName(i))
 	}
 
-	for _, op := range operations {
-		m.duration.WithLabelValues(op)
+	for _, op := range feature.Operations() {
+		m.duration.WithLabelValues(string(op))
 		for _, c := range codes {
-			m.errKids.put(opCode{op, c}, m.errors.WithLabelValues(op, string(c)))
+			m.errKids.put(opCode{op, c}, m.errors.WithLabelValues(string(op), string(c)))
 		}
 	}
 	for _, r := range [...]string{"accepted", "rejected"} {
@@ -368,7 +348,7 @@ func (m *Metrics) Register(c prometheus.Collector) error {
 // caller holds m.mu.
 func (m *Metrics) groupLabelLocked(group string) (string, bool) {
 	if group == "" {
-		return GroupNone, false
+		return feature.ReservedGroupName, false
 	}
 	if _, ok := m.groups[group]; ok {
 		return group, true
@@ -381,8 +361,8 @@ func (m *Metrics) groupLabelLocked(group string) (string, bool) {
 }
 
 // ObserveRequest counts one operation on a feature group ("" when it names
-// none) and records its duration. operation is one of the Op* constants.
-func (m *Metrics) ObserveRequest(operation, group string, d time.Duration) {
+// none) and records its duration.
+func (m *Metrics) ObserveRequest(operation feature.Operation, group string, d time.Duration) {
 	c, ok := m.reqs.get(opGroup{operation, group})
 	if !ok {
 		c = m.requestChildren(operation, group)
@@ -394,7 +374,7 @@ func (m *Metrics) ObserveRequest(operation, group string, d time.Duration) {
 // CountRequest counts one operation on a feature group without recording
 // a duration: an operation touching several groups is counted once per
 // group but timed once (by ObserveRequest).
-func (m *Metrics) CountRequest(operation, group string) {
+func (m *Metrics) CountRequest(operation feature.Operation, group string) {
 	c, ok := m.reqs.get(opGroup{operation, group})
 	if !ok {
 		c = m.requestChildren(operation, group)
@@ -402,7 +382,7 @@ func (m *Metrics) CountRequest(operation, group string) {
 	c.count.Inc()
 }
 
-func (m *Metrics) requestChildren(operation, group string) *requestChildren {
+func (m *Metrics) requestChildren(operation feature.Operation, group string) *requestChildren {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c, ok := m.reqs.get(opGroup{operation, group}); ok {
@@ -410,8 +390,8 @@ func (m *Metrics) requestChildren(operation, group string) *requestChildren {
 	}
 	label, real := m.groupLabelLocked(group)
 	c := &requestChildren{
-		count:    m.requests.WithLabelValues(operation, label),
-		duration: m.duration.WithLabelValues(operation),
+		count:    m.requests.WithLabelValues(string(operation), label),
+		duration: m.duration.WithLabelValues(string(operation)),
 	}
 	if real || group == "" {
 		m.reqs.put(opGroup{operation, group}, c)
@@ -495,10 +475,10 @@ func (m *Metrics) groupChildren(group string) *groupChildren {
 	label, real := m.groupLabelLocked(group)
 	c := &groupChildren{
 		written:       m.features.WithLabelValues(label),
-		present:       m.valuesReturned.WithLabelValues(label, "PRESENT"),
-		notFound:      m.valuesReturned.WithLabelValues(label, "NOT_FOUND"),
-		null:          m.valuesReturned.WithLabelValues(label, "NULL_VALUE"),
-		outsideMaxAge: m.valuesReturned.WithLabelValues(label, "OUTSIDE_MAX_AGE"),
+		present:       m.valuesReturned.WithLabelValues(label, feature.StatusPresent),
+		notFound:      m.valuesReturned.WithLabelValues(label, feature.StatusNotFound),
+		null:          m.valuesReturned.WithLabelValues(label, feature.StatusNullValue),
+		outsideMaxAge: m.valuesReturned.WithLabelValues(label, feature.StatusOutsideMaxAge),
 	}
 	if real || group == "" {
 		m.perGrp.put(group, c)
@@ -514,14 +494,14 @@ func (m *Metrics) SetStorageBytes(backend string, bytes int64) {
 
 // Error counts a failed operation by its code. An empty code (no error) is
 // ignored.
-func (m *Metrics) Error(operation string, code feature.Code) {
+func (m *Metrics) Error(operation feature.Operation, code feature.Code) {
 	if code == "" {
 		return
 	}
 	c, ok := m.errKids.get(opCode{operation, code})
 	if !ok {
 		m.mu.Lock()
-		c = m.errors.WithLabelValues(operation, string(code))
+		c = m.errors.WithLabelValues(string(operation), string(code))
 		m.errKids.put(opCode{operation, code}, c)
 		m.mu.Unlock()
 	}

@@ -26,11 +26,11 @@ func TestEveryMetricMoves(t *testing.T) {
 		labels []string
 		want   float64 // value after call (histograms: sample count)
 	}{
-		{"request count", func() { m.ObserveRequest(OpGetEntity, "movie_stats", 3*time.Millisecond) },
+		{"request count", func() { m.ObserveRequest(feature.OpGetEntity, "movie_stats", 3*time.Millisecond) },
 			"feature_store_requests_total", []string{"operation", "get_entity", "feature_group", "movie_stats"}, 1},
-		{"request duration", func() { m.ObserveRequest(OpGetEntity, "movie_stats", time.Millisecond) },
+		{"request duration", func() { m.ObserveRequest(feature.OpGetEntity, "movie_stats", time.Millisecond) },
 			"feature_store_request_duration_seconds", []string{"operation", "get_entity"}, 2},
-		{"request without group", func() { m.ObserveRequest(OpListGroups, "", time.Millisecond) },
+		{"request without group", func() { m.ObserveRequest(feature.OpListGroups, "", time.Millisecond) },
 			"feature_store_requests_total", []string{"operation", "list_groups", "feature_group", "none"}, 1},
 		{"cache hit", func() { m.CacheHit(CacheRedis, "movie_stats", 3) },
 			"feature_store_cache_hits_total", []string{"cache_type", "redis", "feature_group", "movie_stats"}, 3},
@@ -42,7 +42,7 @@ func TestEveryMetricMoves(t *testing.T) {
 			"feature_store_features_total", []string{"feature_group", "movie_stats"}, 12},
 		{"storage bytes", func() { m.SetStorageBytes("postgres", 4096) },
 			"feature_store_storage_bytes", []string{"backend", "postgres"}, 4096},
-		{"error", func() { m.Error(OpGetEntity, feature.CodeNotFound) },
+		{"error", func() { m.Error(feature.OpGetEntity, feature.CodeNotFound) },
 			"feature_store_errors_total", []string{"operation", "get_entity", "code", "not_found"}, 1},
 		{"present", func() { m.FeatureStatuses("movie_stats", 5, 4, 3, 2) },
 			"feature_store_feature_values_returned_total", []string{"feature_group", "movie_stats", "status", "PRESENT"}, 5},
@@ -107,13 +107,13 @@ func TestPrecreatedSeries(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	New(reg, BuildInfo{}, nil)
-	for _, op := range operations {
+	for _, op := range feature.Operations() {
 		for _, c := range codes {
-			if v, ok := find(t, reg, "feature_store_errors_total", "operation", op, "code", string(c)); !ok || v != 0 {
+			if v, ok := find(t, reg, "feature_store_errors_total", "operation", string(op), "code", string(c)); !ok || v != 0 {
 				t.Errorf("errors_total{%s,%s} = %v, %v; want 0, present", op, c, v, ok)
 			}
 		}
-		if _, ok := find(t, reg, "feature_store_request_duration_seconds", "operation", op); !ok {
+		if _, ok := find(t, reg, "feature_store_request_duration_seconds", "operation", string(op)); !ok {
 			t.Errorf("request_duration_seconds{%s} missing", op)
 		}
 	}
@@ -144,9 +144,9 @@ func TestTwoRegistriesDoNotCollide(t *testing.T) {
 	r1, r2 := prometheus.NewRegistry(), prometheus.NewRegistry()
 	m1 := New(r1, BuildInfo{Version: "a"}, nil)
 	m2 := New(r2, BuildInfo{Version: "b"}, nil)
-	m1.ObserveRequest(OpStats, "", time.Millisecond)
-	m1.ObserveRequest(OpStats, "", time.Millisecond)
-	m2.ObserveRequest(OpStats, "", time.Millisecond)
+	m1.ObserveRequest(feature.OpStats, "", time.Millisecond)
+	m1.ObserveRequest(feature.OpStats, "", time.Millisecond)
+	m2.ObserveRequest(feature.OpStats, "", time.Millisecond)
 	if got := value(t, r1, "feature_store_requests_total", "operation", "stats"); got != 2 {
 		t.Errorf("registry 1: %v requests, want 2", got)
 	}
@@ -159,10 +159,10 @@ func TestTwoRegistriesDoNotCollide(t *testing.T) {
 func TestNilRegistererWorks(t *testing.T) {
 	t.Parallel()
 	m := New(nil, BuildInfo{}, nil)
-	m.ObserveRequest(OpGetEntity, "g", time.Millisecond)
+	m.ObserveRequest(feature.OpGetEntity, "g", time.Millisecond)
 	m.CacheHit(CacheMemory, "g", 1)
 	m.SetNewestEvent("g", time.Now())
-	if got := testutil.ToFloat64(m.requests.WithLabelValues(OpGetEntity, "g")); got != 1 {
+	if got := testutil.ToFloat64(m.requests.WithLabelValues(string(feature.OpGetEntity), "g")); got != 1 {
 		t.Errorf("requests = %v, want 1", got)
 	}
 	if err := m.Register(prometheus.NewGauge(prometheus.GaugeOpts{Name: "x", Help: "x"})); err != nil {
@@ -224,7 +224,7 @@ func TestForgetGroup(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg, BuildInfo{}, nil)
 	for _, g := range []string{"doomed", "kept"} {
-		m.ObserveRequest(OpGetEntity, g, time.Millisecond)
+		m.ObserveRequest(feature.OpGetEntity, g, time.Millisecond)
 		m.CacheHit(CacheRedis, g, 1)
 		m.CacheMiss(CacheRedis, g, 1)
 		m.FeaturesWritten(g, 1)
@@ -247,7 +247,7 @@ func TestForgetGroup(t *testing.T) {
 		}
 	}
 	// A group of the same name created later starts from zero.
-	m.ObserveRequest(OpGetEntity, "doomed", time.Millisecond)
+	m.ObserveRequest(feature.OpGetEntity, "doomed", time.Millisecond)
 	if got := value(t, reg, "feature_store_requests_total", "feature_group", "doomed"); got != 1 {
 		t.Errorf("recreated group: %v requests, want 1", got)
 	}
@@ -258,8 +258,8 @@ func TestGroupLabelsAreBounded(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m := New(reg, BuildInfo{}, nil)
-	m.ObserveRequest(OpGetEntity, "Not A Valid/Name", time.Millisecond)
-	m.ObserveRequest(OpGetEntity, "../../etc/passwd", time.Millisecond)
+	m.ObserveRequest(feature.OpGetEntity, "Not A Valid/Name", time.Millisecond)
+	m.ObserveRequest(feature.OpGetEntity, "../../etc/passwd", time.Millisecond)
 	if got := value(t, reg, "feature_store_requests_total", "feature_group", GroupOther); got != 2 {
 		t.Errorf("invalid names: %v requests under %q, want 2", got, GroupOther)
 	}
@@ -283,8 +283,8 @@ func TestErrorIgnoresEmptyCode(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m := New(reg, BuildInfo{}, nil)
-	m.Error(OpIngest, "")
-	m.Error(OpIngest, feature.ErrorCode(errors.New("bug")))
+	m.Error(feature.OpIngest, "")
+	m.Error(feature.OpIngest, feature.ErrorCode(errors.New("bug")))
 	if _, ok := find(t, reg, "feature_store_errors_total", "code", ""); ok {
 		t.Error("an empty code became a series")
 	}
@@ -316,12 +316,12 @@ func TestCacheStateReadAtScrape(t *testing.T) {
 func TestHotPathDoesNotAllocate(t *testing.T) {
 	m := New(prometheus.NewRegistry(), BuildInfo{}, nil)
 	calls := map[string]func(){
-		"ObserveRequest":  func() { m.ObserveRequest(OpGetOnlineFeatures, "movie_stats", time.Millisecond) },
+		"ObserveRequest":  func() { m.ObserveRequest(feature.OpGetOnlineFeatures, "movie_stats", time.Millisecond) },
 		"CacheHit":        func() { m.CacheHit(CacheRedis, "movie_stats", 10) },
 		"CacheMiss":       func() { m.CacheMiss(CacheRedis, "movie_stats", 1) },
 		"FeatureStatuses": func() { m.FeatureStatuses("movie_stats", 8, 1, 1, 0) },
 		"FeaturesWritten": func() { m.FeaturesWritten("movie_stats", 8) },
-		"Error":           func() { m.Error(OpGetEntity, feature.CodeNotFound) },
+		"Error":           func() { m.Error(feature.OpGetEntity, feature.CodeNotFound) },
 	}
 	for name, call := range calls {
 		call()
@@ -336,7 +336,7 @@ func BenchmarkObserveRequest(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.ObserveRequest(OpGetOnlineFeatures, "movie_stats", 250*time.Microsecond)
+			m.ObserveRequest(feature.OpGetOnlineFeatures, "movie_stats", 250*time.Microsecond)
 		}
 	})
 }
@@ -360,6 +360,6 @@ func BenchmarkReadPath(b *testing.B) {
 		m.CacheHit(CacheRedis, "movie_stats", 9)
 		m.CacheMiss(CacheRedis, "movie_stats", 1)
 		m.FeatureStatuses("movie_stats", 80, 5, 5, 10)
-		m.ObserveRequest(OpGetOnlineFeatures, "movie_stats", 250*time.Microsecond)
+		m.ObserveRequest(feature.OpGetOnlineFeatures, "movie_stats", 250*time.Microsecond)
 	}
 }

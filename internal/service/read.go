@@ -9,14 +9,6 @@ import (
 	"github.com/featurestore/featurestore/internal/feature"
 )
 
-// Feast field statuses, as Feast's feature server reports them.
-const (
-	StatusPresent       = "PRESENT"
-	StatusNotFound      = "NOT_FOUND"
-	StatusNullValue     = "NULL_VALUE"
-	StatusOutsideMaxAge = "OUTSIDE_MAX_AGE"
-)
-
 // EntityResult is one entity's features, as GET .../entities/{id} returns.
 type EntityResult struct {
 	Group     string            `json:"feature_group"`
@@ -33,9 +25,9 @@ type EntityResult struct {
 // that were latest at that time. features selects a subset (all when empty).
 func (s *Service) GetEntity(ctx context.Context, group, id string, features []string, asOf *time.Time) (res EntityResult, err error) {
 	start := s.now()
-	op := OpGetEntity
+	op := feature.OpGetEntity
 	if asOf != nil {
-		op = OpGetEntityAsOf
+		op = feature.OpGetEntityAsOf
 	}
 	defer func() { s.instrument(op, s.groupLabel(group), start, err) }()
 	g, err := s.group(group, "group")
@@ -92,13 +84,13 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 		res.Features[n] = v
 		switch {
 		case v == nil:
-			res.Statuses[n] = StatusNullValue
+			res.Statuses[n] = feature.StatusNullValue
 			null++
 		case outside:
-			res.Statuses[n] = StatusOutsideMaxAge
+			res.Statuses[n] = feature.StatusOutsideMaxAge
 			old++
 		default:
-			res.Statuses[n] = StatusPresent
+			res.Statuses[n] = feature.StatusPresent
 			present++
 		}
 	}
@@ -178,10 +170,10 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 		if len(groups) > 0 {
 			first = groups[0].Name
 			for _, g := range groups[1:] {
-				s.obs.CountRequest(OpGetOnlineFeatures, g.Name)
+				s.obs.CountRequest(feature.OpGetOnlineFeatures, g.Name)
 			}
 		}
-		s.instrument(OpGetOnlineFeatures, first, start, err)
+		s.instrument(feature.OpGetOnlineFeatures, first, start, err)
 	}()
 	var fields []feature.FieldError
 	if len(req.Entities) != 1 {
@@ -269,7 +261,7 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 	resp.Results = make([]OnlineColumn, 0, len(refs)+1)
 	entityCol := OnlineColumn{Values: entityVals, Statuses: make([]string, len(ids)), EventTimestamps: make([]time.Time, len(ids))}
 	for i := range ids {
-		entityCol.Statuses[i] = StatusPresent
+		entityCol.Statuses[i] = feature.StatusPresent
 		entityCol.EventTimestamps[i] = epoch
 	}
 	resp.Results = append(resp.Results, entityCol)
@@ -287,7 +279,7 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 			row := rows[ref.gi*len(ids)+i]
 			switch {
 			case row == nil:
-				col.Statuses[i], col.EventTimestamps[i] = StatusNotFound, epoch
+				col.Statuses[i], col.EventTimestamps[i] = feature.StatusNotFound, epoch
 				c.notFound++
 				continue
 			}
@@ -295,13 +287,13 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 			col.Values[i], col.EventTimestamps[i] = v, row.EventTime
 			switch {
 			case v == nil:
-				col.Statuses[i] = StatusNullValue
+				col.Statuses[i] = feature.StatusNullValue
 				c.null++
 			case ref.group.TTL > 0 && now.Sub(row.EventTime) > time.Duration(ref.group.TTL):
-				col.Statuses[i] = StatusOutsideMaxAge
+				col.Statuses[i] = feature.StatusOutsideMaxAge
 				c.old++
 			default:
-				col.Statuses[i] = StatusPresent
+				col.Statuses[i] = feature.StatusPresent
 				c.present++
 			}
 		}

@@ -51,7 +51,7 @@ func (s *Service) recompute(ctx context.Context, progress func(done, total int))
 	s.progress.Store(&RecomputeStatus{State: "running", StartedAt: &startedAt})
 	defer func() {
 		d := s.now().Sub(start)
-		s.instrument(OpRecompute, tmdb.GroupStatistical, start, err)
+		s.instrument(feature.OpRecompute, tmdb.GroupStatistical, start, err)
 		s.obs.Recomputed(n, d, err)
 		st := *s.progress.Load()
 		fin := s.now()

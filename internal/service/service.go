@@ -7,7 +7,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -21,26 +20,11 @@ import (
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
-// Operation names: the bounded value set of the operation metric label.
-const (
-	OpGetEntity         = "get_entity"
-	OpGetEntityAsOf     = "get_entity_as_of"
-	OpGetOnlineFeatures = "get_online_features"
-	OpIngest            = "ingest"
-	OpWriteRows         = "write_rows"
-	OpListGroups        = "list_groups"
-	OpGetGroup          = "get_group"
-	OpPutGroup          = "put_group"
-	OpDeleteGroup       = "delete_group"
-	OpStats             = "stats"
-	OpRecompute         = "recompute"
-)
-
 // Observer receives the service's measurements. *metrics.Metrics satisfies it.
 type Observer interface {
-	ObserveRequest(operation, group string, d time.Duration)
-	CountRequest(operation, group string)
-	Error(operation string, code feature.Code)
+	ObserveRequest(op feature.Operation, group string, d time.Duration)
+	CountRequest(op feature.Operation, group string)
+	Error(op feature.Operation, code feature.Code)
 	FeaturesWritten(group string, n int)
 	FeatureStatuses(group string, present, notFound, null, outsideMaxAge int)
 	Ingested(accepted, rejected int)
@@ -272,7 +256,7 @@ func (s *Service) group(name, field string) (feature.Group, error) {
 }
 
 // instrument records one operation's duration, request count and error code.
-func (s *Service) instrument(op, group string, start time.Time, err error) {
+func (s *Service) instrument(op feature.Operation, group string, start time.Time, err error) {
 	s.obs.ObserveRequest(op, group, s.now().Sub(start))
 	if err != nil {
 		s.obs.Error(op, feature.ErrorCode(err))
@@ -288,14 +272,14 @@ func (s *Service) ListGroups(ctx context.Context) []feature.Group {
 		out = append(out, g)
 	}
 	slices.SortFunc(out, func(a, b feature.Group) int { return compareStrings(a.Name, b.Name) })
-	s.instrument(OpListGroups, "", start, nil)
+	s.instrument(feature.OpListGroups, "", start, nil)
 	return out
 }
 
 // GetGroup returns one registered group.
 func (s *Service) GetGroup(ctx context.Context, name string) (g feature.Group, err error) {
 	start := s.now()
-	defer func() { s.instrument(OpGetGroup, s.groupLabel(name), start, err) }()
+	defer func() { s.instrument(feature.OpGetGroup, s.groupLabel(name), start, err) }()
 	return s.group(name, "group")
 }
 
@@ -307,7 +291,7 @@ func (s *Service) IsBuiltin(name string) bool { return s.builtin[name] }
 // exists is a conflict (stored rows would no longer match the schema).
 func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Group, created bool, err error) {
 	start := s.now()
-	defer func() { s.instrument(OpPutGroup, s.groupLabel(g.Name), start, err) }()
+	defer func() { s.instrument(feature.OpPutGroup, s.groupLabel(g.Name), start, err) }()
 	if err := g.Validate(); err != nil {
 		return out, false, err
 	}
@@ -349,7 +333,7 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 // DeleteGroup removes a user-defined group with all its rows.
 func (s *Service) DeleteGroup(ctx context.Context, name string) (err error) {
 	start := s.now()
-	defer func() { s.instrument(OpDeleteGroup, s.groupLabel(name), start, err) }()
+	defer func() { s.instrument(feature.OpDeleteGroup, s.groupLabel(name), start, err) }()
 	if s.builtin[name] {
 		return feature.Conflict("feature group "+quote(name)+" is built in and cannot be deleted",
 			feature.FieldError{Field: "group", Problem: "built-in group"})
@@ -393,7 +377,7 @@ type Stats struct {
 // Stats reports storage statistics.
 func (s *Service) Stats(ctx context.Context) (out Stats, err error) {
 	start := s.now()
-	defer func() { s.instrument(OpStats, "", start, err) }()
+	defer func() { s.instrument(feature.OpStats, "", start, err) }()
 	st, err := s.st.Stats(ctx)
 	if err != nil {
 		return out, err
@@ -416,23 +400,18 @@ func compareStrings(a, b string) int {
 	return 0
 }
 
-// isCanceled reports whether err is the caller going away rather than a fault.
-func isCanceled(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}
-
 type nopObserver struct{}
 
-func (nopObserver) ObserveRequest(string, string, time.Duration) {}
-func (nopObserver) CountRequest(string, string)                  {}
-func (nopObserver) Error(string, feature.Code)                   {}
-func (nopObserver) FeaturesWritten(string, int)                  {}
-func (nopObserver) FeatureStatuses(string, int, int, int, int)   {}
-func (nopObserver) Ingested(int, int)                            {}
-func (nopObserver) SetNewestEvent(string, time.Time)             {}
-func (nopObserver) SetStorageBytes(string, int64)                {}
-func (nopObserver) ForgetGroup(string)                           {}
-func (nopObserver) Recomputed(int, time.Duration, error)         {}
+func (nopObserver) ObserveRequest(feature.Operation, string, time.Duration) {}
+func (nopObserver) CountRequest(feature.Operation, string)                  {}
+func (nopObserver) Error(feature.Operation, feature.Code)                   {}
+func (nopObserver) FeaturesWritten(string, int)                             {}
+func (nopObserver) FeatureStatuses(string, int, int, int, int)              {}
+func (nopObserver) Ingested(int, int)                                       {}
+func (nopObserver) SetNewestEvent(string, time.Time)                        {}
+func (nopObserver) SetStorageBytes(string, int64)                           {}
+func (nopObserver) ForgetGroup(string)                                      {}
+func (nopObserver) Recomputed(int, time.Duration, error)                    {}
 
 // CorpusSize is the number of movies in the corpus statistics.
 func (s *Service) CorpusSize() int {

@@ -351,30 +351,30 @@ type recorder struct {
 	written   map[string]int
 	ingested  [2]int
 	forgotten []string
-	timed     map[string]int // operation: durations observed
+	timed     map[feature.Operation]int // operation: durations observed
 }
 
 func newRecorder() *recorder {
-	return &recorder{requests: map[string]int{}, errors: map[string]int{}, statuses: map[string][4]int{}, written: map[string]int{}, timed: map[string]int{}}
+	return &recorder{requests: map[string]int{}, errors: map[string]int{}, statuses: map[string][4]int{}, written: map[string]int{}, timed: map[feature.Operation]int{}}
 }
 
-func (r *recorder) ObserveRequest(op, group string, _ time.Duration) {
+func (r *recorder) ObserveRequest(op feature.Operation, group string, _ time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.requests[op+" "+group]++
+	r.requests[string(op)+" "+group]++
 	r.timed[op]++
 }
 
-func (r *recorder) CountRequest(op, group string) {
+func (r *recorder) CountRequest(op feature.Operation, group string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.requests[op+" "+group]++
+	r.requests[string(op)+" "+group]++
 }
 
-func (r *recorder) Error(op string, code feature.Code) {
+func (r *recorder) Error(op feature.Operation, code feature.Code) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.errors[op+" "+string(code)]++
+	r.errors[string(op)+" "+string(code)]++
 }
 
 func (r *recorder) FeaturesWritten(group string, n int) {
@@ -443,9 +443,9 @@ func TestObserver(t *testing.T) {
 		// The batch read over two groups counts a request for each group but
 		// observes one duration.
 		if obs.requests["get_online_features movie_temporal"] != 1 || obs.requests["get_online_features movie_basic"] != 1 ||
-			obs.timed[OpGetOnlineFeatures] != 1 {
+			obs.timed[feature.OpGetOnlineFeatures] != 1 {
 			t.Errorf("get_online_features: requests %v, durations %d; want one request per group and one duration",
-				obs.requests, obs.timed[OpGetOnlineFeatures])
+				obs.requests, obs.timed[feature.OpGetOnlineFeatures])
 		}
 		c.Advance(8 * 24 * time.Hour)
 		if _, err := s.GetEntity(ctx, tmdb.GroupBasic, "1", []string{"popularity", "adult"}, nil); err != nil {

@@ -65,7 +65,7 @@ func (s *Service) IngestPayload(ctx context.Context, body []byte) (IngestResult,
 	raws, err := tmdb.Decode(body)
 	if err != nil {
 		start := s.now()
-		s.instrument(OpIngest, "", start, err)
+		s.instrument(feature.OpIngest, "", start, err)
 		return IngestResult{}, err
 	}
 	return s.Ingest(ctx, raws)
@@ -77,7 +77,7 @@ func (s *Service) IngestPayload(ctx context.Context, body []byte) (IngestResult,
 // records are reported and never become partial rows.
 func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res IngestResult, err error) {
 	start := s.now()
-	defer func() { s.instrument(OpIngest, "", start, err) }()
+	defer func() { s.instrument(feature.OpIngest, "", start, err) }()
 	if len(raws) > s.opts.MaxBatchRecords {
 		return res, &feature.Error{Code: feature.CodeTooLarge,
 			Message: fmt.Sprintf("%d records in one request; the limit is %d", len(raws), s.opts.MaxBatchRecords),
@@ -189,7 +189,7 @@ type WriteResult struct {
 // is written.
 func (s *Service) WriteRows(ctx context.Context, group string, in []RowInput) (res WriteResult, err error) {
 	start := s.now()
-	defer func() { s.instrument(OpWriteRows, s.groupLabel(group), start, err) }()
+	defer func() { s.instrument(feature.OpWriteRows, s.groupLabel(group), start, err) }()
 	g, err := s.group(group, "group")
 	if err != nil {
 		return res, err
@@ -257,7 +257,7 @@ func (s *Service) WriteRows(ctx context.Context, group string, in []RowInput) (r
 }
 
 // EntityID converts an entity id from JSON (a string, or an integer as a
-// json.Number, float64 or int) to its canonical string form.
+// json.Number, float64, int64 or int) to its canonical string form.
 func EntityID(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:

@@ -71,10 +71,23 @@ type GroupStats struct {
 	NewestEventTime time.Time `json:"newest_event_time"`
 }
 
+// HealthStatus is the health of a dependency or of the whole service, as
+// /health reports it.
+type HealthStatus string
+
+// The health statuses. A dependency (a Component) is HealthUp or HealthDown;
+// the service as a whole is also HealthDegraded when only a dependency it can
+// do without is down.
+const (
+	HealthUp       HealthStatus = "UP"
+	HealthDegraded HealthStatus = "DEGRADED"
+	HealthDown     HealthStatus = "DOWN"
+)
+
 // Component is the health of one dependency, as /health reports it.
 type Component struct {
-	// Status is "UP" or "DOWN".
-	Status string `json:"status"`
+	// Status is HealthUp or HealthDown.
+	Status HealthStatus `json:"status"`
 	// Details are backend facts: version, latencies, sizes, pool stats.
 	Details map[string]any `json:"details,omitempty"`
 	// Error says why the component is down.

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/featurestore/featurestore/internal/health"
+	"github.com/featurestore/featurestore/internal/store"
 )
 
 // serviceHealth wants GET /health to say UP. DEGRADED (the cache is down:
@@ -18,13 +21,7 @@ func serviceHealth(ctx context.Context, c *client, base string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	var rep struct {
-		Status     string `json:"status"`
-		Components map[string]struct {
-			Status string `json:"status"`
-			Error  string `json:"error"`
-		} `json:"components"`
-	}
+	var rep health.Report
 	if err := json.Unmarshal(body, &rep); err != nil || rep.Status == "" {
 		return "", statusError(url, code, body)
 	}
@@ -36,22 +33,22 @@ func serviceHealth(ctx context.Context, c *client, base string) (string, error) 
 	var parts, down []string
 	for _, name := range names {
 		comp := rep.Components[name]
-		parts = append(parts, name+" "+comp.Status)
-		if comp.Status != "UP" {
-			d := name + " " + comp.Status
+		parts = append(parts, name+" "+string(comp.Status))
+		if comp.Status != store.HealthUp {
+			d := name + " " + string(comp.Status)
 			if comp.Error != "" {
 				d += " (" + comp.Error + ")"
 			}
 			down = append(down, d)
 		}
 	}
-	if rep.Status != "UP" || code != http.StatusOK {
+	if rep.Status != store.HealthUp || code != http.StatusOK {
 		if len(down) == 0 {
 			down = append(down, fmt.Sprintf("HTTP %d", code))
 		}
 		return "", fmt.Errorf("%s: %s", rep.Status, strings.Join(down, "; "))
 	}
-	return "UP: " + strings.Join(parts, ", "), nil
+	return string(store.HealthUp) + ": " + strings.Join(parts, ", "), nil
 }
 
 // serviceReady wants GET /health/ready to answer 200.

@@ -531,7 +531,7 @@ func (s *Store) Health(ctx context.Context) store.Component {
 	start := s.now()
 	var one int
 	if err := s.pool.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return store.Component{Status: "DOWN", Error: dbError("health", err).Error(), Details: map[string]any{"pool": s.poolStats()}}
+		return store.Component{Status: store.HealthDown, Error: dbError("health", err).Error(), Details: map[string]any{"pool": s.poolStats()}}
 	}
 	latency := s.now().Sub(start)
 	var (
@@ -543,9 +543,9 @@ func (s *Store) Health(ctx context.Context) store.Component {
 		       pg_database_size(current_database()),
 		       (SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND datname = current_database())`,
 	).Scan(&version, &size, &active); err != nil {
-		return store.Component{Status: "DOWN", Error: dbError("health", err).Error(), Details: map[string]any{"pool": s.poolStats()}}
+		return store.Component{Status: store.HealthDown, Error: dbError("health", err).Error(), Details: map[string]any{"pool": s.poolStats()}}
 	}
-	return store.Component{Status: "UP", Details: map[string]any{
+	return store.Component{Status: store.HealthUp, Details: map[string]any{
 		"version":             version,
 		"query_latency_ms":    float64(latency.Microseconds()) / 1000,
 		"database_size_bytes": size,

@@ -97,7 +97,7 @@ func TestHealth(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
 	c := s.Health(t.Context())
-	if c.Status != "UP" || c.Error != "" {
+	if c.Status != store.HealthUp || c.Error != "" {
 		t.Fatalf("Health = %+v, want UP", c)
 	}
 	if v, _ := c.Details["version"].(string); v == "" {
@@ -196,7 +196,7 @@ func TestPostgresDown(t *testing.T) {
 	if feature.ErrorCode(err) != feature.CodeUnavailable || guard.Err() != nil {
 		t.Errorf("GetLatest while down = %v (guard %v), want a prompt unavailable error", err, guard.Err())
 	}
-	if c := s.Health(guard); c.Status != "DOWN" || c.Error == "" || guard.Err() != nil {
+	if c := s.Health(guard); c.Status != store.HealthDown || c.Error == "" || guard.Err() != nil {
 		t.Errorf("Health while down = %+v, want DOWN with an error", c)
 	}
 	if _, err := Open(guard, srv.URL(), Options{}); feature.ErrorCode(err) != feature.CodeUnavailable || guard.Err() != nil {
@@ -207,7 +207,7 @@ func TestPostgresDown(t *testing.T) {
 	// The pool replaces its dead connections; poll until it has.
 	testenv.Eventually(t, time.Minute, "the store recovers after the restart", func() (bool, string) {
 		h := s.Health(ctx)
-		return h.Status == "UP", fmt.Sprintf("%+v", h)
+		return h.Status == store.HealthUp, fmt.Sprintf("%+v", h)
 	})
 	count := func(k int) int {
 		keys := make([]feature.Key, batchSize)

@@ -625,15 +625,15 @@ func (s *Store) Health(ctx context.Context) store.Component {
 	start := s.now()
 	var version string
 	if err := s.reader.QueryRowContext(ctx, `SELECT sqlite_version()`).Scan(&version); err != nil {
-		return store.Component{Status: "DOWN", Error: dbError("health", err).Error(), Details: map[string]any{"path": s.path}}
+		return store.Component{Status: store.HealthDown, Error: dbError("health", err).Error(), Details: map[string]any{"path": s.path}}
 	}
 	latency := s.now().Sub(start)
 	db, wal, err := s.fileSizes()
 	if err != nil {
-		return store.Component{Status: "DOWN", Error: dbError("health", err).Error(), Details: map[string]any{"path": s.path}}
+		return store.Component{Status: store.HealthDown, Error: dbError("health", err).Error(), Details: map[string]any{"path": s.path}}
 	}
 	r, w := s.reader.Stats(), s.writer.Stats()
-	return store.Component{Status: "UP", Details: map[string]any{
+	return store.Component{Status: store.HealthUp, Details: map[string]any{
 		"version":             version,
 		"path":                s.path,
 		"database_size_bytes": db,

@@ -246,7 +246,7 @@ func TestHealth(t *testing.T) {
 	t.Parallel()
 	s := openStore(t, t.TempDir())
 	c := s.Health(t.Context())
-	if c.Status != "UP" || c.Error != "" {
+	if c.Status != store.HealthUp || c.Error != "" {
 		t.Fatalf("Health = %+v, want UP", c)
 	}
 	if v, _ := c.Details["version"].(string); !strings.HasPrefix(v, "3.") {
@@ -263,7 +263,7 @@ func TestHealth(t *testing.T) {
 	}
 
 	s.Close()
-	if c := s.Health(t.Context()); c.Status != "DOWN" || c.Error == "" {
+	if c := s.Health(t.Context()); c.Status != store.HealthDown || c.Error == "" {
 		t.Errorf("Health after Close = %+v, want DOWN", c)
 	}
 	_, err := s.GetLatest(t.Context(), []feature.Key{{Group: "movies", EntityID: "x"}})
