@@ -78,23 +78,14 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 		EventTime: row.EventTime, WriteTime: row.WriteTime,
 		Features: make(map[string]any, len(specs)), Statuses: make(map[string]string, len(specs))}
 	outside := asOf == nil && s.outsideMaxAge(g, row.EventTime)
-	var present, null, old int
+	var counts statusCounts
 	for _, spec := range specs {
 		n, v := spec.Name, ofType(spec.Type, row.Values[spec.Name])
 		res.Features[n] = v
-		switch {
-		case v == nil:
-			res.Statuses[n] = feature.StatusNullValue
-			null++
-		case outside:
-			res.Statuses[n] = feature.StatusOutsideMaxAge
-			old++
-		default:
-			res.Statuses[n] = feature.StatusPresent
-			present++
-		}
+		res.Statuses[n] = valueStatus(v, outside)
+		counts.count(res.Statuses[n])
 	}
-	s.obs.FeatureStatuses(g.Name, present, 0, null, old)
+	counts.report(s.obs, g.Name)
 	return res, nil
 }
 
@@ -153,155 +144,256 @@ type OnlineColumn struct {
 
 var epoch = time.Unix(0, 0).UTC()
 
-type featureRef struct {
-	group feature.Group
-	spec  feature.Spec
-	gi    int // index of the group in the request's group list
-}
-
 // GetOnlineFeatures answers a Feast batch read with one storage round trip
-// for every (group, entity) pair of the request.
+// for all the (group, entity) pairs of the request: it parses the entities,
+// plans which features of which groups to read, fetches the latest rows and
+// assembles the columns.
 func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (resp OnlineResponse, err error) {
 	start := s.now()
-	var groups []feature.Group
-	defer func() {
-		// Counted once per group read, timed and error-counted once.
-		first := ""
-		if len(groups) > 0 {
-			first = groups[0].Name
-			for _, g := range groups[1:] {
-				s.obs.CountRequest(feature.OpGetOnlineFeatures, g.Name)
-			}
-		}
-		s.instrument(feature.OpGetOnlineFeatures, first, start, err)
-	}()
-	var fields []feature.FieldError
-	if len(req.Entities) != 1 {
-		return resp, feature.Invalid("entities must name exactly one entity key", feature.FieldError{Field: "entities", Problem: "exactly one entity key is required"})
-	}
-	var entityKey string
-	var entityVals []any
-	for k, v := range req.Entities {
-		entityKey, entityVals = k, v
-	}
-	if len(entityVals) == 0 {
-		return resp, feature.Invalid("no entities requested", feature.FieldError{Field: "entities." + entityKey, Problem: "at least one entity is required"})
-	}
-	if len(entityVals) > s.opts.MaxEntities {
-		return resp, &feature.Error{Code: feature.CodeTooLarge, Message: fmt.Sprintf("%d entities in one request; the limit is %d", len(entityVals), s.opts.MaxEntities),
-			Fields: []feature.FieldError{{Field: "entities." + entityKey, Problem: "too many entities"}}}
-	}
-	if len(req.Features) == 0 {
-		return resp, feature.Invalid("no features requested", feature.FieldError{Field: "features", Problem: "at least one feature reference group:feature is required"})
-	}
-	ids := make([]string, len(entityVals))
-	for i, v := range entityVals {
-		id, ok := EntityID(v)
-		if !ok {
-			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("entities.%s[%d]", entityKey, i), Problem: "must be a non-empty string or an integer"})
-		}
-		ids[i] = id
-	}
-	reg := s.groups()
-	refs := make([]featureRef, 0, len(req.Features))
-	groupIndex := map[string]int{}
-	notFound := false
-	for i, ref := range req.Features {
-		field := fmt.Sprintf("features[%d]", i)
-		gname, fname, ok := strings.Cut(ref, ":")
-		if !ok || gname == "" || fname == "" {
-			fields = append(fields, feature.FieldError{Field: field, Problem: "must be a reference of the form group:feature"})
-			continue
-		}
-		g, ok := reg[gname]
-		if !ok {
-			fields = append(fields, feature.FieldError{Field: field, Problem: "no such feature group " + quote(gname)})
-			notFound = true
-			continue
-		}
-		spec, ok := g.Feature(fname)
-		if !ok {
-			fields = append(fields, feature.FieldError{Field: field, Problem: "group " + gname + " has no feature " + quote(fname)})
-			notFound = true
-			continue
-		}
-		if g.EntityKey != entityKey {
-			fields = append(fields, feature.FieldError{Field: field, Problem: "group " + gname + " is keyed by " + quote(g.EntityKey) + ", not " + quote(entityKey)})
-			continue
-		}
-		gi, ok := groupIndex[gname]
-		if !ok {
-			gi = len(groups)
-			groupIndex[gname] = gi
-			groups = append(groups, g)
-		}
-		refs = append(refs, featureRef{group: g, spec: spec, gi: gi})
-	}
-	if len(fields) > 0 {
-		if notFound {
-			return resp, feature.NotFound("unknown feature reference", fields...)
-		}
-		return resp, feature.Invalid("invalid get-online-features request", fields...)
-	}
-
-	keys := make([]feature.Key, 0, len(groups)*len(ids))
-	for _, g := range groups {
-		for _, id := range ids {
-			keys = append(keys, feature.Key{Group: g.Name, EntityID: id})
-		}
-	}
-	rows, err := s.st.GetLatest(ctx, keys)
+	var plan onlinePlan
+	defer func() { s.instrumentOnline(plan.groups, start, err) }()
+	plan, err = s.planOnline(req)
 	if err != nil {
 		return resp, err
 	}
-
-	now := s.now()
-	resp.Metadata.FeatureNames = make([]string, 0, len(refs)+1)
-	resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, entityKey)
-	resp.Results = make([]OnlineColumn, 0, len(refs)+1)
-	entityCol := OnlineColumn{Values: entityVals, Statuses: make([]string, len(ids)), EventTimestamps: make([]time.Time, len(ids))}
-	for i := range ids {
-		entityCol.Statuses[i] = feature.StatusPresent
-		entityCol.EventTimestamps[i] = epoch
+	rows, err := s.st.GetLatest(ctx, plan.keys())
+	if err != nil {
+		return resp, err
 	}
-	resp.Results = append(resp.Results, entityCol)
-	type counts struct{ present, notFound, null, old int }
-	tally := make([]counts, len(groups))
-	for _, ref := range refs {
+	return s.assembleOnline(plan, rows, req.FullFeatureNames), nil
+}
+
+// instrumentOnline counts a batch read once per group it read, and times
+// and error-counts it once, labelled with its first group. groups are those
+// resolved before any error.
+func (s *Service) instrumentOnline(groups []feature.Group, start time.Time, err error) {
+	first := ""
+	if len(groups) > 0 {
+		first = groups[0].Name
+		for _, g := range groups[1:] {
+			s.obs.CountRequest(feature.OpGetOnlineFeatures, g.Name)
+		}
+	}
+	s.instrument(feature.OpGetOnlineFeatures, first, start, err)
+}
+
+// onlinePlan is what a get-online-features request asks for.
+type onlinePlan struct {
+	entityKey  string
+	entityVals []any    // as requested, echoed in the entity column
+	ids        []string // the canonical ids of entityVals
+	groups     []feature.Group
+	refs       []featureRef // in request order
+}
+
+// featureRef is one requested feature.
+type featureRef struct {
+	group feature.Group
+	spec  feature.Spec
+	gi    int // index of the group in onlinePlan.groups
+}
+
+// planOnline validates a request and resolves its feature references
+// against the registry. Every problem with an entity id or a reference is
+// reported at once; the error is NotFound when a group or feature does not
+// exist, else Invalid. The plan's groups are set even with an error, as far
+// as the references resolved.
+func (s *Service) planOnline(req OnlineRequest) (onlinePlan, error) {
+	p, err := s.parseEntities(req)
+	if err != nil {
+		return p, err
+	}
+	if len(req.Features) == 0 {
+		return p, feature.Invalid("no features requested", feature.FieldError{Field: "features", Problem: "at least one feature reference group:feature is required"})
+	}
+	fields := p.parseIDs()
+	refFields, notFound := p.resolveRefs(s.groups(), req.Features)
+	fields = append(fields, refFields...)
+	switch {
+	case notFound:
+		return p, feature.NotFound("unknown feature reference", fields...)
+	case len(fields) > 0:
+		return p, feature.Invalid("invalid get-online-features request", fields...)
+	}
+	return p, nil
+}
+
+// parseEntities checks that the request names one entity key with between
+// one and MaxEntities entities.
+func (s *Service) parseEntities(req OnlineRequest) (p onlinePlan, err error) {
+	if len(req.Entities) != 1 {
+		return p, feature.Invalid("entities must name exactly one entity key", feature.FieldError{Field: "entities", Problem: "exactly one entity key is required"})
+	}
+	for k, v := range req.Entities {
+		p.entityKey, p.entityVals = k, v
+	}
+	field := "entities." + p.entityKey
+	if len(p.entityVals) == 0 {
+		return p, feature.Invalid("no entities requested", feature.FieldError{Field: field, Problem: "at least one entity is required"})
+	}
+	if len(p.entityVals) > s.opts.MaxEntities {
+		return p, &feature.Error{Code: feature.CodeTooLarge, Message: fmt.Sprintf("%d entities in one request; the limit is %d", len(p.entityVals), s.opts.MaxEntities),
+			Fields: []feature.FieldError{{Field: field, Problem: "too many entities"}}}
+	}
+	return p, nil
+}
+
+// parseIDs sets the canonical entity ids and returns the problems of those
+// that are not valid.
+func (p *onlinePlan) parseIDs() []feature.FieldError {
+	var fields []feature.FieldError
+	p.ids = make([]string, len(p.entityVals))
+	for i, v := range p.entityVals {
+		id, ok := EntityID(v)
+		if !ok {
+			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("entities.%s[%d]", p.entityKey, i), Problem: "must be a non-empty string or an integer"})
+		}
+		p.ids[i] = id
+	}
+	return fields
+}
+
+// resolveRefs resolves group:feature references, adding each group once in
+// order of first use. notFound reports a reference to a group or feature
+// that does not exist.
+func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string) (fields []feature.FieldError, notFound bool) {
+	p.refs = make([]featureRef, 0, len(refs))
+	groupIndex := map[string]int{}
+	for i, ref := range refs {
+		g, spec, problem, missing := p.resolveRef(reg, ref)
+		if problem != "" {
+			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("features[%d]", i), Problem: problem})
+			notFound = notFound || missing
+			continue
+		}
+		gi, ok := groupIndex[g.Name]
+		if !ok {
+			gi = len(p.groups)
+			groupIndex[g.Name] = gi
+			p.groups = append(p.groups, g)
+		}
+		p.refs = append(p.refs, featureRef{group: g, spec: spec, gi: gi})
+	}
+	return fields, notFound
+}
+
+// resolveRef resolves one reference, or says what is wrong with it and
+// whether that is a group or feature that does not exist.
+func (p *onlinePlan) resolveRef(reg map[string]feature.Group, ref string) (g feature.Group, spec feature.Spec, problem string, missing bool) {
+	gname, fname, ok := strings.Cut(ref, ":")
+	if !ok || gname == "" || fname == "" {
+		return g, spec, "must be a reference of the form group:feature", false
+	}
+	g, ok = reg[gname]
+	if !ok {
+		return g, spec, "no such feature group " + quote(gname), true
+	}
+	spec, ok = g.Feature(fname)
+	if !ok {
+		return g, spec, "group " + gname + " has no feature " + quote(fname), true
+	}
+	if g.EntityKey != p.entityKey {
+		return g, spec, "group " + gname + " is keyed by " + quote(g.EntityKey) + ", not " + quote(p.entityKey), false
+	}
+	return g, spec, "", false
+}
+
+// keys lists the (group, entity) pairs to fetch: every entity of the first
+// group, then of the second, and so on.
+func (p *onlinePlan) keys() []feature.Key {
+	keys := make([]feature.Key, 0, len(p.groups)*len(p.ids))
+	for _, g := range p.groups {
+		for _, id := range p.ids {
+			keys = append(keys, feature.Key{Group: g.Name, EntityID: id})
+		}
+	}
+	return keys
+}
+
+// assembleOnline builds the response from the rows fetched for p.keys():
+// the entity column, then one column per requested feature. It reports the
+// statuses of the values returned, per group.
+func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, fullNames bool) OnlineResponse {
+	now := s.now()
+	var resp OnlineResponse
+	resp.Metadata.FeatureNames = make([]string, 0, len(p.refs)+1)
+	resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, p.entityKey)
+	resp.Results = make([]OnlineColumn, 0, len(p.refs)+1)
+	resp.Results = append(resp.Results, entityColumn(p.entityVals))
+	tally := make([]statusCounts, len(p.groups))
+	n := len(p.ids)
+	for _, ref := range p.refs {
 		name := ref.spec.Name
-		if req.FullFeatureNames {
+		if fullNames {
 			name = ref.group.Name + "__" + ref.spec.Name
 		}
 		resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, name)
-		col := OnlineColumn{Values: make([]any, len(ids)), Statuses: make([]string, len(ids)), EventTimestamps: make([]time.Time, len(ids))}
-		c := &tally[ref.gi]
-		for i := range ids {
-			row := rows[ref.gi*len(ids)+i]
-			switch {
-			case row == nil:
-				col.Statuses[i], col.EventTimestamps[i] = feature.StatusNotFound, epoch
-				c.notFound++
-				continue
-			}
-			v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
-			col.Values[i], col.EventTimestamps[i] = v, row.EventTime
-			switch {
-			case v == nil:
-				col.Statuses[i] = feature.StatusNullValue
-				c.null++
-			case ref.group.TTL > 0 && now.Sub(row.EventTime) > time.Duration(ref.group.TTL):
-				col.Statuses[i] = feature.StatusOutsideMaxAge
-				c.old++
-			default:
-				col.Statuses[i] = feature.StatusPresent
-				c.present++
-			}
+		resp.Results = append(resp.Results, featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], now, &tally[ref.gi]))
+	}
+	for gi, g := range p.groups {
+		tally[gi].report(s.obs, g.Name)
+	}
+	return resp
+}
+
+// entityColumn echoes the requested entities, each PRESENT at the epoch.
+func entityColumn(vals []any) OnlineColumn {
+	col := OnlineColumn{Values: vals, Statuses: make([]string, len(vals)), EventTimestamps: make([]time.Time, len(vals))}
+	for i := range vals {
+		col.Statuses[i] = feature.StatusPresent
+		col.EventTimestamps[i] = epoch
+	}
+	return col
+}
+
+// featureColumn is one feature's column over the group's rows (one per
+// entity, nil where the entity has none), counting its statuses in c.
+func featureColumn(ref featureRef, rows []*feature.Row, now time.Time, c *statusCounts) OnlineColumn {
+	col := OnlineColumn{Values: make([]any, len(rows)), Statuses: make([]string, len(rows)), EventTimestamps: make([]time.Time, len(rows))}
+	outsideMaxAge := func(eventTime time.Time) bool {
+		return ref.group.TTL > 0 && now.Sub(eventTime) > time.Duration(ref.group.TTL)
+	}
+	for i, row := range rows {
+		if row == nil {
+			col.Statuses[i], col.EventTimestamps[i] = feature.StatusNotFound, epoch
+			c.count(feature.StatusNotFound)
+			continue
 		}
-		resp.Results = append(resp.Results, col)
+		v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
+		col.Values[i], col.EventTimestamps[i] = v, row.EventTime
+		col.Statuses[i] = valueStatus(v, outsideMaxAge(row.EventTime))
+		c.count(col.Statuses[i])
 	}
-	for gi, g := range groups {
-		c := tally[gi]
-		s.obs.FeatureStatuses(g.Name, c.present, c.notFound, c.null, c.old)
+	return col
+}
+
+// valueStatus is the Feast status of a value of a row that exists.
+func valueStatus(v any, outsideMaxAge bool) string {
+	switch {
+	case v == nil:
+		return feature.StatusNullValue
+	case outsideMaxAge:
+		return feature.StatusOutsideMaxAge
 	}
-	return resp, nil
+	return feature.StatusPresent
+}
+
+// statusCounts counts the values a read returned by Feast status.
+type statusCounts struct{ present, notFound, null, outsideMaxAge int }
+
+func (c *statusCounts) count(status string) {
+	switch status {
+	case feature.StatusPresent:
+		c.present++
+	case feature.StatusNotFound:
+		c.notFound++
+	case feature.StatusNullValue:
+		c.null++
+	case feature.StatusOutsideMaxAge:
+		c.outsideMaxAge++
+	}
+}
+
+func (c *statusCounts) report(obs Observer, group string) {
+	obs.FeatureStatuses(group, c.present, c.notFound, c.null, c.outsideMaxAge)
 }

@@ -119,61 +119,9 @@ func ParseMovie(raw json.RawMessage) (Movie, []feature.FieldError) {
 	p := parser{obj: obj}
 	m := Movie{OriginalLanguage: "en"}
 
-	id, idOK := p.id("id")
-	mid, midOK := p.id("movie_id")
-	switch {
-	case idOK && midOK && id != mid:
-		p.fail("movie_id", fmt.Sprintf("must equal id (%d) when both are present", id))
-	case idOK:
-		m.ID = id
-	case midOK:
-		m.ID = mid
-	case !p.has("id") && !p.has("movie_id"):
-		p.fail("id", "is required (as id or movie_id)")
-	}
-
-	if !p.has("title") {
-		p.fail("title", "is required")
-	} else if s, ok := p.str("title", maxTitleLength); ok {
-		if strings.TrimSpace(s) == "" {
-			p.fail("title", "must not be empty")
-		}
-		m.Title = s
-	}
-	m.OriginalTitle, _ = p.str("original_title", maxTitleLength)
-	m.Overview, _ = p.str("overview", maxOverviewLength)
-
-	// Any string up to the title cap gets the date problem, not a length one.
-	if s, ok := p.str("release_date", maxTitleLength); ok && s != "" {
-		t, err := time.Parse(time.DateOnly, s)
-		if err != nil || len(s) != len(time.DateOnly) {
-			p.fail("release_date", "must be a date YYYY-MM-DD or empty")
-		} else {
-			m.ReleaseDate, m.Release = s, t
-		}
-	}
-
-	if x, ok := p.num("popularity"); ok {
-		switch {
-		case x < 0:
-			p.fail("popularity", "must be >= 0")
-		case x > maxPopularity:
-			p.fail("popularity", "must be at most 1e9")
-		}
-		m.Popularity = x
-	}
-	if x, ok := p.num("vote_average"); ok {
-		if x < 0 || x > 10 {
-			p.fail("vote_average", "must be between 0 and 10")
-		}
-		m.VoteAverage = x
-	}
-	if n, ok := p.integer("vote_count"); ok {
-		if n < 0 {
-			p.fail("vote_count", "must be >= 0")
-		}
-		m.VoteCount = n
-	}
+	m.ID = p.movieID()
+	p.texts(&m)
+	p.votes(&m)
 	m.GenreIDs = p.genres("genre_ids")
 	if v, ok := p.obj["adult"]; ok && !isNull(v) {
 		switch string(v) {
@@ -198,6 +146,74 @@ func ParseMovie(raw json.RawMessage) (Movie, []feature.FieldError) {
 type parser struct {
 	obj  map[string]json.RawMessage
 	errs []feature.FieldError
+}
+
+// movieID reads the id from "id" or "movie_id"; when both are present they
+// must agree.
+func (p *parser) movieID() int64 {
+	id, idOK := p.id("id")
+	mid, midOK := p.id("movie_id")
+	switch {
+	case idOK && midOK && id != mid:
+		p.fail("movie_id", fmt.Sprintf("must equal id (%d) when both are present", id))
+	case idOK:
+		return id
+	case midOK:
+		return mid
+	case !p.has("id") && !p.has("movie_id"):
+		p.fail("id", "is required (as id or movie_id)")
+	}
+	return 0
+}
+
+// texts reads the title (required, not blank), original title, overview
+// and release date.
+func (p *parser) texts(m *Movie) {
+	if !p.has("title") {
+		p.fail("title", "is required")
+	} else if s, ok := p.str("title", maxTitleLength); ok {
+		if strings.TrimSpace(s) == "" {
+			p.fail("title", "must not be empty")
+		}
+		m.Title = s
+	}
+	m.OriginalTitle, _ = p.str("original_title", maxTitleLength)
+	m.Overview, _ = p.str("overview", maxOverviewLength)
+
+	// Any string up to the title cap gets the date problem, not a length one.
+	if s, ok := p.str("release_date", maxTitleLength); ok && s != "" {
+		t, err := time.Parse(time.DateOnly, s)
+		if err != nil || len(s) != len(time.DateOnly) {
+			p.fail("release_date", "must be a date YYYY-MM-DD or empty")
+		} else {
+			m.ReleaseDate, m.Release = s, t
+		}
+	}
+}
+
+// votes reads popularity, vote average and vote count with their ranges.
+func (p *parser) votes(m *Movie) {
+	if x, ok := p.num("popularity"); ok {
+		switch {
+		case x < 0:
+			p.fail("popularity", "must be >= 0")
+		case x > maxPopularity:
+			p.fail("popularity", "must be at most 1e9")
+		}
+		m.Popularity = x
+	}
+	if x, ok := p.num("vote_average"); ok {
+		if x < 0 || x > 10 {
+			p.fail("vote_average", "must be between 0 and 10")
+		}
+		m.VoteAverage = x
+	}
+	if n, ok := p.integer("vote_count"); ok {
+		if n < 0 {
+			p.fail("vote_count", "must be >= 0")
+		}
+		m.VoteCount = n
+	}
 }
 
 func (p *parser) fail(field, problem string) {
