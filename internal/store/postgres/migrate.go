@@ -4,53 +4,21 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store/migrations"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one embedded schema change, numbered by its file name prefix.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	out := make([]migration, 0, len(names))
-	for _, n := range names {
-		base := path.Base(n)
-		prefix, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(prefix)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive number", base)
-		}
-		if len(out) > 0 && out[len(out)-1].version == v {
-			return nil, fmt.Errorf("migration %s: duplicate version %d", base, v)
-		}
-		b, err := migrationFiles.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: strings.TrimSuffix(base, ".sql"), sql: string(b)})
-	}
-	return out, nil
+// loadMigrations returns the embedded migrations in version order.
+func loadMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFiles, "migrations")
 }
 
 // Migrate applies the embedded migrations that the database (the first
@@ -103,22 +71,19 @@ func migrate(ctx context.Context, conn *pgx.Conn, now func() time.Time, log *zap
 	if err != nil {
 		return dbError("migrate: read schema_migrations", err)
 	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	if err != nil {
 		return dbError("migrate: read schema_migrations", err)
 	}
-	for _, m := range ms {
-		if slices.Contains(applied, int32(m.version)) {
-			continue
-		}
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return dbError("migrate: apply "+m.name, err)
+	for _, m := range migrations.Pending(ms, applied) {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return dbError("migrate: apply "+m.Name, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-			m.version, m.name, now()); err != nil {
-			return dbError("migrate: record "+m.name, err)
+			m.Version, m.Name, now()); err != nil {
+			return dbError("migrate: record "+m.Name, err)
 		}
-		log.Info("applied migration", zap.Int("version", m.version), zap.String("name", m.name))
+		log.Info("applied migration", zap.Int("version", m.Version), zap.String("name", m.Name))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return dbError("migrate: commit", err)

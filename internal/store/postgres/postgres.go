@@ -29,8 +29,6 @@ const (
 	// defaultConnectTimeout bounds a connection attempt when the URL sets no
 	// connect_timeout, so a dead server is an error rather than a hang.
 	defaultConnectTimeout = 5 * time.Second
-	// scanPageSize is how many latest rows ScanLatest reads per query.
-	scanPageSize = 500
 	// writeAttempts is how often WriteRows runs its statement when Postgres
 	// aborts it for a deadlock or serialization failure.
 	writeAttempts = 3
@@ -134,43 +132,20 @@ func dbError(op string, err error) error {
 	return feature.Unavailable("postgres is unavailable", err)
 }
 
-const groupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at`
-
+// scanGroup reads a feature_groups row selected as rowjson.GroupColumns.
 func scanGroup(row pgx.Row) (feature.Group, error) {
-	var (
-		g              feature.Group
-		features, tags []byte
-		ttl            int64
-	)
-	if err := row.Scan(&g.Name, &g.EntityKey, &features, &ttl, &g.Description, &tags,
-		&g.SchemaVersion, &g.CreatedAt, &g.UpdatedAt); err != nil {
-		return feature.Group{}, err
-	}
-	if err := rowjson.DecodeGroup(&g, features, tags); err != nil {
-		return feature.Group{}, err
-	}
-	g.TTL = feature.Duration(time.Duration(ttl) * time.Second)
-	g.CreatedAt = g.CreatedAt.UTC()
-	g.UpdatedAt = g.UpdatedAt.UTC()
-	return g, nil
+	return rowjson.ScanGroup(row, time.Time.UTC)
 }
 
 // ListGroups returns every group, ordered by name.
 func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+groupColumns+` FROM feature_groups ORDER BY name`)
+	rows, err := s.pool.Query(ctx, `SELECT `+rowjson.GroupColumns+` FROM feature_groups ORDER BY name`)
 	if err != nil {
 		return nil, dbError("list groups", err)
 	}
 	defer rows.Close()
-	groups := []feature.Group{}
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			return nil, dbError("list groups", err)
-		}
-		groups = append(groups, g)
-	}
-	if err := rows.Err(); err != nil {
+	groups, err := rowjson.ScanGroups(rows, time.Time.UTC)
+	if err != nil {
 		return nil, dbError("list groups", err)
 	}
 	return groups, nil
@@ -178,7 +153,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
 
 // GetGroup returns one group or a NotFound error.
 func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error) {
-	g, err := scanGroup(s.pool.QueryRow(ctx, `SELECT `+groupColumns+` FROM feature_groups WHERE name = $1`, name))
+	g, err := scanGroup(s.pool.QueryRow(ctx, `SELECT `+rowjson.GroupColumns+` FROM feature_groups WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return feature.Group{}, store.GroupNotFound(name)
 	}
@@ -194,12 +169,12 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 	if err := g.Validate(); err != nil {
 		return feature.Group{}, err
 	}
-	features, tags, err := rowjson.EncodeGroup(g)
+	args, err := rowjson.GroupArgs(g)
 	if err != nil {
 		return feature.Group{}, err
 	}
 	out, err := scanGroup(s.pool.QueryRow(ctx, `
-		INSERT INTO feature_groups AS g (`+groupColumns+`)
+		INSERT INTO feature_groups AS g (`+rowjson.GroupColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)
 		ON CONFLICT (name) DO UPDATE SET
 		    entity_key     = excluded.entity_key,
@@ -209,9 +184,8 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 		    tags           = excluded.tags,
 		    schema_version = g.schema_version + 1,
 		    updated_at     = excluded.updated_at
-		RETURNING `+groupColumns,
-		g.Name, g.EntityKey, features, int64(time.Duration(g.TTL)/time.Second), g.Description, tags,
-		now.Truncate(time.Microsecond)))
+		RETURNING `+rowjson.GroupColumns,
+		append(args, now.Truncate(time.Microsecond))...))
 	if err != nil {
 		return feature.Group{}, dbError("put group", err)
 	}
@@ -431,30 +405,17 @@ func (s *Store) ScanLatest(ctx context.Context, group string, fn func(feature.Ro
 	if !exists {
 		return store.GroupNotFound(group)
 	}
-	after := ""
-	for {
-		page, err := s.scanPage(ctx, group, after)
-		if err != nil {
-			return err
-		}
-		for _, r := range page {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if len(page) < scanPageSize {
-			return nil
-		}
-		after = page[len(page)-1].EntityID
-	}
+	return store.ScanPages(func(after string, limit int) ([]feature.Row, error) {
+		return s.scanPage(ctx, group, after, limit)
+	}, fn)
 }
 
-func (s *Store) scanPage(ctx context.Context, group, after string) ([]feature.Row, error) {
+func (s *Store) scanPage(ctx context.Context, group, after string, limit int) ([]feature.Row, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT entity_id, event_time, write_time, feature_values FROM feature_latest
 		WHERE group_name = $1 AND entity_id > $2
 		ORDER BY entity_id
-		LIMIT $3`, group, after, scanPageSize)
+		LIMIT $3`, group, after, limit)
 	if err != nil {
 		return nil, dbError("scan latest", err)
 	}

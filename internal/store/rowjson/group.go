@@ -3,9 +3,60 @@ package rowjson
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
 )
+
+// GroupColumns are the columns of both engines' feature_groups table, in the
+// order ScanGroup reads them; GroupArgs gives the first six.
+const GroupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at`
+
+// Scanner is one result row: *sql.Row, *sql.Rows, pgx.Row and pgx.Rows are.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// Rows is a result set: *sql.Rows and pgx.Rows are. The caller closes it.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// GroupArgs returns the values of the columns a client defines, the first
+// six of GroupColumns: name, entity_key, features and tags as JSON, the TTL
+// in whole seconds, description. The engine adds schema_version and the
+// times.
+func GroupArgs(g feature.Group) ([]any, error) {
+	features, tags, err := EncodeGroup(g)
+	if err != nil {
+		return nil, err
+	}
+	return []any{g.Name, g.EntityKey, features, int64(time.Duration(g.TTL) / time.Second), g.Description, tags}, nil
+}
+
+// ScanGroup reads a row selected as GroupColumns. The engine's timestamps
+// scan into a T (a time.Time, or microseconds since the epoch) that toTime
+// turns into a UTC time.
+func ScanGroup[T any](row Scanner, toTime func(T) time.Time) (feature.Group, error) {
+	var (
+		g                  feature.Group
+		features, tags     []byte
+		ttl                int64
+		created, updatedAt T
+	)
+	if err := row.Scan(&g.Name, &g.EntityKey, &features, &ttl, &g.Description, &tags,
+		&g.SchemaVersion, &created, &updatedAt); err != nil {
+		return feature.Group{}, err
+	}
+	if err := DecodeGroup(&g, features, tags); err != nil {
+		return feature.Group{}, err
+	}
+	g.TTL = feature.Duration(time.Duration(ttl) * time.Second)
+	g.CreatedAt, g.UpdatedAt = toTime(created), toTime(updatedAt)
+	return g, nil
+}
 
 // EncodeGroup returns the JSON of a group's features and tags columns; no
 // tags are stored as {}.
@@ -37,4 +88,21 @@ func DecodeGroup(g *feature.Group, features, tags []byte) error {
 		g.Tags = nil
 	}
 	return nil
+}
+
+// ScanGroups reads every row of rows, selected as GroupColumns, with
+// ScanGroup. No rows give an empty, non-nil slice.
+func ScanGroups[T any](rows Rows, toTime func(T) time.Time) ([]feature.Group, error) {
+	groups := []feature.Group{}
+	for rows.Next() {
+		g, err := ScanGroup(rows, toTime)
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return groups, nil
 }

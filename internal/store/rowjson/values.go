@@ -1,8 +1,8 @@
 // Package rowjson is the JSON that the SQL backends (internal/store/postgres
 // and internal/store/sqlite) keep in their columns: a row's feature values and
-// a group's features and tags. Both engines store the very same text, so a
-// database can move between them unchanged; SQL stays in each engine's
-// package.
+// a group's features and tags, and the layout of the feature_groups row that
+// holds the latter. Both engines store the very same text, so a database can
+// move between them unchanged; SQL stays in each engine's package.
 //
 // Feature values are a JSON object in which the spelling of each number
 // carries its type: an int64 is an integer literal ("42"), a float64 is plain
@@ -155,7 +155,7 @@ func (d *valueDecoder) object() (feature.Values, error) {
 			return nil, err
 		}
 		if !d.consume(':') {
-			return nil, errors.New("want :")
+			return nil, errors.New("want a colon")
 		}
 		d.space()
 		if m[k], err = d.value(); err != nil {

@@ -23,12 +23,9 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -37,14 +34,12 @@ import (
 
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
+	"github.com/featurestore/featurestore/internal/store/migrations"
 	"github.com/featurestore/featurestore/internal/store/rowjson"
 )
 
 // FileName is the name of the database file inside the store's directory.
 const FileName = "featurestore.db"
-
-// scanPageSize is how many latest rows ScanLatest reads per query.
-const scanPageSize = 500
 
 // Options configure a Store.
 type Options struct {
@@ -164,14 +159,18 @@ func dbError(op string, err error) error {
 	return feature.Unavailable("sqlite store is unavailable", err)
 }
 
+// loadMigrations returns the embedded migrations in version order.
+func loadMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFiles, "migrations")
+}
+
 // migrate applies pending migrations in one IMMEDIATE transaction, which
 // also keeps two processes opening the same file from racing.
 func (s *Store) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	ms, err := loadMigrations()
 	if err != nil {
-		return fmt.Errorf("sqlite: list migrations: %w", err)
+		return fmt.Errorf("sqlite: load migrations: %w", err)
 	}
-	slices.Sort(names)
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return dbError("migrate: begin", err)
@@ -185,32 +184,19 @@ func (s *Store) migrate(ctx context.Context) error {
 		) STRICT`); err != nil {
 		return dbError("migrate: create schema_migrations", err)
 	}
-	for _, n := range names {
-		base := strings.TrimSuffix(path.Base(n), ".sql")
-		prefix, _, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(prefix)
-		if err != nil || version <= 0 {
-			return fmt.Errorf("sqlite: migration %s: name must start with a positive number", base)
-		}
-		var applied bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, version).Scan(&applied); err != nil {
-			return dbError("migrate: read schema_migrations", err)
-		}
-		if applied {
-			continue
-		}
-		body, err := migrationFiles.ReadFile(n)
-		if err != nil {
-			return fmt.Errorf("sqlite: read migration %s: %w", base, err)
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			return dbError("migrate: apply "+base, err)
+	applied, err := appliedVersions(ctx, tx)
+	if err != nil {
+		return dbError("migrate: read schema_migrations", err)
+	}
+	for _, m := range migrations.Pending(ms, applied) {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return dbError("migrate: apply "+m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			version, base, s.now().UnixMicro()); err != nil {
-			return dbError("migrate: record "+base, err)
+			m.Version, m.Name, s.now().UnixMicro()); err != nil {
+			return dbError("migrate: record "+m.Name, err)
 		}
-		s.log.Info("applied migration", zap.Int("version", version), zap.String("name", base))
+		s.log.Info("applied migration", zap.Int("version", m.Version), zap.String("name", m.Name))
 	}
 	if err := tx.Commit(); err != nil {
 		return dbError("migrate: commit", err)
@@ -218,47 +204,41 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+func appliedVersions(ctx context.Context, tx *sql.Tx) ([]int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var versions []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		versions = append(versions, v)
+	}
+	return versions, rows.Err()
+}
+
 func micros(t time.Time) int64 { return t.Truncate(time.Microsecond).UnixMicro() }
 
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
-const groupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at`
-
-func scanGroup(row interface{ Scan(...any) error }) (feature.Group, error) {
-	var (
-		g                  feature.Group
-		features, tags     []byte
-		ttl                int64
-		created, updatedAt int64
-	)
-	if err := row.Scan(&g.Name, &g.EntityKey, &features, &ttl, &g.Description, &tags,
-		&g.SchemaVersion, &created, &updatedAt); err != nil {
-		return feature.Group{}, err
-	}
-	if err := rowjson.DecodeGroup(&g, features, tags); err != nil {
-		return feature.Group{}, err
-	}
-	g.TTL = feature.Duration(time.Duration(ttl) * time.Second)
-	g.CreatedAt, g.UpdatedAt = fromMicros(created), fromMicros(updatedAt)
-	return g, nil
+// scanGroup reads a feature_groups row selected as rowjson.GroupColumns.
+func scanGroup(row rowjson.Scanner) (feature.Group, error) {
+	return rowjson.ScanGroup(row, fromMicros)
 }
 
 // ListGroups returns every group, ordered by name.
 func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+groupColumns+` FROM feature_groups ORDER BY name`)
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+rowjson.GroupColumns+` FROM feature_groups ORDER BY name`)
 	if err != nil {
 		return nil, dbError("list groups", err)
 	}
 	defer rows.Close()
-	groups := []feature.Group{}
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			return nil, dbError("list groups", err)
-		}
-		groups = append(groups, g)
-	}
-	if err := rows.Err(); err != nil {
+	groups, err := rowjson.ScanGroups(rows, fromMicros)
+	if err != nil {
 		return nil, dbError("list groups", err)
 	}
 	return groups, nil
@@ -266,7 +246,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
 
 // GetGroup returns one group or a NotFound error.
 func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error) {
-	g, err := scanGroup(s.reader.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM feature_groups WHERE name = ?`, name))
+	g, err := scanGroup(s.reader.QueryRowContext(ctx, `SELECT `+rowjson.GroupColumns+` FROM feature_groups WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return feature.Group{}, store.GroupNotFound(name)
 	}
@@ -282,12 +262,12 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 	if err := g.Validate(); err != nil {
 		return feature.Group{}, err
 	}
-	features, tags, err := rowjson.EncodeGroup(g)
+	args, err := rowjson.GroupArgs(g)
 	if err != nil {
 		return feature.Group{}, err
 	}
 	out, err := scanGroup(s.writer.QueryRowContext(ctx, `
-		INSERT INTO feature_groups (`+groupColumns+`)
+		INSERT INTO feature_groups (`+rowjson.GroupColumns+`)
 		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)
 		ON CONFLICT (name) DO UPDATE SET
 		    entity_key     = excluded.entity_key,
@@ -297,9 +277,8 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 		    tags           = excluded.tags,
 		    schema_version = feature_groups.schema_version + 1,
 		    updated_at     = excluded.updated_at
-		RETURNING `+groupColumns,
-		g.Name, g.EntityKey, features, int64(time.Duration(g.TTL)/time.Second), g.Description, tags,
-		micros(now)))
+		RETURNING `+rowjson.GroupColumns,
+		append(args, micros(now))...))
 	if err != nil {
 		return feature.Group{}, dbError("put group", err)
 	}
@@ -514,30 +493,17 @@ func (s *Store) ScanLatest(ctx context.Context, group string, fn func(feature.Ro
 	if !exists {
 		return store.GroupNotFound(group)
 	}
-	after := ""
-	for {
-		page, err := s.scanPage(ctx, group, after)
-		if err != nil {
-			return err
-		}
-		for _, r := range page {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		if len(page) < scanPageSize {
-			return nil
-		}
-		after = page[len(page)-1].EntityID
-	}
+	return store.ScanPages(func(after string, limit int) ([]feature.Row, error) {
+		return s.scanPage(ctx, group, after, limit)
+	}, fn)
 }
 
-func (s *Store) scanPage(ctx context.Context, group, after string) ([]feature.Row, error) {
+func (s *Store) scanPage(ctx context.Context, group, after string, limit int) ([]feature.Row, error) {
 	rows, err := s.reader.QueryContext(ctx, `
 		SELECT entity_id, event_time, write_time, feature_values FROM feature_latest
 		WHERE group_name = ? AND entity_id > ?
 		ORDER BY entity_id
-		LIMIT ?`, group, after, scanPageSize)
+		LIMIT ?`, group, after, limit)
 	if err != nil {
 		return nil, dbError("scan latest", err)
 	}
