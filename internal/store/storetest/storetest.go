@@ -708,80 +708,14 @@ func testConcurrentWrites(t *testing.T, s store.Store) {
 		readers = 3
 	)
 	putGroup(t, s, movies("movies"), base)
-	shared := []string{"s0", "s1", "s2", "s3", "s4"}
-	sharedKeys := make([]feature.Key, len(shared))
-	for i, id := range shared {
-		sharedKeys[i] = feature.Key{Group: "movies", EntityID: id}
-	}
-
-	var (
-		clock   atomic.Int64 // write times: unique, so "newest" is well defined
-		mu      sync.Mutex
-		acked   []feature.Row
-		writeWG sync.WaitGroup
-		readWG  sync.WaitGroup
-		done    = make(chan struct{})
-	)
-	ctx := t.Context()
+	r := &race{s: s, shared: []string{"s0", "s1", "s2", "s3", "s4"}}
+	var writeWG, readWG sync.WaitGroup
+	done := make(chan struct{})
 	for w := range writers {
-		writeWG.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			for b := range batches {
-				var rows []feature.Row
-				for _, id := range shared {
-					if rng.IntN(10) < 7 {
-						wt := base.Add(time.Duration(clock.Add(1)) * time.Microsecond)
-						rows = append(rows, movie("movies", id, at(rng.IntN(40)), wt, fmt.Sprintf("w%d b%d", w, b)))
-					}
-				}
-				wt := base.Add(time.Duration(clock.Add(1)) * time.Microsecond)
-				rows = append(rows, movie("movies", fmt.Sprintf("w%d-%d", w, b%4), at(b), wt, "private"))
-				rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
-				if err := s.WriteRows(ctx, rows); err != nil {
-					t.Errorf("writer %d batch %d: %v", w, b, err)
-					return
-				}
-				mu.Lock()
-				acked = append(acked, rows...)
-				mu.Unlock()
-			}
-		})
+		writeWG.Go(func() { r.write(t, w, batches) })
 	}
 	for range readers {
-		readWG.Go(func() {
-			seen := map[string]feature.Row{}
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				rows, err := s.GetLatest(ctx, sharedKeys)
-				if err != nil {
-					t.Errorf("reader: GetLatest: %v", err)
-					return
-				}
-				for i, r := range rows {
-					if r == nil {
-						if _, ok := seen[shared[i]]; ok {
-							t.Errorf("reader: %s went back to no row", shared[i])
-							return
-						}
-						continue
-					}
-					if r.Values["budget"] != r.WriteTime.UnixMicro() {
-						t.Errorf("reader: %s has values %v torn from its write time %v", r.EntityID, r.Values, r.WriteTime)
-						return
-					}
-					if prev, ok := seen[r.EntityID]; ok && prev.Newer(*r) {
-						t.Errorf("reader: %s went back from (%v, %v) to (%v, %v)", r.EntityID,
-							prev.EventTime, prev.WriteTime, r.EventTime, r.WriteTime)
-						return
-					}
-					seen[r.EntityID] = *r
-				}
-			}
-		})
+		readWG.Go(func() { r.read(t, done) })
 	}
 	writeWG.Wait()
 	close(done)
@@ -789,11 +723,98 @@ func testConcurrentWrites(t *testing.T, s store.Store) {
 	if t.Failed() {
 		return
 	}
+	r.checkNewest(t)
+}
 
+// race is the state of testConcurrentWrites.
+type race struct {
+	s      store.Store
+	shared []string     // entity ids every writer writes
+	clock  atomic.Int64 // write times: unique, so "newest" is well defined
+	mu     sync.Mutex
+	acked  []feature.Row
+}
+
+func (r *race) writeTime() time.Time {
+	return base.Add(time.Duration(r.clock.Add(1)) * time.Microsecond)
+}
+
+// write writes batches of rows of random shared entities and one private
+// entity, in random order, remembering the acknowledged rows.
+func (r *race) write(t *testing.T, w, batches int) {
+	rng := rand.New(rand.NewPCG(uint64(w), 7))
+	for b := range batches {
+		var rows []feature.Row
+		for _, id := range r.shared {
+			if rng.IntN(10) < 7 {
+				rows = append(rows, movie("movies", id, at(rng.IntN(40)), r.writeTime(), fmt.Sprintf("w%d b%d", w, b)))
+			}
+		}
+		rows = append(rows, movie("movies", fmt.Sprintf("w%d-%d", w, b%4), at(b), r.writeTime(), "private"))
+		rng.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+		if err := r.s.WriteRows(t.Context(), rows); err != nil {
+			t.Errorf("writer %d batch %d: %v", w, b, err)
+			return
+		}
+		r.mu.Lock()
+		r.acked = append(r.acked, rows...)
+		r.mu.Unlock()
+	}
+}
+
+// read polls the shared entities until done, failing at the first row that
+// is older than one seen before or whose values are torn from its times.
+func (r *race) read(t *testing.T, done <-chan struct{}) {
+	keys := make([]feature.Key, len(r.shared))
+	for i, id := range r.shared {
+		keys[i] = feature.Key{Group: "movies", EntityID: id}
+	}
+	seen := map[string]feature.Row{}
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		rows, err := r.s.GetLatest(t.Context(), keys)
+		if err != nil {
+			t.Errorf("reader: GetLatest: %v", err)
+			return
+		}
+		for i, row := range rows {
+			if problem := readProblem(seen, r.shared[i], row); problem != "" {
+				t.Error("reader: " + problem)
+				return
+			}
+		}
+	}
+}
+
+// readProblem checks one read of entity id against the newest row seen of
+// it so far (recording row as that), and says what is wrong, if anything.
+func readProblem(seen map[string]feature.Row, id string, row *feature.Row) string {
+	prev, ok := seen[id]
+	switch {
+	case row == nil && ok:
+		return id + " went back to no row"
+	case row == nil:
+		return ""
+	case row.Values["budget"] != row.WriteTime.UnixMicro():
+		return fmt.Sprintf("%s has values %v torn from its write time %v", id, row.Values, row.WriteTime)
+	case ok && prev.Newer(*row):
+		return fmt.Sprintf("%s went back from (%v, %v) to (%v, %v)", id, prev.EventTime, prev.WriteTime, row.EventTime, row.WriteTime)
+	}
+	seen[id] = *row
+	return ""
+}
+
+// checkNewest checks, once every write is acknowledged, that each entity's
+// latest and as-of rows are its newest acknowledged row, and the counts.
+func (r *race) checkNewest(t *testing.T) {
 	newest := map[string]feature.Row{}
-	for _, r := range acked {
-		if prev, ok := newest[r.EntityID]; !ok || r.Newer(prev) {
-			newest[r.EntityID] = r
+	for _, row := range r.acked {
+		if prev, ok := newest[row.EntityID]; !ok || row.Newer(prev) {
+			newest[row.EntityID] = row
 		}
 	}
 	var keys []feature.Key
@@ -801,12 +822,12 @@ func testConcurrentWrites(t *testing.T, s store.Store) {
 		keys = append(keys, feature.Key{Group: "movies", EntityID: id})
 	}
 	slices.SortFunc(keys, func(a, b feature.Key) int { return strings.Compare(a.EntityID, b.EntityID) })
-	got := latest(t, s, keys...)
+	got := latest(t, r.s, keys...)
 	for i, k := range keys {
 		wantRow(t, "latest of "+k.EntityID+" after concurrent writes", stored(newest[k.EntityID]), got[i])
-		wantRow(t, "as-of of "+k.EntityID+" after concurrent writes", stored(newest[k.EntityID]), asOf(t, s, "movies", k.EntityID, at(1000)))
+		wantRow(t, "as-of of "+k.EntityID+" after concurrent writes", stored(newest[k.EntityID]), asOf(t, r.s, "movies", k.EntityID, at(1000)))
 	}
-	if _, stats := groupStats(t, s); stats["movies"].Rows != int64(len(acked)) || stats["movies"].Entities != int64(len(newest)) {
-		t.Errorf("stats after concurrent writes = %+v, want %d rows, %d entities", stats["movies"], len(acked), len(newest))
+	if _, stats := groupStats(t, r.s); stats["movies"].Rows != int64(len(r.acked)) || stats["movies"].Entities != int64(len(newest)) {
+		t.Errorf("stats after concurrent writes = %+v, want %d rows, %d entities", stats["movies"], len(r.acked), len(newest))
 	}
 }
