@@ -344,9 +344,18 @@ func TestConfigErrors(t *testing.T) {
 
 func TestMaskURL(t *testing.T) {
 	t.Parallel()
-	got := maskURL("postgres://app:s3cret@db:5432/fs?sslmode=disable&password=x")
-	if strings.Contains(got, "s3cret") || strings.Contains(got, "password=x") || !strings.Contains(got, "app:") {
-		t.Fatalf("maskURL = %s", got)
+	for _, c := range []struct{ in, want string }{
+		{"postgres://app:s3cret@db:5432/fs?sslmode=disable&password=x", "postgres://app:****@db:5432/fs?password=****&sslmode=disable"},
+		{"redis://:hunter2@cache:6379/0", "redis://:****@cache:6379/0"},
+		{"postgres://db/fs", "postgres://db/fs"},
+		// Not URLs: a malformed one, and key=value connection strings.
+		{"redis://:hunter2@cache:port/0", "redis://:****@cache:port/0"},
+		{"host=db password=s3cret dbname=fs", "host=db password=**** dbname=fs"},
+		{`host=db password = 'it\'s s3cret' dbname=fs`, "host=db password = **** dbname=fs"},
+	} {
+		if got := maskURL(c.in); got != c.want {
+			t.Errorf("maskURL(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/cache"
+	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/metrics"
 	"github.com/featurestore/featurestore/internal/store"
@@ -126,9 +127,12 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	return b, nil
 }
 
-// openBackendsRetrying retries openBackends until it succeeds, ctx ends or
-// the start-up timeout passes, so a service started before its database
-// comes up waits for it instead of crash-looping.
+// openBackendsRetrying retries openBackends while it fails like an outage
+// (transient: feature.CodeUnavailable or CodeTimeout) until it succeeds, ctx
+// ends or the start-up timeout passes, so a service started before its
+// database comes up waits for it instead of crash-looping. Any other failure
+// is permanent and returned at once: a malformed URL, a read-only database,
+// a data directory in use.
 func openBackendsRetrying(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.Metrics, opts openOptions) (*backends, error) {
 	deadline := time.Now().Add(cfg.StartupTimeout)
 	wait := 250 * time.Millisecond
@@ -137,7 +141,7 @@ func openBackendsRetrying(ctx context.Context, cfg Config, log *zap.Logger, m *m
 		if err == nil {
 			return b, nil
 		}
-		if errors.Is(err, errDataDirLocked) || time.Now().Add(wait).After(deadline) {
+		if !transient(err) || time.Now().Add(wait).After(deadline) {
 			return nil, err
 		}
 		log.Warn("storage not available yet; retrying", zap.Error(err), zap.Duration("retry_in", wait))
@@ -148,6 +152,16 @@ func openBackendsRetrying(ctx context.Context, cfg Config, log *zap.Logger, m *m
 		}
 		wait = min(wait*2, 5*time.Second)
 	}
+}
+
+// transient reports whether a failure to open the backends is an outage
+// that waiting may end.
+func transient(err error) bool {
+	switch feature.ErrorCode(err) {
+	case feature.CodeUnavailable, feature.CodeTimeout:
+		return true
+	}
+	return false
 }
 
 var errDataDirLocked = errors.New("data directory is in use by another featurestore process")

@@ -7,9 +7,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/featurestore/featurestore/internal/cache"
 	"github.com/featurestore/featurestore/internal/envflag"
 )
 
@@ -19,9 +23,9 @@ type Config struct {
 	Addr             string
 	MetricsAddr      string
 	DataDir          string
-	PostgresURL      string `mask:"url"`
+	PostgresURL      string
 	PostgresMaxConns int64
-	RedisURL         string `mask:"url"`
+	RedisURL         string
 	RedisKeyPrefix   string
 	CacheTTL         time.Duration
 	CacheAbsentTTL   time.Duration
@@ -76,7 +80,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	dur(&cfg.RecomputeDelay, "recompute-delay", 5*time.Second, "recompute corpus statistics this long after the last ingest (0: only on demand)")
 	dur(&cfg.RefreshInterval, "refresh-interval", 15*time.Second, "how often the registry and storage statistics are re-read")
 	dur(&cfg.HealthInterval, "health-interval", 10*time.Second, "how often dependencies are checked for the dependency metrics")
-	dur(&cfg.StartupTimeout, "startup-timeout", 2*time.Minute, "how long to keep retrying the storage backends at start-up")
+	dur(&cfg.StartupTimeout, "startup-timeout", 2*time.Minute, "how long to keep retrying the storage backends at start-up while they cannot be reached (a malformed URL or a read-only Postgres fails at once)")
 	return fs, flags
 }
 
@@ -100,14 +104,7 @@ func (c *Config) validate() error {
 	if c.PostgresMaxConns < 1 || c.PostgresMaxConns > 1000 {
 		errs = append(errs, "postgres-max-conns must be between 1 and 1000")
 	}
-	for name, u := range map[string]string{"postgres-url": c.PostgresURL, "redis-url": c.RedisURL} {
-		if u == "" {
-			continue
-		}
-		if _, err := url.Parse(u); err != nil {
-			errs = append(errs, name+" is not a URL")
-		}
-	}
+	errs = append(errs, c.urlProblems()...)
 	if c.PostgresURL == "" && c.DataDir == "" {
 		errs = append(errs, "data-dir is required when no postgres-url is set")
 	}
@@ -117,7 +114,33 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// urlProblems parses the Postgres and Redis URLs as the backends will, so a
+// malformed one stops the program at once instead of being retried for the
+// start-up timeout like an outage. The problems quote the URLs masked.
+func (c *Config) urlProblems() []string {
+	var errs []string
+	if c.PostgresURL != "" {
+		if _, err := pgxpool.ParseConfig(c.PostgresURL); err != nil {
+			errs = append(errs, "postgres-url is not a valid Postgres URL: "+maskIn(err.Error(), c.PostgresURL))
+		}
+	}
+	if c.RedisURL != "" {
+		if _, err := cache.RedisOptionsFromURL(c.RedisURL); err != nil {
+			errs = append(errs, "redis-url is not a valid Redis URL: "+maskIn(err.Error(), c.RedisURL))
+		}
+	}
+	return errs
+}
+
+// maskIn replaces every occurrence of the secret-bearing URL raw in msg by
+// its masked form.
+func maskIn(msg, raw string) string {
+	return strings.ReplaceAll(msg, raw, maskURL(raw))
+}
+
 // masked returns the configuration with every secret masked, for logging.
+// The secrets are the flags declared with envflag's Secret: their values
+// pass through maskURL here and in --help.
 func (c Config) masked() map[string]any {
 	return map[string]any{
 		"addr": c.Addr, "metrics_addr": c.MetricsAddr, "data_dir": c.DataDir,
@@ -133,15 +156,24 @@ func (c Config) masked() map[string]any {
 	}
 }
 
+// Passwords in what is not a well-formed URL: a malformed URL's userinfo,
+// and a key=value connection string's password.
+var (
+	userinfoPassword = regexp.MustCompile(`(://[^:/@\s]*:)[^@\s]*@`)
+	keywordPassword  = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+)
+
 // maskURL hides the password of a URL (user:****@host) and any password
-// query parameter.
+// query parameter; in a malformed URL or a key=value connection string
+// (host=db password=...) it masks what looks like a password.
 func maskURL(s string) string {
 	if s == "" {
 		return ""
 	}
 	u, err := url.Parse(s)
-	if err != nil {
-		return "****"
+	if err != nil || u.Scheme == "" {
+		s = userinfoPassword.ReplaceAllString(s, "${1}****@")
+		return keywordPassword.ReplaceAllString(s, "${1}****")
 	}
 	if u.User != nil {
 		if _, ok := u.User.Password(); ok {

@@ -1,25 +1,52 @@
 package feature
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
 
-// Code is a machine-readable error class. The HTTP layer maps each code to a
-// status in one place; the client sees the code, the message and the fields,
-// the log sees the wrapped cause.
+// Code is a machine-readable error class: what happened, not where. The HTTP
+// layer maps each code to a status in one place; the client sees the code,
+// the message and the fields, the log sees the wrapped cause.
+//
+// The server-side classes are kept apart because they call for different
+// actions: canceled is no failure at all (the client left), timeout is work
+// that ran out of time, unavailable a dependency that cannot be reached, and
+// internal a failure that neither waiting nor retrying fixes.
 type Code string
 
 const (
-	CodeInvalid     Code = "invalid"     // bad input: 400
-	CodeNotFound    Code = "not_found"   // unknown group, entity or feature: 404
-	CodeConflict    Code = "conflict"    // state conflict, e.g. a schema change that drops data: 409
-	CodeTooLarge    Code = "too_large"   // request body or batch over its limit: 413
-	CodeUnavailable Code = "unavailable" // a dependency is down; retry later: 503
-	CodeInternal    Code = "internal"    // a bug: 500
+	CodeInvalid  Code = "invalid"   // bad input: 400
+	CodeNotFound Code = "not_found" // unknown group, entity or feature: 404
 	// CodeMethodNotAllowed is a known path asked with the wrong method: 405.
 	CodeMethodNotAllowed Code = "method_not_allowed"
+	CodeConflict         Code = "conflict"  // state conflict, e.g. a schema change that drops data: 409
+	CodeTooLarge         Code = "too_large" // request body or batch over its limit: 413
+	// CodeCanceled is a request whose client went away before the answer
+	// (context.Canceled): 499, as nginx and Prometheus record it. It is not a
+	// server error; the client never reads the answer.
+	CodeCanceled Code = "canceled"
+	// CodeInternal is a failure the client cannot fix and a retry will not
+	// fix: a bug, or a misconfigured dependency (a read-only database): 500.
+	CodeInternal Code = "internal"
+	// CodeUnavailable is a dependency that cannot be reached or cannot
+	// serve now (refused or dropped connections, a database shutting down or
+	// out of connections); the client may retry: 503.
+	CodeUnavailable Code = "unavailable"
+	// CodeTimeout is work that ran out of time: the request's deadline
+	// passed, or the database cancelled a statement (statement_timeout,
+	// lock_timeout): 504.
+	CodeTimeout Code = "timeout"
 )
+
+// Codes returns every code, in the order above.
+func Codes() []Code {
+	return []Code{
+		CodeInvalid, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodeTooLarge,
+		CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
+	}
+}
 
 // FieldError names one field at fault and what is wrong with it.
 type FieldError struct {
@@ -55,9 +82,20 @@ func NotFound(msg string, fields ...FieldError) error {
 	return &Error{Code: CodeNotFound, Message: msg, Fields: fields}
 }
 
-// Unavailable wraps a dependency failure; the client may retry.
+// Unavailable wraps the failure of a dependency that cannot be reached;
+// the client may retry.
 func Unavailable(msg string, cause error) error {
 	return &Error{Code: CodeUnavailable, Message: msg, Err: cause}
+}
+
+// Timeout wraps work that ran out of time.
+func Timeout(msg string, cause error) error {
+	return &Error{Code: CodeTimeout, Message: msg, Err: cause}
+}
+
+// Canceled wraps work abandoned because its caller went away.
+func Canceled(msg string, cause error) error {
+	return &Error{Code: CodeCanceled, Message: msg, Err: cause}
 }
 
 // Conflict is a state conflict.
@@ -66,14 +104,46 @@ func Conflict(msg string, fields ...FieldError) error {
 }
 
 // ErrorCode returns the code of err: the code of the first *Error in its
-// chain, CodeInternal for any other non-nil error, "" for nil.
+// chain; for an uncoded error, CodeCanceled if it comes from a canceled
+// context, CodeTimeout if from a passed deadline, and CodeInternal
+// otherwise; "" for nil.
 func ErrorCode(err error) Code {
 	if err == nil {
 		return ""
 	}
 	var e *Error
-	if errors.As(err, &e) {
+	switch {
+	case errors.As(err, &e):
 		return e.Code
+	case errors.Is(err, context.Canceled):
+		return CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return CodeTimeout
 	}
 	return CodeInternal
+}
+
+// Classify returns err coded by what happened to the work, judged from its
+// context first: once ctx has ended, a canceled context (the client went
+// away) makes any error CodeCanceled, whatever the interrupted work reported
+// (a broken connection, a query cancelled on its behalf); a passed deadline
+// makes a server-side failure (internal, unavailable, timeout) a CodeTimeout
+// that says the request's deadline passed. An answer
+// the work had already decided (invalid, not found, ...) stands. While ctx
+// is live, err is returned unchanged. nil stays nil.
+func Classify(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	code := ErrorCode(err)
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		if code == CodeCanceled {
+			return err
+		}
+		return Canceled("the client went away before the answer", err)
+	case code == CodeInternal || code == CodeUnavailable || code == CodeTimeout:
+		return Timeout("the request did not finish within its deadline", err)
+	}
+	return err
 }

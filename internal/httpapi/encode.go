@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
+	"syscall"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/feature"
 )
@@ -63,6 +63,9 @@ func bodyError(err error) error {
 	if errors.As(err, &mbe) {
 		return &feature.Error{Code: feature.CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit),
 			Fields: []feature.FieldError{{Field: "body", Problem: "too large"}}}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+		return feature.Canceled("the client closed the connection while sending the body", err)
 	}
 	return feature.Invalid("could not read the request body", feature.FieldError{Field: "body", Problem: err.Error()})
 }
@@ -132,6 +135,11 @@ type errorBody struct {
 	RequestID string               `json:"request_id,omitempty"`
 }
 
+// StatusClientClosedRequest is the status recorded for a request whose
+// client went away before the answer (nginx's 499, also Prometheus's). The
+// client never reads it; the access log and the HTTP metrics do.
+const StatusClientClosedRequest = 499
+
 // status maps an error code to its HTTP status: the one place it is done.
 func status(c feature.Code) int {
 	switch c {
@@ -139,37 +147,55 @@ func status(c feature.Code) int {
 		return http.StatusBadRequest
 	case feature.CodeNotFound:
 		return http.StatusNotFound
+	case feature.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case feature.CodeConflict:
 		return http.StatusConflict
 	case feature.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case feature.CodeCanceled:
+		return StatusClientClosedRequest
 	case feature.CodeUnavailable:
 		return http.StatusServiceUnavailable
-	case feature.CodeMethodNotAllowed:
-		return http.StatusMethodNotAllowed
+	case feature.CodeTimeout:
+		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
 }
 
-// writeError answers with err's code; the cause goes to the log only.
-func writeError(w http.ResponseWriter, r *http.Request, log *zap.Logger, err error) {
-	body := errorBody{Code: feature.ErrorCode(err), Fields: []feature.FieldError{}, RequestID: requestID(r.Context())}
+// coded returns err as a *feature.Error: err itself when it is one (or
+// wraps one), otherwise a new one of err's code with a safe message and err
+// as the cause.
+func coded(err error) *feature.Error {
 	var fe *feature.Error
 	if errors.As(err, &fe) {
-		body.Message = fe.Message
-		if fe.Fields != nil {
-			body.Fields = fe.Fields
-		}
-	} else {
-		body.Message = "internal error"
+		return fe
 	}
-	st := status(body.Code)
-	switch {
-	case st == http.StatusServiceUnavailable:
+	code := feature.ErrorCode(err)
+	msg := "internal error"
+	switch code {
+	case feature.CodeCanceled:
+		msg = "the client went away before the answer"
+	case feature.CodeTimeout:
+		msg = "the request did not finish within its deadline"
+	}
+	return &feature.Error{Code: code, Message: msg, Err: err}
+}
+
+// writeError answers with err's code, judged by the request's context first
+// (feature.Classify: a client that went away is 499 canceled, a passed
+// deadline 504 timeout). The client gets the code, the message and the
+// fields; the cause goes to the access log only.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = feature.Classify(r.Context(), err)
+	fe := coded(err)
+	noteError(r.Context(), err)
+	body := errorBody{Code: fe.Code, Message: fe.Message, Fields: fe.Fields, RequestID: requestID(r.Context())}
+	if body.Fields == nil {
+		body.Fields = []feature.FieldError{}
+	}
+	if fe.Code == feature.CodeUnavailable {
 		w.Header().Set("Retry-After", "1")
-		log.Warn("dependency unavailable", zap.String("request_id", body.RequestID), zap.Error(err))
-	case st >= 500:
-		log.Error("request failed", zap.String("request_id", body.RequestID), zap.Error(err))
 	}
-	encode(w, st, body)
+	encode(w, status(fe.Code), body)
 }

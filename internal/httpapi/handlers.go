@@ -8,13 +8,69 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/service"
 	"github.com/featurestore/featurestore/internal/store"
 )
+
+// response is what a handler answers when it does not fail: a status (0
+// means 200), a value encoded as JSON (none when nil: a 204) and headers to
+// set.
+type response struct {
+	status int
+	body   any
+	header map[string]string
+}
+
+// apiFunc is the shape of every JSON handler: it returns its answer or an
+// error, and wrap does the rest.
+type apiFunc func(r *http.Request) (response, error)
+
+// wrap makes an apiFunc a handler: the answer is encoded as JSON with its
+// status, an error becomes the error response of its code (writeError).
+func wrap(f apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, err := f(r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		for k, v := range res.header {
+			w.Header().Set(k, v)
+		}
+		st := res.status
+		if st == 0 {
+			st = http.StatusOK
+		}
+		if res.body == nil {
+			w.WriteHeader(st)
+			return
+		}
+		encode(w, st, res.body)
+	})
+}
+
+// withBody decodes the request body strictly into a T (decode) before
+// calling f with it.
+func withBody[T any](f func(r *http.Request, req T) (response, error)) apiFunc {
+	return func(r *http.Request) (response, error) {
+		var req T
+		if err := decode(r, &req); err != nil {
+			return response{}, err
+		}
+		return f(r, req)
+	}
+}
+
+// ok answers 200 with v, or fails with err: return ok(svc.Call(ctx)).
+func ok[T any](v T, err error) (response, error) {
+	if err != nil {
+		return response{}, err
+	}
+	return response{body: v}, nil
+}
 
 func errNoRoute(r *http.Request) error {
 	return feature.NotFound("no route for "+r.Method+" "+r.URL.Path, feature.FieldError{Field: "path", Problem: "no such endpoint"})
@@ -27,42 +83,41 @@ func errMethod(r *http.Request) error {
 
 func handleHealth(h interface {
 	Check(ctx context.Context) health.Report
-}) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+}) apiFunc {
+	return func(r *http.Request) (response, error) {
 		rep := h.Check(r.Context())
-		st := http.StatusOK
 		if rep.Status == store.HealthDown {
-			st = http.StatusServiceUnavailable
+			return response{status: http.StatusServiceUnavailable, body: rep}, nil
 		}
-		encode(w, st, rep)
-	})
+		return response{body: rep}, nil
+	}
 }
 
-func handleLive() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		encode(w, http.StatusOK, map[string]store.HealthStatus{"status": store.HealthUp})
-	})
+func handleLive() apiFunc {
+	return func(*http.Request) (response, error) {
+		return response{body: map[string]store.HealthStatus{"status": store.HealthUp}}, nil
+	}
 }
 
-func handleReady(ready func() bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleReady(ready func() bool) apiFunc {
+	return func(*http.Request) (response, error) {
 		if ready != nil && ready() {
-			encode(w, http.StatusOK, map[string]store.HealthStatus{"status": store.HealthUp})
-			return
+			return response{body: map[string]store.HealthStatus{"status": store.HealthUp}}, nil
 		}
-		encode(w, http.StatusServiceUnavailable, map[string]store.HealthStatus{"status": store.HealthDown})
-	})
+		return response{status: http.StatusServiceUnavailable, body: map[string]store.HealthStatus{"status": store.HealthDown}}, nil
+	}
 }
 
-func handleInfo(info Info) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		encode(w, http.StatusOK, struct {
+func handleInfo(info Info) apiFunc {
+	return func(*http.Request) (response, error) {
+		return response{body: struct {
 			Info
 			UptimeSeconds float64 `json:"uptime_seconds"`
-		}{info, time.Since(info.StartTime).Seconds()})
-	})
+		}{info, time.Since(info.StartTime).Seconds()}}, nil
+	}
 }
 
+// handleOpenAPI serves the API description: YAML, not an apiFunc.
 func handleOpenAPI(doc []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
@@ -70,45 +125,34 @@ func handleOpenAPI(doc []byte) http.Handler {
 	})
 }
 
-func handleIngest(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleIngest(svc *service.Service) apiFunc {
+	return func(r *http.Request) (response, error) {
 		body, err := readBody(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return response{}, err
 		}
 		res, err := svc.IngestPayload(r.Context(), body)
-		if err != nil {
-			if fe, ok := err.(*feature.Error); ok && fe.Code == feature.CodeInvalid && res.Received > 0 {
-				// Nothing was valid: 422 with the per-record report.
-				encode(w, http.StatusUnprocessableEntity, struct {
-					errorBody
-					service.IngestResult
-				}{errorBody{Code: fe.Code, Message: fe.Message, Fields: fe.Fields, RequestID: requestID(r.Context())}, res})
-				return
-			}
-			writeError(w, r, log, err)
-			return
+		if fe, isFE := err.(*feature.Error); isFE && fe.Code == feature.CodeInvalid && res.Received > 0 {
+			// Nothing was valid: 422 with the per-record report.
+			return response{status: http.StatusUnprocessableEntity, body: struct {
+				errorBody
+				service.IngestResult
+			}{errorBody{Code: fe.Code, Message: fe.Message, Fields: fe.Fields, RequestID: requestID(r.Context())}, res}}, nil
 		}
-		encode(w, http.StatusOK, res)
-	})
+		return ok(res, err)
+	}
 }
 
-func handleListGroups(svc *service.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		encode(w, http.StatusOK, map[string]any{"feature_groups": svc.ListGroups(r.Context())})
-	})
+func handleListGroups(svc *service.Service) apiFunc {
+	return func(r *http.Request) (response, error) {
+		return response{body: map[string]any{"feature_groups": svc.ListGroups(r.Context())}}, nil
+	}
 }
 
-func handleGetGroup(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g, err := svc.GetGroup(r.Context(), chi.URLParam(r, "group"))
-		if err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		encode(w, http.StatusOK, g)
-	})
+func handleGetGroup(svc *service.Service) apiFunc {
+	return func(r *http.Request) (response, error) {
+		return ok(svc.GetGroup(r.Context(), chi.URLParam(r, "group")))
+	}
 }
 
 // groupRequest is the body of PUT /v1/feature-groups/{group}.
@@ -120,40 +164,32 @@ type groupRequest struct {
 	Tags        map[string]string `json:"tags"`
 }
 
-func handlePutGroup(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req groupRequest
-		if err := decode(r, &req); err != nil {
-			writeError(w, r, log, err)
-			return
-		}
+func handlePutGroup(svc *service.Service) apiFunc {
+	return withBody(func(r *http.Request, req groupRequest) (response, error) {
 		g := feature.Group{Name: chi.URLParam(r, "group"), EntityKey: req.EntityKey, Features: req.Features,
 			TTL: req.TTL, Description: req.Description, Tags: req.Tags}
 		out, created, err := svc.PutGroup(r.Context(), g)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return response{}, err
 		}
-		st := http.StatusOK
 		if created {
-			st = http.StatusCreated
+			return response{status: http.StatusCreated, body: out}, nil
 		}
-		encode(w, st, out)
+		return response{body: out}, nil
 	})
 }
 
-func handleDeleteGroup(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleDeleteGroup(svc *service.Service) apiFunc {
+	return func(r *http.Request) (response, error) {
 		if err := svc.DeleteGroup(r.Context(), chi.URLParam(r, "group")); err != nil {
-			writeError(w, r, log, err)
-			return
+			return response{}, err
 		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+		return response{status: http.StatusNoContent}, nil
+	}
 }
 
-func handleGetEntity(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleGetEntity(svc *service.Service) apiFunc {
+	return func(r *http.Request) (response, error) {
 		q := r.URL.Query()
 		var features []string
 		if f := q.Get("features"); f != "" {
@@ -167,9 +203,8 @@ func handleGetEntity(svc *service.Service, log *zap.Logger) http.Handler {
 		if s := q.Get("as_of"); s != "" {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
-				writeError(w, r, log, feature.Invalid("as_of must be an RFC 3339 time, e.g. 2025-06-05T02:24:12Z",
-					feature.FieldError{Field: "as_of", Problem: "not an RFC 3339 time"}))
-				return
+				return response{}, feature.Invalid("as_of must be an RFC 3339 time, e.g. 2025-06-05T02:24:12Z",
+					feature.FieldError{Field: "as_of", Problem: "not an RFC 3339 time"})
 			}
 			asOf = &t
 		}
@@ -181,71 +216,40 @@ func handleGetEntity(svc *service.Service, log *zap.Logger) http.Handler {
 				id = u
 			}
 		}
-		res, err := svc.GetEntity(r.Context(), chi.URLParam(r, "group"), id, features, asOf)
-		if err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		encode(w, http.StatusOK, res)
+		return ok(svc.GetEntity(r.Context(), chi.URLParam(r, "group"), id, features, asOf))
+	}
+}
+
+func handleWriteRows(svc *service.Service) apiFunc {
+	return withBody(func(r *http.Request, rows []service.RowInput) (response, error) {
+		return ok(svc.WriteRows(r.Context(), chi.URLParam(r, "group"), rows))
 	})
 }
 
-func handleWriteRows(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var rows []service.RowInput
-		if err := decode(r, &rows); err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		res, err := svc.WriteRows(r.Context(), chi.URLParam(r, "group"), rows)
-		if err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		encode(w, http.StatusOK, res)
+func handleOnlineFeatures(svc *service.Service) apiFunc {
+	return withBody(func(r *http.Request, req service.OnlineRequest) (response, error) {
+		return ok(svc.GetOnlineFeatures(r.Context(), req))
 	})
 }
 
-func handleOnlineFeatures(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req service.OnlineRequest
-		if err := decode(r, &req); err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		resp, err := svc.GetOnlineFeatures(r.Context(), req)
-		if err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		encode(w, http.StatusOK, resp)
-	})
+func handleStats(svc *service.Service) apiFunc {
+	return func(r *http.Request) (response, error) {
+		return ok(svc.Stats(r.Context()))
+	}
 }
 
-func handleStats(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st, err := svc.Stats(r.Context())
-		if err != nil {
-			writeError(w, r, log, err)
-			return
-		}
-		encode(w, http.StatusOK, st)
-	})
+func handleRecomputeStatus(svc *service.Service) apiFunc {
+	return func(*http.Request) (response, error) {
+		return response{body: svc.RecomputeStatus()}, nil
+	}
 }
 
-func handleRecomputeStatus(svc *service.Service) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		encode(w, http.StatusOK, svc.RecomputeStatus())
-	})
-}
-
-func handleRecompute(svc *service.Service, log *zap.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func handleRecompute(svc *service.Service) apiFunc {
+	return func(r *http.Request) (response, error) {
 		if err := svc.StartRecompute(r.Context()); err != nil {
-			writeError(w, r, log, err)
-			return
+			return response{}, err
 		}
-		w.Header().Set("Location", "/v1/recompute")
-		encode(w, http.StatusAccepted, svc.RecomputeStatus())
-	})
+		return response{status: http.StatusAccepted, body: svc.RecomputeStatus(),
+			header: map[string]string{"Location": "/v1/recompute"}}, nil
+	}
 }

@@ -61,12 +61,35 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog writes one JSON line per request and turns a panic into a 500.
+// outcome is where writeError leaves the error a request was answered
+// with, for its access log line.
+type outcome struct{ err error }
+
+type outcomeKey struct{}
+
+// noteError records err as the request's error for the access log.
+func noteError(ctx context.Context, err error) {
+	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
+		o.err = err
+	}
+}
+
+// accessLog writes one JSON line per request, with the error code and cause
+// of a request answered with an error, and turns a panic into a 500.
+//
+// Its level says who has to act. Info: a success, a client error, or a
+// client that went away (499: nobody to answer, nothing broken). Warn: a
+// timeout (504) or an unreachable dependency (503), conditions of the
+// environment the service reports and survives, which the dependency and
+// burn-rate alerts watch. Error: an internal error (500), which takes a fix,
+// so the error log holds what needs one.
 func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			sw := &statusWriter{ResponseWriter: w}
+			o := &outcome{}
+			r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o))
 			defer func() {
 				if p := recover(); p != nil {
 					if p == http.ErrAbortHandler {
@@ -75,34 +98,48 @@ func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 					log.Error("handler panicked", zap.String("request_id", requestID(r.Context())),
 						zap.String("panic", fmt.Sprint(p)), zap.Stack("stack"))
 					if sw.status == 0 {
-						writeError(sw, r, log, fmt.Errorf("panic: %v", p))
+						writeError(sw, r, fmt.Errorf("panic: %v", p))
 					}
 				}
-				route := "unmatched"
-				if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-					route = rc.RoutePattern()
-				}
-				st := sw.status
-				if st == 0 {
-					st = http.StatusOK
-				}
-				lvl := zap.InfoLevel
-				if st >= 500 {
-					lvl = zap.ErrorLevel
-				}
-				log.Log(lvl, "request",
-					zap.String("request_id", requestID(r.Context())),
-					zap.String("method", r.Method),
-					zap.String("route", route),
-					zap.String("path", r.URL.Path),
-					zap.Int("status", st),
-					zap.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-					zap.Int("bytes", sw.bytes),
-					zap.String("remote", r.RemoteAddr))
+				logRequest(log, r, sw, o.err, time.Since(start))
 			}()
 			next.ServeHTTP(sw, r)
 		})
 	}
+}
+
+// logRequest writes the access log line of one request.
+func logRequest(log *zap.Logger, r *http.Request, sw *statusWriter, err error, d time.Duration) {
+	route := "unmatched"
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		route = rc.RoutePattern()
+	}
+	st := sw.status
+	if st == 0 {
+		st = http.StatusOK
+	}
+	fields := []zap.Field{
+		zap.String("request_id", requestID(r.Context())),
+		zap.String("method", r.Method),
+		zap.String("route", route),
+		zap.String("path", r.URL.Path),
+		zap.Int("status", st),
+		zap.Float64("duration_ms", float64(d.Microseconds())/1000),
+		zap.Int("bytes", sw.bytes),
+		zap.String("remote", r.RemoteAddr),
+	}
+	lvl := zap.InfoLevel
+	if err != nil {
+		code := feature.ErrorCode(err)
+		fields = append(fields, zap.String("code", string(code)), zap.Error(err))
+		switch code {
+		case feature.CodeTimeout, feature.CodeUnavailable:
+			lvl = zap.WarnLevel
+		case feature.CodeInternal:
+			lvl = zap.ErrorLevel
+		}
+	}
+	log.Log(lvl, "request", fields...)
 }
 
 // limits bounds the request body (a larger one answers 413) and the time a

@@ -51,25 +51,37 @@ type Deps struct {
 	RequestTimeout time.Duration
 }
 
-// routes is the whole route table, also used to pre-create metric series.
-var routes = [][2]string{
-	{"GET", "/health"},
-	{"GET", "/health/live"},
-	{"GET", "/health/ready"},
-	{"GET", "/info"},
-	{"GET", "/metrics"},
-	{"GET", "/openapi.yaml"},
-	{"POST", "/v1/movies"},
-	{"GET", "/v1/feature-groups"},
-	{"GET", "/v1/feature-groups/{group}"},
-	{"PUT", "/v1/feature-groups/{group}"},
-	{"DELETE", "/v1/feature-groups/{group}"},
-	{"GET", "/v1/feature-groups/{group}/entities/{id}"},
-	{"POST", "/v1/feature-groups/{group}/rows"},
-	{"POST", "/get-online-features"},
-	{"GET", "/v1/stats"},
-	{"GET", "/v1/recompute"},
-	{"POST", "/v1/recompute"},
+// route is one entry of the route table.
+type route struct {
+	method, pattern string
+	handler         http.Handler // nil: not served by this router
+}
+
+// routes is the whole route table: NewRouter serves exactly these routes,
+// the HTTP metrics pre-create their series from them, and the OpenAPI test
+// walks the router they build.
+func routes(d Deps) []route {
+	svc := d.Service
+	return []route{
+		{"GET", "/health", wrap(handleHealth(d.Health))},
+		{"GET", "/health/live", wrap(handleLive())},
+		{"GET", "/health/ready", wrap(handleReady(d.Ready))},
+		{"GET", "/info", wrap(handleInfo(d.Info))},
+		{"GET", "/metrics", d.MetricsHandler},
+		{"GET", "/openapi.yaml", handleOpenAPI(d.OpenAPI)},
+
+		{"POST", "/v1/movies", wrap(handleIngest(svc))},
+		{"GET", "/v1/feature-groups", wrap(handleListGroups(svc))},
+		{"GET", "/v1/feature-groups/{group}", wrap(handleGetGroup(svc))},
+		{"PUT", "/v1/feature-groups/{group}", wrap(handlePutGroup(svc))},
+		{"DELETE", "/v1/feature-groups/{group}", wrap(handleDeleteGroup(svc))},
+		{"GET", "/v1/feature-groups/{group}/entities/{id}", wrap(handleGetEntity(svc))},
+		{"POST", "/v1/feature-groups/{group}/rows", wrap(handleWriteRows(svc))},
+		{"POST", "/get-online-features", wrap(handleOnlineFeatures(svc))},
+		{"GET", "/v1/stats", wrap(handleStats(svc))},
+		{"GET", "/v1/recompute", wrap(handleRecomputeStatus(svc))},
+		{"POST", "/v1/recompute", wrap(handleRecompute(svc))},
+	}
 }
 
 // NewRouter builds the HTTP handler.
@@ -80,55 +92,43 @@ func NewRouter(d Deps) http.Handler {
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 32 << 20
 	}
-	log, svc := d.Logger, d.Service
+	var served []route
+	var table [][2]string
+	for _, rt := range routes(d) {
+		if rt.handler != nil {
+			served = append(served, rt)
+			table = append(table, [2]string{rt.method, rt.pattern})
+		}
+	}
 	r := chi.NewRouter()
 	r.Use(withRequestID)
 	if d.Metrics != nil {
-		d.Metrics.InitRoutes(routes)
+		d.Metrics.InitRoutes(table)
 		r.Use(d.Metrics.Middleware)
 	}
-	r.Use(accessLog(log))
+	r.Use(accessLog(d.Logger))
 	r.Use(limits(d.MaxBodyBytes, d.RequestTimeout))
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, log, errNoRoute(r)) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, log, errMethod(r)) })
-
-	r.Method("GET", "/health", handleHealth(d.Health))
-	r.Method("GET", "/health/live", handleLive())
-	r.Method("GET", "/health/ready", handleReady(d.Ready))
-	r.Method("GET", "/info", handleInfo(d.Info))
-	if d.MetricsHandler != nil {
-		r.Method("GET", "/metrics", d.MetricsHandler)
+	for _, rt := range served {
+		r.Method(rt.method, rt.pattern, rt.handler)
 	}
-	r.Method("GET", "/openapi.yaml", handleOpenAPI(d.OpenAPI))
-
-	r.Method("POST", "/v1/movies", handleIngest(svc, log))
-	r.Method("GET", "/v1/feature-groups", handleListGroups(svc))
-	r.Method("GET", "/v1/feature-groups/{group}", handleGetGroup(svc, log))
-	r.Method("PUT", "/v1/feature-groups/{group}", handlePutGroup(svc, log))
-	r.Method("DELETE", "/v1/feature-groups/{group}", handleDeleteGroup(svc, log))
-	r.Method("GET", "/v1/feature-groups/{group}/entities/{id}", handleGetEntity(svc, log))
-	r.Method("POST", "/v1/feature-groups/{group}/rows", handleWriteRows(svc, log))
-	r.Method("POST", "/get-online-features", handleOnlineFeatures(svc, log))
-	r.Method("GET", "/v1/stats", handleStats(svc, log))
-	r.Method("GET", "/v1/recompute", handleRecomputeStatus(svc))
-	r.Method("POST", "/v1/recompute", handleRecompute(svc, log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNoRoute(r)) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethod(r)) })
 	return r
 }
 
 // NewStartingRouter serves while the backends open: liveness, readiness
 // (503), info and metrics; every other route answers 503 unavailable.
 func NewStartingRouter(metricsHandler http.Handler, ready func() bool, info Info) http.Handler {
-	log := zap.NewNop()
 	r := chi.NewRouter()
 	r.Use(withRequestID)
-	r.Method("GET", "/health/live", handleLive())
-	r.Method("GET", "/health/ready", handleReady(ready))
-	r.Method("GET", "/info", handleInfo(info))
+	r.Method("GET", "/health/live", wrap(handleLive()))
+	r.Method("GET", "/health/ready", wrap(handleReady(ready)))
+	r.Method("GET", "/info", wrap(handleInfo(info)))
 	if metricsHandler != nil {
 		r.Method("GET", "/metrics", metricsHandler)
 	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, log, feature.Unavailable("the service is starting: storage is not open yet", nil))
+		writeError(w, r, feature.Unavailable("the service is starting: storage is not open yet", nil))
 	})
 	return r
 }

@@ -56,10 +56,7 @@ const (
 
 // codes lists every feature.Code; feature_store_errors_total is created at
 // zero for each operation and code.
-var codes = [...]feature.Code{
-	feature.CodeInvalid, feature.CodeNotFound, feature.CodeConflict,
-	feature.CodeTooLarge, feature.CodeUnavailable, feature.CodeInternal,
-}
+var codes = feature.Codes()
 
 // latencyBuckets cover 100µs to 10s, for request and HTTP durations.
 var latencyBuckets = []float64{

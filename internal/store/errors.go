@@ -1,8 +1,14 @@
 package store
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
 	"slices"
 	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/featurestore/featurestore/internal/feature"
 )
@@ -16,4 +22,92 @@ func GroupNotFound(names ...string) error {
 		fields[i] = feature.FieldError{Field: "group", Problem: "unknown feature group " + strconv.Quote(n)}
 	}
 	return feature.NotFound("feature group not found", fields...)
+}
+
+// DependencyError codes the failure of a call to a storage dependency that
+// gave no answer of its own (no server error code): the caller's context
+// decides first, since an ended context is why a driver gives up.
+//
+//   - context.Canceled: feature.CodeCanceled (the caller went away);
+//   - context.DeadlineExceeded, or an I/O deadline on the connection:
+//     feature.CodeTimeout (the dependency did not answer in time);
+//   - anything else, a refused, reset or closed connection: the dependency
+//     cannot be reached, feature.CodeUnavailable.
+//
+// dependency names it in the message ("postgres", "sqlite store").
+func DependencyError(dependency string, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return feature.Canceled("the caller went away before "+dependency+" answered", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return feature.Timeout(dependency+" did not answer in time", err)
+	}
+	return feature.Unavailable(dependency+" is unavailable", err)
+}
+
+// PostgresError classifies an error from pgx, prefixed with op:
+//
+//   - a canceled context: feature.CodeCanceled;
+//   - a failed connection attempt (refused, no route, connect_timeout, too
+//     many connections, authentication, shutting down): CodeUnavailable;
+//   - a passed deadline: CodeTimeout;
+//   - a statement the server cancelled (57014 query_canceled: a
+//     statement_timeout, or a cancel request; 55P03 lock_not_available: a
+//     lock_timeout): CodeTimeout;
+//   - a read-only database (25006): CodeInternal with a message that says
+//     so; it takes an operator, not a retry;
+//   - connection exceptions (08), insufficient resources (53), operator
+//     intervention such as a shutdown (57) and system errors (58):
+//     CodeUnavailable; so are transaction rollbacks (40: a deadlock or
+//     serialization failure left after the store's own retries), which a
+//     retry resolves;
+//   - any other server error (a bug in a query, a violated constraint the
+//     store did not expect) stays uncoded, an internal error;
+//   - any other error (a broken connection, a closed pool): DependencyError.
+//
+// The context's error is looked at first because pgx reports a cancelled
+// query as the context's error.
+func PostgresError(op string, err error) error {
+	err = fmt.Errorf("postgres: %s: %w", op, err)
+	var (
+		pgErr   *pgconn.PgError
+		connErr *pgconn.ConnectError
+	)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return DependencyError("postgres", err)
+	case errors.As(err, &connErr):
+		// Before the deadline: connect_timeout is a deadline too, and a
+		// server that does not accept a connection in time is unreachable.
+		return feature.Unavailable("postgres is unavailable", err)
+	case errors.As(err, &pgErr):
+		return postgresServerError(pgErr, err)
+	}
+	return DependencyError("postgres", err)
+}
+
+// postgresServerError classifies an error the server answered, by its
+// SQLSTATE; err is the wrapped error to return.
+func postgresServerError(pgErr *pgconn.PgError, err error) error {
+	switch pgErr.Code {
+	case "57014", // query_canceled: statement_timeout, or a cancel request
+		"55P03": // lock_not_available: lock_timeout
+		return feature.Timeout("postgres cancelled a statement that ran out of time", err)
+	case "25006": // read_only_sql_transaction
+		return &feature.Error{Code: feature.CodeInternal, Err: err,
+			Message: "postgres is read-only (a standby, or default_transaction_read_only is on); the system of record must accept writes"}
+	}
+	class := pgErr.Code
+	if len(class) > 2 {
+		class = class[:2]
+	}
+	switch class {
+	case "08", // connection exception
+		"40", // transaction rollback: deadlock, serialization failure
+		"53", // insufficient resources: too many connections, disk full
+		"57", // operator intervention: admin shutdown, cannot connect now
+		"58": // system error: I/O
+		return feature.Unavailable("postgres is unavailable", err)
+	}
+	return err
 }

@@ -13,8 +13,10 @@ import (
 
 // Store is the storage contract of the feature store.
 //
-// Errors: a missing group is a feature.NotFound error; a dependency failure
-// is a feature.Unavailable error (wrapping the cause), never a half-done write.
+// Errors: a missing group is a feature.NotFound error; a failure of the
+// database is coded by what happened (PostgresError, DependencyError:
+// canceled, timeout, unavailable) wrapping the cause, never a half-done
+// write.
 type Store interface {
 	// ListGroups returns every registered group, ordered by name.
 	ListGroups(ctx context.Context) ([]feature.Group, error)

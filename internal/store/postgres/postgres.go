@@ -111,25 +111,12 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// dbError classifies an error from pgx: connection failures, resource
-// exhaustion, shutdowns, cancellations and aborted transactions are
-// feature.Unavailable (the caller may retry); other server errors (a bug in a
-// query) stay uncoded, which is an internal error.
+// dbError classifies an error from pgx (store.PostgresError): a canceled
+// context, a deadline, an unreachable server and a read-only database each
+// have their code; other server errors (a bug in a query) stay uncoded,
+// which is an internal error.
 func dbError(op string, err error) error {
-	err = fmt.Errorf("postgres: %s: %w", op, err)
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code[:2] {
-		case "08", // connection exception
-			"40", // transaction rollback: deadlock, serialization failure
-			"53", // insufficient resources
-			"57", // operator intervention: shutdown, query canceled
-			"58": // system error
-			return feature.Unavailable("postgres is unavailable", err)
-		}
-		return err
-	}
-	return feature.Unavailable("postgres is unavailable", err)
+	return store.PostgresError(op, err)
 }
 
 // scanGroup reads a feature_groups row selected as rowjson.GroupColumns.

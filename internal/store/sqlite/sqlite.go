@@ -141,8 +141,9 @@ func (s *Store) Close() error {
 }
 
 // dbError classifies an error from the database: I/O, a full disk, a lock
-// held too long by another process, a closed store or a cancelled context is
-// feature.Unavailable; any other SQLite error (a bug in a query) stays
+// held too long by another process or a closed store is
+// feature.Unavailable; an ended context is canceled or timeout
+// (store.DependencyError); any other SQLite error (a bug in a query) stays
 // uncoded, which is an internal error.
 func dbError(op string, err error) error {
 	err = fmt.Errorf("sqlite: %s: %w", op, err)
@@ -156,7 +157,7 @@ func dbError(op string, err error) error {
 		}
 		return err
 	}
-	return feature.Unavailable("sqlite store is unavailable", err)
+	return store.DependencyError("sqlite store", err)
 }
 
 // loadMigrations returns the embedded migrations in version order.
