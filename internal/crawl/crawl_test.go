@@ -688,7 +688,7 @@ func TestEvery(t *testing.T) {
 
 		// A restart 2 hours after the last crawl: the next one is still due
 		// at its start + 24h.
-		time.Sleep(lastStart.Add(2 * time.Hour).Sub(time.Now()))
+		time.Sleep(time.Until(lastStart.Add(2 * time.Hour)))
 		ctx2, cancel2 := context.WithCancel(t.Context())
 		defer cancel2()
 		opts.Metrics = NewMetrics(nil)

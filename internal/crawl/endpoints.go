@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
+	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
@@ -117,13 +119,27 @@ func decodePage(body []byte, want int) (Page, error) {
 	}
 	results, err := tmdb.Decode(body)
 	if err != nil {
-		return Page{}, err
+		return Page{}, withFields(err)
 	}
 	p := Page{Number: *head.Page, TotalPages: *head.TotalPages, Results: results}
 	if head.TotalResults != nil {
 		p.TotalResults = *head.TotalResults
 	}
 	return p, nil
+}
+
+// withFields spells out the fields at fault of a feature.Error, whose
+// Error() gives only its message.
+func withFields(err error) error {
+	var fe *feature.Error
+	if !errors.As(err, &fe) || len(fe.Fields) == 0 {
+		return err
+	}
+	parts := make([]string, len(fe.Fields))
+	for i, f := range fe.Fields {
+		parts[i] = f.Field + ": " + f.Problem
+	}
+	return fmt.Errorf("%s (%s)", fe.Message, strings.Join(parts, "; "))
 }
 
 // ErrNoDetails is returned by Details when TMDB has no such movie (404).
