@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +268,27 @@ func assertNoCrawlKey(t *testing.T, text string) {
 	t.Helper()
 	if strings.Contains(text, crawlKey) {
 		t.Errorf("output shows the TMDB credential:\n%s", text)
+	}
+}
+
+// TestCrawlFlagsDocumented: docs/crawler.md names every flag of crawl --help.
+func TestCrawlFlagsDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "crawler.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Run(t.Context(), []string{"crawl", "--help"}, envFrom(nil), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	flags := regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(out.String(), -1)
+	if len(flags) < 20 {
+		t.Fatalf("found %d flags in crawl --help", len(flags))
+	}
+	for _, f := range flags {
+		if !strings.Contains(string(doc), "`--"+f[1]+"`") {
+			t.Errorf("docs/crawler.md does not document --%s", f[1])
+		}
 	}
 }
