@@ -95,13 +95,20 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if opts.Credentials.APIKey == "" && opts.Credentials.BearerToken == "" {
 		return nil, errors.New("no TMDB credentials: set TMDB_API_KEY (v3 API key) or TMDB_BEARER_TOKEN (v4 read access token)")
 	}
+	var secrets []string
+	for _, s := range []string{opts.Credentials.APIKey, opts.Credentials.BearerToken} {
+		if s != "" {
+			secrets = append(secrets, s, "****", url.QueryEscape(s), "****")
+		}
+	}
+	redact := strings.NewReplacer(secrets...)
 	base := opts.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-		return nil, fmt.Errorf("TMDB base URL %q is not an http(s) URL without a query, such as %s", base, DefaultBaseURL)
+		return nil, fmt.Errorf("TMDB base URL %q is not an http(s) URL without a query, such as %s", redact.Replace(base), DefaultBaseURL)
 	}
 	if opts.Retry.MaxAttempts < 1 {
 		return nil, errors.New("retry policy: max attempts must be at least 1")
@@ -112,16 +119,10 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	var secrets []string
-	for _, s := range []string{opts.Credentials.APIKey, opts.Credentials.BearerToken} {
-		if s != "" {
-			secrets = append(secrets, s, "****", url.QueryEscape(s), "****")
-		}
-	}
 	return &Client{
 		base: u, creds: opts.Credentials, lang: opts.Language, region: opts.Region,
 		limiter: opts.Limiter, retry: opts.Retry, hc: opts.HTTPClient, metrics: opts.Metrics,
-		log: opts.Logger, redact: strings.NewReplacer(secrets...),
+		log: opts.Logger, redact: redact,
 	}, nil
 }
 

@@ -222,7 +222,7 @@ func TestNewClientChecks(t *testing.T) {
 	}{
 		{ClientOptions{Retry: DefaultRetryPolicy}, "set TMDB_API_KEY (v3 API key) or TMDB_BEARER_TOKEN"},
 		{ClientOptions{Credentials: Credentials{APIKey: "k"}, BaseURL: "api.themoviedb.org/3", Retry: DefaultRetryPolicy}, "is not an http(s) URL"},
-		{ClientOptions{Credentials: Credentials{APIKey: "k"}, BaseURL: "https://x/3?api_key=k", Retry: DefaultRetryPolicy}, "without a query"},
+		{ClientOptions{Credentials: Credentials{APIKey: testKey}, BaseURL: "https://x/3?api_key=" + testKey, Retry: DefaultRetryPolicy}, `"https://x/3?api_key=****" is not an http(s) URL without a query`},
 		{ClientOptions{Credentials: Credentials{APIKey: "k"}}, "max attempts must be at least 1"},
 	} {
 		if _, err := NewClient(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
