@@ -78,7 +78,7 @@ func TestCrawlCommandIntoTheEmbeddedStore(t *testing.T) {
 	}
 
 	// Read back through the service: the first recorded movie, Lilo & Stitch.
-	b, err := openBackends(t.Context(), Config{DataDir: dataDir}, zap.NewNop(), nil, openOptions{})
+	b, err := openBackends(t.Context(), Config{DataDir: dataDir, CacheTTL: time.Hour, CacheAbsentTTL: time.Minute}, zap.NewNop(), nil, openOptions{memoryCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +166,9 @@ func TestCrawlEveryServesMetrics(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		scrape = string(b)
-		return strings.Contains(scrape, "feature_store_crawl_last_success_timestamp_seconds "), scrape
+		return strings.Contains(scrape, `feature_store_crawl_runs_total{result="success"} 1`), scrape
 	})
-	for _, want := range []string{`feature_store_crawl_runs_total{result="success"} 1`, `feature_store_crawl_pages_total{endpoint="popular"} 3`,
+	for _, want := range []string{"feature_store_crawl_last_success_timestamp_seconds ", `feature_store_crawl_pages_total{endpoint="popular"} 3`,
 		"go_goroutines ", "process_start_time_seconds "} {
 		if !strings.Contains(scrape, want) {
 			t.Errorf("scrape lacks %q", want)
