@@ -43,6 +43,7 @@ Usage:
   featurestore ingest [flags] FILE      ingest a TMDB JSON file (- for standard input)
   featurestore recompute [flags]        recompute the corpus-relative statistical features
   featurestore migrate [flags]          apply storage migrations and exit
+  featurestore crawl [flags]            collect movies from the TMDB API (crawl --help)
   featurestore verify [flags]           check the running stack: the operators' checklist (verify --help)
   featurestore version                  print the version
 
@@ -75,9 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmd = "serve"
 	case "verify":
 		return verify.Command(ctx, args, getenv, stdout, stderr)
+	case "crawl":
+		return crawlCmd(ctx, args, getenv, stdout, stderr)
 	case "serve", "ingest", "recompute", "migrate":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, verify or version; see --help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, crawl, verify or version; see --help)", cmd)
 	}
 
 	var cfg Config
