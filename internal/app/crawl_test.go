@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/crawl/tmdbtest"
+	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/service"
 	"github.com/featurestore/featurestore/internal/testenv"
 	"github.com/featurestore/featurestore/internal/tmdb"
@@ -102,7 +103,7 @@ func TestCrawlCommandIntoTheEmbeddedStore(t *testing.T) {
 		t.Errorf("movie_text of 552524: %v", text.Features)
 	}
 	stats, err := svc.GetEntity(t.Context(), "movie_statistical", "552524", []string{"rating_percentile"}, nil)
-	if err != nil || stats.Statuses["rating_percentile"] != service.StatusPresent {
+	if err != nil || stats.Statuses["rating_percentile"] != feature.StatusPresent {
 		t.Errorf("movie_statistical of 552524 (recomputed after the crawl): %+v, %v", stats, err)
 	}
 	if n := svc.CorpusSize(); n != 60 {
