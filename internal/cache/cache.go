@@ -20,6 +20,42 @@
 //     (a late-arriving older event does not replace a newer latest row in the
 //     store), so it records only the version: a fence is a miss, and it turns
 //     away any fill older than the written row.
+//
+// # How Store is built
+//
+// Store, which wraps a store.Store with a cache, promises that a read that
+// begins after a write was acknowledged returns the written row or a newer
+// one, whatever the cache does. It is built from small types, each keeping
+// one invariant:
+//
+//   - breaker, the circuit breaker: closed, every call goes to the cache;
+//     after any failure, open for RetryInterval, and no call goes; then
+//     half-open: exactly one caller, the probe, takes the turn (which
+//     re-arms the interval); its success closes the breaker, its failure
+//     opens it again. A dead cache costs one call per interval, in all.
+//   - barrier, the cache's trust and epochs: open while the cache is
+//     trusted; every loss of trust (Close) starts a new epoch. Every Set
+//     happens between Enter (or EnterAt, with the epoch in which its data
+//     was read) and Exit, and is admitted only while the barrier is open
+//     (and still in that epoch). After Close, Wait returns once every Set
+//     admitted before the Close has ended, so a clear that follows leaves
+//     nothing written before trust was lost. Close never blocks.
+//   - dirtySet: while the cache is trusted, every key whose cached entry
+//     may be older than an acknowledged write is in the set, and reads
+//     bypass it, until a repair that read the store after the key's last
+//     mark has set the store's row in the cache. Past MaxDirty the set
+//     gives up and distrusts the cache, which makes every key dirty. The
+//     set and the trust change together, under one lock.
+//   - repairer, the repair loop: the only goroutine that regains trust
+//     (Wait, clear, then Open of the epoch it began in, or nothing if trust
+//     was lost again meanwhile) and that forgets dirty keys; it runs every
+//     RetryInterval and calls the cache only when the breaker lets it.
+//   - incarnations: a key prefix names one incarnation of a group; what a
+//     registry read learned never overwrites what a later PutGroup or
+//     DeleteGroup set; re-creating a deleted incarnation distrusts the
+//     cache.
+//   - guardedCache: every cache call's outcome reaches the breaker (and
+//     each failure the observer), and every Set goes through the barrier.
 package cache
 
 import (

@@ -160,47 +160,65 @@ func (r *Redis) Get(ctx context.Context, keys []string) ([]Entry, error) {
 		full[i] = r.prefix
 	}
 	concat(full, keys)
-	var rows []feature.Row
-	decode := func(i int, s string) error {
-		if rows == nil {
-			rows = make([]feature.Row, len(keys)-i)
-		}
-		kind, err := decodeValue(s, &rows[0])
-		if err != nil {
-			return fmt.Errorf("%w: key %s", err, full[i])
-		}
-		switch kind {
-		case kindAbsent:
-			out[i].Found = true
-		case kindRow:
-			out[i] = Entry{Found: true, Row: &rows[0]}
-			rows = rows[1:]
-		}
-		return nil
-	}
-	if r.singleNode || len(keys) == 1 {
-		vals, err := r.mget(ctx, full)
-		if err != nil {
+	d := entryDecoder{out: out, keys: full}
+	if !r.singleNode && len(keys) > 1 {
+		if err := r.getPipelined(ctx, full, &d); err != nil {
 			return nil, err
-		}
-		for i, v := range vals {
-			if s, ok := v.(string); ok {
-				if err := decode(i, s); err != nil {
-					return nil, err
-				}
-			}
 		}
 		return out, nil
 	}
-	cmds := make([]*redis.StringCmd, len(full))
+	vals, err := r.mget(ctx, full)
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			if err := d.decode(i, s); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// entryDecoder decodes the cached values of a batch into its entries, with
+// one allocation for all the batch's rows.
+type entryDecoder struct {
+	out  []Entry
+	keys []string // full keys, for errors
+	rows []feature.Row
+}
+
+// decode sets out[i] from the value s of keys[i].
+func (d *entryDecoder) decode(i int, s string) error {
+	if d.rows == nil {
+		d.rows = make([]feature.Row, len(d.out)-i)
+	}
+	kind, err := decodeValue(s, &d.rows[0])
+	if err != nil {
+		return fmt.Errorf("%w: key %s", err, d.keys[i])
+	}
+	switch kind {
+	case kindAbsent:
+		d.out[i].Found = true
+	case kindRow:
+		d.out[i] = Entry{Found: true, Row: &d.rows[0]}
+		d.rows = d.rows[1:]
+	}
+	return nil
+}
+
+// getPipelined reads keys with one pipeline of GETs, for a cluster.
+func (r *Redis) getPipelined(ctx context.Context, keys []string, d *entryDecoder) error {
+	cmds := make([]*redis.StringCmd, len(keys))
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, k := range full {
+		for i, k := range keys {
 			cmds[i] = p.Get(ctx, k)
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("redis get: %w", err)
+		return fmt.Errorf("redis get: %w", err)
 	}
 	for i, c := range cmds {
 		s, err := c.Result()
@@ -208,13 +226,13 @@ func (r *Redis) Get(ctx context.Context, keys []string) ([]Entry, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("redis get: %w", err)
+			return fmt.Errorf("redis get: %w", err)
 		}
-		if err := decode(i, s); err != nil {
-			return nil, err
+		if err := d.decode(i, s); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func (r *Redis) mget(ctx context.Context, keys []string) ([]any, error) {
@@ -239,33 +257,7 @@ func (r *Redis) mget(ctx context.Context, keys []string) ([]any, error) {
 // EVALSHA (each touches one key, so it is cluster-safe). Entries the server
 // has no script for (after a restart) are retried with EVAL.
 func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	keys := make([]string, 0, len(entries))
-	args := make([][]any, 0, len(entries))
-	for i := range entries {
-		e := &entries[i]
-		v := entryVersion(e)
-		val, err := appendValue(nil, v, e.Row)
-		if err != nil {
-			if !e.Written {
-				continue // a row that cannot be encoded is not cached
-			}
-			v[24] = kindFence // but if written, it still fences older fills out
-			val = v[:]
-		}
-		ttl := r.absenceMS
-		if v[24] == kindRow {
-			ttl = r.ttlMS
-		}
-		written := "0"
-		if e.Written {
-			written = "1"
-		}
-		keys = append(keys, r.prefix+e.Key)
-		args = append(args, []any{val, ttl, written, r.absenceMS})
-	}
+	keys, args := r.casArgs(entries)
 	if len(keys) == 0 {
 		return nil
 	}
@@ -298,6 +290,38 @@ func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
 		return fmt.Errorf("redis set: %w", err)
 	}
 	return nil
+}
+
+// casArgs returns the full key and the script's arguments of each entry
+// to set (see casScript). A row that cannot be encoded is not cached; if it
+// was written, its version is still set, as a fence, to turn older fills
+// away.
+func (r *Redis) casArgs(entries []SetEntry) (keys []string, args [][]any) {
+	keys = make([]string, 0, len(entries))
+	args = make([][]any, 0, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		v := entryVersion(e)
+		val, err := appendValue(nil, v, e.Row)
+		if err != nil {
+			if !e.Written {
+				continue
+			}
+			v[24] = kindFence
+			val = v[:]
+		}
+		ttl := r.absenceMS
+		if v[24] == kindRow {
+			ttl = r.ttlMS
+		}
+		written := "0"
+		if e.Written {
+			written = "1"
+		}
+		keys = append(keys, r.prefix+e.Key)
+		args = append(args, []any{val, ttl, written, r.absenceMS})
+	}
+	return keys, args
 }
 
 // Clear deletes every key under the prefix with SCAN and UNLINK, on every

@@ -3,11 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
-	"maps"
 	"slices"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,9 +28,6 @@ const (
 	DefaultRetryInterval = time.Second
 	DefaultMaxDirty      = 100_000
 )
-
-// repairBatch is how many dirty keys the repair loop re-reads per store call.
-const repairBatch = 1000
 
 // WrapOptions configure a Store.
 type WrapOptions struct {
@@ -78,41 +71,13 @@ type WrapOptions struct {
 // registry calls; a read or write of a group not yet seen asks the inner
 // store for it once.
 type Store struct {
-	inner    store.Store
-	c        Cache
-	obs      Observer
-	now      func() time.Time
-	log      *zap.Logger
-	retry    time.Duration
-	maxDirty int
-
-	groupsMu  sync.Mutex                        // serialises updates of groups and deleted
-	groups    atomic.Pointer[map[string]string] // group name -> key prefix "<group>:<incarnation>:"
-	deleted   map[string]string                 // group name -> key prefix of its last deleted incarnation
-	registryV atomic.Uint64                     // bumped by every PutGroup and DeleteGroup
-
-	breaker atomic.Int64 // 0: closed; else unix nanos until which the cache is skipped
-
-	// gate is held shared around every cache Set and exclusively, briefly,
-	// before the cache is cleared, so no Set that began while the cache was
-	// trusted lands after the clear.
-	gate    sync.RWMutex
-	trusted atomic.Bool
-	epoch   atomic.Uint64 // bumped whenever trust is lost
-
-	dirtyMu  sync.Mutex
-	dirty    map[string]dirtyKey // cache key -> entity
-	dirtySeq uint64
-	dirtyN   atomic.Int64
-
-	stop      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-type dirtyKey struct {
-	key feature.Key
-	seq uint64 // changes each time the key is marked again
+	inner  store.Store
+	cache  *guardedCache
+	obs    Observer
+	log    *zap.Logger
+	groups *incarnations
+	dirty  *dirtySet
+	repair *repairer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -132,79 +97,74 @@ func Wrap(inner store.Store, c Cache, opts WrapOptions) *Store {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
+	log := opts.Logger.With(zap.String("cache", c.Name()))
+	gate := &barrier{}
 	s := &Store{
-		inner:    inner,
-		c:        c,
-		obs:      opts.Observer,
-		now:      opts.Now,
-		log:      opts.Logger.With(zap.String("cache", c.Name())),
-		retry:    opts.RetryInterval,
-		maxDirty: opts.MaxDirty,
-		dirty:    make(map[string]dirtyKey),
-		deleted:  make(map[string]string),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		inner: inner,
+		cache: &guardedCache{
+			c:       c,
+			name:    c.Name(),
+			breaker: newBreaker(opts.Now, opts.RetryInterval),
+			gate:    gate,
+			obs:     opts.Observer,
+			log:     log,
+		},
+		obs:   opts.Observer,
+		log:   log,
+		dirty: newDirtySet(opts.MaxDirty, gate),
 	}
-	s.groups.Store(&map[string]string{})
-	s.trusted.Store(true)
-	go s.repairLoop()
+	s.groups = newIncarnations(inner.GetGroup, s.distrust)
+	s.repair = &repairer{
+		interval: opts.RetryInterval,
+		latest:   inner.GetLatest,
+		cache:    s.cache,
+		dirty:    s.dirty,
+		log:      log,
+	}
+	s.repair.start()
 	return s
 }
 
 // Dirty returns the number of keys whose cached value may be stale, which
 // reads bypass until the repair loop has fixed them.
-func (s *Store) Dirty() int { return int(s.dirtyN.Load()) }
+func (s *Store) Dirty() int { return s.dirty.Len() }
 
 // Trusted reports whether the cache is used at all: false after too many
 // dirty keys, until the repair loop has cleared the cache.
-func (s *Store) Trusted() bool { return s.trusted.Load() }
+func (s *Store) Trusted() bool { return s.cache.gate.IsOpen() }
 
 // Close stops the repair loop and closes the inner store.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.stop)
-		<-s.done
-	})
+	s.repair.close()
 	return s.inner.Close()
+}
+
+// distrust stops all use of the cache until the repair loop has cleared it.
+func (s *Store) distrust(reason string) {
+	if s.dirty.Distrust() {
+		s.log.Warn("cache distrusted until cleared", zap.String("reason", reason))
+	}
+}
+
+// markDirty records keys whose cached value may be older than the store's:
+// reads bypass them until the repair loop has fixed them. Past MaxDirty the
+// whole cache is distrusted instead.
+func (s *Store) markDirty(entries []SetEntry) {
+	if s.dirty.Mark(entries) {
+		s.log.Warn("cache distrusted until cleared", zap.String("reason", "too many dirty keys"))
+	}
 }
 
 // --- registry: pass through, learning incarnations ---
 
-func keyPrefix(g feature.Group) string {
-	return g.Name + ":" + strconv.FormatInt(g.CreatedAt.UnixNano(), 10) + ":"
-}
-
-// updateGroups applies fn to a copy of the incarnation map, unless the
-// registry changed since version v (a read that started before a PutGroup or
-// DeleteGroup must not bring back what that call replaced); v < 0 applies it
-// unconditionally.
-func (s *Store) updateGroups(v int64, fn func(m map[string]string)) {
-	s.groupsMu.Lock()
-	defer s.groupsMu.Unlock()
-	if v >= 0 && uint64(v) != s.registryV.Load() {
-		return
-	}
-	m := maps.Clone(*s.groups.Load())
-	fn(m)
-	for name, p := range m {
-		if s.deleted[name] == p {
-			// Re-created with the CreatedAt of the deleted group (a clock
-			// that stood still): the old rows' keys are reachable again.
-			delete(s.deleted, name)
-			s.distrust("group " + name + " re-created with its old incarnation")
-		}
-	}
-	s.groups.Store(&m)
-}
-
 // ListGroups passes through and remembers every group's incarnation.
 func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
-	v := int64(s.registryV.Load())
+	v := s.groups.readVersion()
 	gs, err := s.inner.ListGroups(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.updateGroups(v, func(m map[string]string) {
+	s.groups.update(v, func(m, _ map[string]string) {
 		clear(m)
 		for _, g := range gs {
 			m[g.Name] = keyPrefix(g)
@@ -215,65 +175,34 @@ func (s *Store) ListGroups(ctx context.Context) ([]feature.Group, error) {
 
 // GetGroup passes through and remembers the group's incarnation.
 func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error) {
-	_, g, err := s.learnGroup(ctx, name)
+	_, g, err := s.groups.learn(ctx, name)
 	return g, err
-}
-
-// learnGroup reads a group from the inner store and remembers (or, if it is
-// gone, forgets) its incarnation.
-func (s *Store) learnGroup(ctx context.Context, name string) (string, feature.Group, error) {
-	v := int64(s.registryV.Load())
-	g, err := s.inner.GetGroup(ctx, name)
-	if err != nil {
-		if feature.ErrorCode(err) == feature.CodeNotFound {
-			s.updateGroups(v, func(m map[string]string) { delete(m, name) })
-		}
-		return "", g, err
-	}
-	p := keyPrefix(g)
-	s.updateGroups(v, func(m map[string]string) { m[name] = p })
-	return p, g, nil
 }
 
 // PutGroup passes through and remembers the stored group's incarnation.
 func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (feature.Group, error) {
 	out, err := s.inner.PutGroup(ctx, g, now)
-	s.registryV.Add(1)
+	s.groups.changed()
 	if err != nil {
 		return out, err
 	}
-	s.updateGroups(-1, func(m map[string]string) { m[out.Name] = keyPrefix(out) })
+	s.groups.update(-1, func(m, _ map[string]string) { m[out.Name] = keyPrefix(out) })
 	return out, nil
 }
 
 // DeleteGroup passes through and forgets the group's incarnation; its cached
 // rows become unreachable and expire.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	p, known := (*s.groups.Load())[name]
+	p, known := s.groups.load()[name]
 	err := s.inner.DeleteGroup(ctx, name)
-	s.registryV.Add(1)
-	s.updateGroups(-1, func(m map[string]string) {
+	s.groups.changed()
+	s.groups.update(-1, func(m, deleted map[string]string) {
 		delete(m, name)
 		if known && err == nil {
-			s.deleted[name] = p
+			deleted[name] = p
 		}
 	})
 	return err
-}
-
-// prefix returns the key prefix of a group, asking the inner store for a
-// group not seen yet; learned remembers, for one call, what it answered
-// ("" for a group it could not tell).
-func (s *Store) prefix(ctx context.Context, group string, learned map[string]string) (string, bool) {
-	if p, ok := (*s.groups.Load())[group]; ok {
-		return p, true
-	}
-	if p, ok := learned[group]; ok {
-		return p, p != ""
-	}
-	p, _, _ := s.learnGroup(ctx, group)
-	learned[group] = p
-	return p, p != ""
 }
 
 // --- pass-through reads ---
@@ -294,157 +223,103 @@ func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	return s.inner.Stats(ctx)
 }
 
-// --- circuit breaker ---
-
-// cacheUsable reports whether to call the cache: always while the breaker is
-// closed; while it is open, only one caller once RetryInterval has passed
-// (which then re-arms the interval, so a dead cache costs one timeout per
-// interval).
-func (s *Store) cacheUsable() bool {
-	until := s.breaker.Load()
-	if until == 0 {
-		return true
-	}
-	now := s.now().UnixNano()
-	return now >= until && s.breaker.CompareAndSwap(until, now+int64(s.retry))
-}
-
-// cacheMayBeUsable is cacheUsable without taking the one call's turn: for
-// a caller that may find it has nothing to ask the cache.
-func (s *Store) cacheMayBeUsable() bool {
-	until := s.breaker.Load()
-	return until == 0 || s.now().UnixNano() >= until
-}
-
-func (s *Store) cacheOK() {
-	if s.breaker.Load() != 0 {
-		s.breaker.Store(0)
-		s.log.Info("cache available again")
-	}
-}
-
-func (s *Store) cacheFailed(op string, err error) {
-	if s.breaker.Swap(s.now().UnixNano()+int64(s.retry)) == 0 {
-		s.log.Warn("cache failed; skipping it", zap.String("operation", op), zap.Duration("retry_in", s.retry), zap.Error(err))
-	}
-	if s.obs != nil {
-		s.obs.CacheError(s.c.Name(), op)
-	}
-}
-
-// errSkipped says a Set was not attempted because the cache is distrusted
-// (or, for a fill, was distrusted since the fill's data was read).
-var errSkipped = errors.New("cache distrusted")
-
-// set runs one Set under the gate. A fill (rows read from the inner store)
-// is dropped if trust was lost since epoch, when its data was read; a
-// write-through is always safe to apply while the cache is trusted.
-func (s *Store) set(ctx context.Context, entries []SetEntry, fill bool, epoch uint64) error {
-	s.gate.RLock()
-	defer s.gate.RUnlock()
-	if !s.trusted.Load() || fill && s.epoch.Load() != epoch {
-		return errSkipped
-	}
-	if err := s.c.Set(ctx, entries); err != nil {
-		s.cacheFailed("set", err)
-		return err
-	}
-	s.cacheOK()
-	return nil
-}
-
 // --- reads ---
-
-// groupCount accumulates hits and misses of one group in a batch.
-type groupCount struct {
-	group        string
-	hits, misses int
-}
-
-func count(cs []groupCount, group string, hit bool) []groupCount {
-	i := slices.IndexFunc(cs, func(c groupCount) bool { return c.group == group })
-	if i < 0 {
-		cs = append(cs, groupCount{group: group})
-		i = len(cs) - 1
-	}
-	if hit {
-		cs[i].hits++
-	} else {
-		cs[i].misses++
-	}
-	return cs
-}
 
 // GetLatest answers from the cache what it can, in one round trip, reads the
 // rest from the inner store in one call and fills them into the cache.
+//
+// It plans the cache keys, looks them up, reads the misses from the store,
+// and fills what it read into the cache if the lookup succeeded (so a cache
+// that failed is not written to by the same call). The fill is tagged with
+// the epoch read before anything else: it is dropped if trust was lost
+// since.
 func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.Row, error) {
 	if len(keys) == 0 {
 		return s.inner.GetLatest(ctx, keys)
 	}
-	epoch := s.epoch.Load()
-	use := s.trusted.Load() && s.cacheMayBeUsable()
-	out := make([]*feature.Row, len(keys))
+	epoch, trusted := s.cache.gate.State()
 	var (
-		ckeys  []string // cache key per key; "" bypasses the cache
-		lookup []string // the non-empty ckeys
-		ents   []Entry
+		ckeys []string // cache key per key; "" bypasses the cache
+		ents  []Entry  // one per non-empty ckey, if the cache answered
+		used  bool     // the cache answered
 	)
-	if use {
-		ckeys = make([]string, len(keys))
-		lookup = ckeys
-		ids := make([]string, len(keys))
-		var learned map[string]string
-		cur := *s.groups.Load()
-		for i, k := range keys {
-			p, ok := cur[k.Group]
-			if !ok {
-				if learned == nil {
-					learned = make(map[string]string)
-				}
-				p, ok = s.prefix(ctx, k.Group, learned)
+	if trusted && s.cache.breaker.ready() {
+		var lookup []string
+		ckeys, lookup = s.cacheKeys(ctx, keys)
+		ents, used = s.lookup(ctx, lookup)
+	}
+	out := make([]*feature.Row, len(keys))
+	miss := s.takeHits(keys, ckeys, ents, out)
+	if len(miss) == 0 {
+		return out, nil
+	}
+	if err := s.readMisses(ctx, keys, miss, out); err != nil {
+		return nil, err
+	}
+	if used {
+		s.fillMisses(ctx, ckeys, miss, out, epoch)
+	}
+	return out, nil
+}
+
+// cacheKeys returns the cache key of each key ("" for a key that bypasses
+// the cache: its group is unknown, or it is dirty), and the non-empty ones
+// in order, which are to be looked up.
+func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, lookup []string) {
+	ckeys = make([]string, len(keys))
+	ids := make([]string, len(keys))
+	var learned map[string]string
+	cur := s.groups.load()
+	for i, k := range keys {
+		p, ok := cur[k.Group]
+		if !ok {
+			if learned == nil {
+				learned = make(map[string]string)
 			}
-			if ok {
-				ckeys[i], ids[i] = p, k.EntityID
-			}
+			p, ok = s.groups.prefix(ctx, k.Group, learned)
 		}
-		concat(ckeys, ids) // a key left "" (group unknown) stays ""
-		if s.dirtyN.Load() > 0 {
-			s.dirtyMu.Lock()
-			for i, ck := range ckeys {
-				if _, bad := s.dirty[ck]; bad {
-					ckeys[i] = ""
-				}
-			}
-			s.dirtyMu.Unlock()
-		}
-		for i, ck := range ckeys {
-			if ck == "" {
-				// Some keys bypass the cache: look up only the others.
-				lookup = make([]string, 0, len(ckeys))
-				lookup = append(lookup, ckeys[:i]...)
-				for _, ck := range ckeys[i+1:] {
-					if ck != "" {
-						lookup = append(lookup, ck)
-					}
-				}
-				break
-			}
-		}
-		if len(lookup) == 0 || !s.cacheUsable() {
-			use = false // nothing to ask the cache, or not now
-		} else if e, err := s.c.Get(ctx, lookup); err != nil {
-			s.cacheFailed("get", err)
-			use = false
-		} else {
-			s.cacheOK()
-			ents = e
+		if ok {
+			ckeys[i], ids[i] = p, k.EntityID
 		}
 	}
+	concat(ckeys, ids) // a key left "" (group unknown) stays ""
+	s.dirty.Bypass(ckeys)
+	return ckeys, nonEmpty(ckeys)
+}
 
+// nonEmpty returns the non-empty strings of ss: ss itself if all are.
+func nonEmpty(ss []string) []string {
+	i := slices.Index(ss, "")
+	if i < 0 {
+		return ss
+	}
+	out := make([]string, i, len(ss))
+	copy(out, ss[:i])
+	for _, s := range ss[i+1:] {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// lookup asks the cache for keys, if there are any and the breaker lets
+// it; used reports whether the cache answered.
+func (s *Store) lookup(ctx context.Context, keys []string) (ents []Entry, used bool) {
+	if len(keys) == 0 || !s.cache.breaker.allow() {
+		return nil, false // nothing to ask the cache, or not now
+	}
+	ents, err := s.cache.get(ctx, keys)
+	return ents, err == nil
+}
+
+// takeHits copies into out the rows the cache answered for (ents holds one
+// entry per non-empty ckey) and returns the indexes of the other keys, the
+// misses. It reports the hits and misses of each group to the observer.
+func (s *Store) takeHits(keys []feature.Key, ckeys []string, ents []Entry, out []*feature.Row) (miss []int) {
 	var (
 		buf    [4]groupCount
 		counts = buf[:0]
-		miss   []int
 		j      int
 	)
 	for i, k := range keys {
@@ -466,37 +341,70 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 			counts = count(counts, k.Group, hit)
 		}
 	}
+	s.report(counts)
+	return miss
+}
+
+// groupCount accumulates hits and misses of one group in a batch.
+type groupCount struct {
+	group        string
+	hits, misses int
+}
+
+func count(cs []groupCount, group string, hit bool) []groupCount {
+	i := slices.IndexFunc(cs, func(c groupCount) bool { return c.group == group })
+	if i < 0 {
+		cs = append(cs, groupCount{group: group})
+		i = len(cs) - 1
+	}
+	if hit {
+		cs[i].hits++
+	} else {
+		cs[i].misses++
+	}
+	return cs
+}
+
+func (s *Store) report(counts []groupCount) {
 	for _, c := range counts {
 		if c.hits > 0 {
-			s.obs.CacheHit(s.c.Name(), c.group, c.hits)
+			s.obs.CacheHit(s.cache.name, c.group, c.hits)
 		}
 		if c.misses > 0 {
-			s.obs.CacheMiss(s.c.Name(), c.group, c.misses)
+			s.obs.CacheMiss(s.cache.name, c.group, c.misses)
 		}
 	}
-	if len(miss) == 0 {
-		return out, nil
-	}
+}
 
+// readMisses reads the keys at the indexes miss from the inner store into
+// out.
+func (s *Store) readMisses(ctx context.Context, keys []feature.Key, miss []int, out []*feature.Row) error {
 	mkeys := make([]feature.Key, len(miss))
 	for j, i := range miss {
 		mkeys[j] = keys[i]
 	}
 	rows, err := s.inner.GetLatest(ctx, mkeys)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var fill []SetEntry
 	for j, i := range miss {
 		out[i] = rows[j]
-		if use && ckeys[i] != "" {
-			fill = append(fill, SetEntry{Key: ckeys[i], Row: rows[j]})
+	}
+	return nil
+}
+
+// fillMisses sets in the cache, as fills of epoch, what was read from the
+// store for the misses that have a cache key.
+func (s *Store) fillMisses(ctx context.Context, ckeys []string, miss []int, out []*feature.Row, epoch uint64) {
+	var fill []SetEntry
+	for _, i := range miss {
+		if ckeys[i] != "" {
+			fill = append(fill, SetEntry{Key: ckeys[i], Row: out[i]})
 		}
 	}
 	if len(fill) > 0 {
-		_ = s.set(ctx, fill, true, epoch) // a failed fill only costs a later miss
+		_ = s.cache.fill(ctx, fill, epoch) // a failed fill only costs a later miss
 	}
-	return out, nil
 }
 
 // --- writes ---
@@ -511,17 +419,11 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	}
 	// Learn the incarnations first, so that the write-through cannot fail
 	// for want of one after the commit.
-	learned := make(map[string]string)
-	cur := *s.groups.Load()
-	for _, r := range rows {
-		if _, ok := cur[r.Group]; !ok {
-			s.prefix(ctx, r.Group, learned)
-		}
-	}
+	learned := s.learnGroups(ctx, rows)
 	if err := s.inner.WriteRows(ctx, rows); err != nil {
 		return err
 	}
-	if !s.trusted.Load() {
+	if !s.cache.gate.IsOpen() {
 		return nil // the cache will be cleared before it is trusted again
 	}
 	for g, p := range learned {
@@ -529,9 +431,39 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 			delete(learned, g) // ask again: the group exists, the write committed
 		}
 	}
+	entries, ties, ok := s.newestPerKey(ctx, rows, learned)
+	if !ok {
+		// Committed rows of a group whose incarnation the store would not
+		// tell: their keys are unknown, so no key can be trusted.
+		s.distrust("incarnation of a written group unknown")
+		return nil
+	}
+	if len(ties) > 0 {
+		s.markDirty(ties)
+	}
+	if len(entries) > 0 {
+		s.writeThrough(ctx, entries)
+	}
+	return nil
+}
 
-	// The newest row of each key, compared as stored; ties within the batch
-	// (which the store may resolve either way) are left to the repair loop.
+// learnGroups learns the incarnations of the groups of rows not known yet.
+func (s *Store) learnGroups(ctx context.Context, rows []feature.Row) map[string]string {
+	learned := make(map[string]string)
+	cur := s.groups.load()
+	for _, r := range rows {
+		if _, ok := cur[r.Group]; !ok {
+			s.groups.prefix(ctx, r.Group, learned)
+		}
+	}
+	return learned
+}
+
+// newestPerKey returns the entries that write through the newest row of
+// each key, compared as stored, and apart from them the keys where two rows
+// of the batch tie (which the store may resolve either way, so they are
+// left to the repair loop). ok is false if an incarnation is unknown.
+func (s *Store) newestPerKey(ctx context.Context, rows []feature.Row, learned map[string]string) (entries, ties []SetEntry, ok bool) {
 	type newest struct {
 		row *feature.Row
 		tie bool
@@ -540,12 +472,9 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	order := make([]string, 0, len(rows))
 	for i := range rows {
 		r := storedRow(&rows[i])
-		p, ok := s.prefix(ctx, r.Group, learned)
+		p, ok := s.groups.prefix(ctx, r.Group, learned)
 		if !ok {
-			// Committed rows of a group whose incarnation the store would
-			// not tell: their keys are unknown, so no key can be trusted.
-			s.distrust("incarnation of a written group unknown")
-			return nil
+			return nil, nil, false
 		}
 		ck := p + r.EntityID
 		n, seen := latest[ck]
@@ -560,8 +489,7 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 			latest[ck] = n
 		}
 	}
-	entries := make([]SetEntry, 0, len(order))
-	var ties []SetEntry
+	entries = make([]SetEntry, 0, len(order))
 	for _, ck := range order {
 		n := latest[ck]
 		e := SetEntry{Key: ck, Row: n.row, Written: true}
@@ -571,20 +499,20 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 			entries = append(entries, e)
 		}
 	}
-	if len(ties) > 0 {
-		s.markDirty(ties)
-	}
-	if len(entries) == 0 {
-		return nil
-	}
-	if !s.cacheUsable() {
+	return entries, ties, true
+}
+
+// writeThrough sets entries in the cache, or marks them dirty if the
+// breaker is open or the cache fails. A write-through skipped because the
+// cache is distrusted marks nothing: the cache will be cleared.
+func (s *Store) writeThrough(ctx context.Context, entries []SetEntry) {
+	if !s.cache.breaker.allow() {
 		s.markDirty(entries)
-		return nil
+		return
 	}
-	if err := s.set(ctx, entries, false, 0); err != nil && !errors.Is(err, errSkipped) {
+	if err := s.cache.writeThrough(ctx, entries); err != nil && !errors.Is(err, errSkipped) {
 		s.markDirty(entries)
 	}
-	return nil
 }
 
 // storedRow is r as the stores keep it: times in UTC truncated to
@@ -594,154 +522,4 @@ func storedRow(r *feature.Row) *feature.Row {
 	c.EventTime = r.EventTime.UTC().Truncate(time.Microsecond)
 	c.WriteTime = r.WriteTime.UTC().Truncate(time.Microsecond)
 	return &c
-}
-
-// markDirty records keys whose cached value may be older than the store's:
-// reads bypass them until the repair loop has fixed them. Past MaxDirty the
-// whole cache is distrusted instead.
-func (s *Store) markDirty(entries []SetEntry) {
-	s.dirtyMu.Lock()
-	defer s.dirtyMu.Unlock()
-	for _, e := range entries {
-		if _, ok := s.dirty[e.Key]; !ok && len(s.dirty) >= s.maxDirty {
-			s.distrustLocked("too many dirty keys")
-			return
-		}
-		s.dirtySeq++
-		s.dirty[e.Key] = dirtyKey{key: feature.Key{Group: e.Row.Group, EntityID: e.Row.EntityID}, seq: s.dirtySeq}
-	}
-	s.dirtyN.Store(int64(len(s.dirty)))
-}
-
-// distrust stops all use of the cache until the repair loop has cleared it.
-func (s *Store) distrust(reason string) {
-	s.dirtyMu.Lock()
-	defer s.dirtyMu.Unlock()
-	s.distrustLocked(reason)
-}
-
-func (s *Store) distrustLocked(reason string) {
-	if s.trusted.Load() {
-		s.log.Warn("cache distrusted until cleared", zap.String("reason", reason))
-	}
-	s.trusted.Store(false)
-	s.epoch.Add(1)
-	clear(s.dirty)
-	s.dirtyN.Store(0)
-}
-
-// --- repair ---
-
-func (s *Store) repairLoop() {
-	defer close(s.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-s.stop
-		cancel()
-	}()
-	t := time.NewTicker(s.retry)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
-		switch {
-		case !s.trusted.Load():
-			if s.cacheUsable() {
-				s.clearCache(ctx)
-			}
-		case s.dirtyN.Load() > 0:
-			if s.cacheUsable() {
-				s.repairDirty(ctx)
-			}
-		}
-	}
-}
-
-// clearCache deletes every cached entry and then trusts the cache again.
-func (s *Store) clearCache(ctx context.Context) {
-	epoch := s.epoch.Load()
-	// Wait for Sets that began while the cache was trusted (an empty
-	// critical section: taking the lock is the wait); later ones see it
-	// distrusted and skip.
-	s.gate.Lock()
-	s.gate.Unlock()
-	if err := s.c.Clear(ctx); err != nil {
-		s.cacheFailed("clear", err)
-		return
-	}
-	s.cacheOK()
-	s.dirtyMu.Lock()
-	defer s.dirtyMu.Unlock()
-	if s.epoch.Load() != epoch {
-		return // distrusted again meanwhile: clear again next time
-	}
-	clear(s.dirty)
-	s.dirtyN.Store(0)
-	s.trusted.Store(true)
-	s.log.Info("cache cleared and trusted again")
-}
-
-// repairDirty re-reads dirty keys from the inner store, sets them in the
-// cache and forgets those not marked again meanwhile.
-func (s *Store) repairDirty(ctx context.Context) {
-	type item struct {
-		ck string
-		d  dirtyKey
-	}
-	for s.dirtyN.Load() > 0 && ctx.Err() == nil {
-		epoch := s.epoch.Load()
-		s.dirtyMu.Lock()
-		batch := make([]item, 0, min(len(s.dirty), repairBatch))
-		for ck, d := range s.dirty {
-			if batch = append(batch, item{ck, d}); len(batch) == repairBatch {
-				break
-			}
-		}
-		s.dirtyMu.Unlock()
-
-		byGroup := make(map[string][]item)
-		for _, it := range batch {
-			byGroup[it.d.key.Group] = append(byGroup[it.d.key.Group], it)
-		}
-		var (
-			fill []SetEntry
-			done []item
-		)
-		for group, items := range byGroup {
-			keys := make([]feature.Key, len(items))
-			for i, it := range items {
-				keys[i] = it.d.key
-			}
-			rows, err := s.inner.GetLatest(ctx, keys)
-			if feature.ErrorCode(err) == feature.CodeNotFound {
-				done = append(done, items...) // the group is gone, and its keys with it
-				continue
-			}
-			if err != nil {
-				s.log.Warn("cache repair: read from store", zap.String("group", group), zap.Error(err))
-				return
-			}
-			for i, it := range items {
-				fill = append(fill, SetEntry{Key: it.ck, Row: rows[i]})
-			}
-			done = append(done, items...)
-		}
-		if len(fill) > 0 {
-			if err := s.set(ctx, fill, true, epoch); err != nil {
-				return
-			}
-		}
-		s.dirtyMu.Lock()
-		for _, it := range done {
-			if d, ok := s.dirty[it.ck]; ok && d.seq == it.d.seq {
-				delete(s.dirty, it.ck)
-			}
-		}
-		s.dirtyN.Store(int64(len(s.dirty)))
-		s.dirtyMu.Unlock()
-	}
 }

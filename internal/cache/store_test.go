@@ -547,7 +547,7 @@ func TestCacheFailure(t *testing.T) {
 	if n := c.calls.Load(); n != calls+2 {
 		t.Errorf("the read after the cache came back made %d calls, want 1 (the Get of d, a hit)", n-calls-1)
 	}
-	s.repairDirty(t.Context())
+	s.repair.repairDirty(t.Context())
 	if s.Dirty() != 0 {
 		t.Errorf("Dirty = %d after the repair", s.Dirty())
 	}
