@@ -196,6 +196,19 @@ func TestPush(t *testing.T) {
 				{"values": [20, 21], "statuses": ["PRESENT", "PRESENT"], "event_timestamps": ["2025-05-13T10:59:42Z", "2025-05-13T10:59:42Z"]},
 				{"values": ["KR", "KR"], "statuses": ["PRESENT", "PRESENT"], "event_timestamps": ["2025-05-13T10:59:42Z", "2025-05-13T10:59:42Z"]}]}`)
 		})
+		t.Run("what Feast's remote online store sends", func(t *testing.T) {
+			// Its online_write_batch: join keys, features, naive UTC ISO
+			// event and created timestamps (created may be null), and
+			// allow_registry_cache false.
+			e.mustDo(t, http.StatusOK, "POST", "/write-to-online-store", `{"feature_view_name": "user_profile", "df": {
+				"user_id": ["r1", "r2"], "age": [33, null], "country": ["SE", "NO"],
+				"event_timestamp": ["2025-06-01T10:00:00", "2025-06-01T10:00:00.250000"],
+				"created": ["2025-06-01T10:00:01", null]}, "allow_registry_cache": false}`)
+			wantJSON(t, []byte(read(t, `"r1", "r2"`)), `{"metadata": {"feature_names": ["user_id", "age", "country"]}, "results": [
+				{"values": ["r1", "r2"], "statuses": ["PRESENT", "PRESENT"], "event_timestamps": ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"]},
+				{"values": [33, null], "statuses": ["PRESENT", "NULL_VALUE"], "event_timestamps": ["2025-06-01T10:00:00Z", "2025-06-01T10:00:00.25Z"]},
+				{"values": ["SE", "NO"], "statuses": ["PRESENT", "PRESENT"], "event_timestamps": ["2025-06-01T10:00:00Z", "2025-06-01T10:00:00.25Z"]}]}`)
+		})
 		t.Run("write-to-online-store, no event_timestamp: the write time", func(t *testing.T) {
 			e.clock.Advance(time.Second)
 			e.mustDo(t, http.StatusOK, "POST", "/write-to-online-store",
@@ -220,8 +233,10 @@ func TestPush(t *testing.T) {
 				http.StatusBadRequest, "invalid", []string{"df.user_id[1]"}},
 			{"same entity and event time twice", "/push", `{"push_source_name": "user_profile", "df": {"user_id": ["x1", "x1"], "event_timestamp": "2025-01-01T00:00:00Z"}}`,
 				http.StatusBadRequest, "invalid", []string{"df.event_timestamp[1]"}},
-			{"unknown and created columns", "/push", `{"push_source_name": "user_profile", "df": {"user_id": ["x1"], "created": ["2025-01-01 00:00:00"], "nope": [1]}}`,
-				http.StatusBadRequest, "invalid", []string{"df.created", "df.nope"}},
+			{"unknown columns", "/push", `{"push_source_name": "user_profile", "df": {"user_id": ["x1"], "zzz": [2], "nope": [1]}}`,
+				http.StatusBadRequest, "invalid", []string{"df.nope", "df.zzz"}},
+			{"a created timestamp that is not a time", "/write-to-online-store", `{"feature_view_name": "user_profile", "df": {"user_id": ["x1", "x2"], "created": [null, 5]}}`,
+				http.StatusBadRequest, "invalid", []string{"df.created[1]"}},
 			{"no entity key column", "/push", `{"push_source_name": "user_profile", "df": {"age": [1]}}`,
 				http.StatusBadRequest, "invalid", []string{"df.user_id"}},
 			{"columns of different lengths", "/push", `{"push_source_name": "user_profile", "df": {"user_id": ["x1", "x2"], "age": [1]}}`,

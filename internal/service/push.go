@@ -15,7 +15,8 @@ import (
 type PushRequest struct {
 	PushSourceName string `json:"push_source_name"`
 	// DF is the dataframe in columns: the group's entity key, optionally
-	// event_timestamp, and features; a scalar is repeated on every row.
+	// event_timestamp and created, and features; a scalar is repeated on
+	// every row.
 	DF map[string]any `json:"df"`
 	// AllowRegistryCache false re-reads the registry from the system of
 	// record before the write (true: the registry in memory, which another
@@ -96,6 +97,12 @@ func (s *Service) reloadRegistry(ctx context.Context) error {
 // default timestamp field.
 const frameTimeColumn = "event_timestamp"
 
+// frameCreatedColumn is the created timestamp Feast's clients send (its
+// remote online store always does). It is checked and not stored: the
+// store stamps each write with its own write time, which plays its part
+// (ordering writes of one event time).
+const frameCreatedColumn = "created"
+
 // frameField names fields of a dataframe: df.age[3].
 func frameField(entityKey string) fieldNamer {
 	return func(i int, column string) string {
@@ -135,8 +142,8 @@ func frameRows(g feature.Group, df map[string]any) ([]RowInput, error) {
 	}
 	sort.Strings(cols)
 	for _, c := range cols {
-		if problem := frameColumnProblem(g, c); problem != "" {
-			fields = append(fields, feature.FieldError{Field: "df." + c, Problem: problem})
+		if frameColumn(g, c) == columnUnknown {
+			fields = append(fields, feature.FieldError{Field: "df." + c, Problem: "unknown feature of group " + g.Name})
 		}
 	}
 	if len(fields) > 0 {
@@ -147,24 +154,15 @@ func frameRows(g feature.Group, df map[string]any) ([]RowInput, error) {
 		rows[i].Values = make(map[string]any, len(df))
 	}
 	for _, c := range cols {
+		kind := frameColumn(g, c)
 		for i := range rows {
-			v := cell(df[c], i)
-			switch c {
-			case g.EntityKey:
-				rows[i].EntityID = v
-			case frameTimeColumn:
-				t, problem := frameTime(v)
-				if problem != "" {
-					fields = append(fields, feature.FieldError{Field: fmt.Sprintf("df.%s[%d]", c, i), Problem: problem})
-				}
-				rows[i].EventTime = &t
-			default:
-				rows[i].Values[c] = v
+			if problem := setCell(&rows[i], kind, c, cell(df[c], i)); problem != "" {
+				fields = append(fields, feature.FieldError{Field: fmt.Sprintf("df.%s[%d]", c, i), Problem: problem})
 			}
 		}
 	}
 	if len(fields) > 0 {
-		return nil, feature.Invalid("invalid event times; nothing was written", fields...)
+		return nil, feature.Invalid("invalid timestamps; nothing was written", fields...)
 	}
 	return rows, nil
 }
@@ -200,18 +198,53 @@ func frameLength(df map[string]any) (int, []feature.FieldError) {
 	return n, fields
 }
 
-// frameColumnProblem says why a column cannot be written to g, or "".
-func frameColumnProblem(g feature.Group, c string) string {
-	if c == g.EntityKey || c == frameTimeColumn {
-		return ""
+// columnKind is what a dataframe column holds.
+type columnKind int
+
+const (
+	columnUnknown columnKind = iota
+	columnEntity
+	columnEventTime
+	columnFeature
+	columnCreated
+)
+
+// frameColumn says what column c of a dataframe for g holds. A feature
+// named created is a feature; event_timestamp is always the event time.
+func frameColumn(g feature.Group, c string) columnKind {
+	if c == g.EntityKey {
+		return columnEntity
+	}
+	if c == frameTimeColumn {
+		return columnEventTime
 	}
 	if _, ok := g.Feature(c); ok {
-		return ""
+		return columnFeature
 	}
-	if c == "created" || c == "created_timestamp" {
-		return "created timestamps are not stored: the store stamps each write with its write_time, which orders writes of one event time; drop the column"
+	if c == frameCreatedColumn {
+		return columnCreated
 	}
-	return "unknown feature of group " + g.Name
+	return columnUnknown
+}
+
+// setCell puts value v of column c, of kind kind, into row r, or says what
+// is wrong with it.
+func setCell(r *RowInput, kind columnKind, c string, v any) string {
+	switch kind {
+	case columnEntity:
+		r.EntityID = v
+	case columnEventTime:
+		t, problem := frameTime(v)
+		r.EventTime = &t
+		return problem
+	case columnCreated:
+		if _, problem := frameTime(v); problem != "" && v != nil {
+			return problem + " or null"
+		}
+	default:
+		r.Values[c] = v
+	}
+	return ""
 }
 
 // cell is row i of a column: the list's element, or the scalar itself.
