@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/featurestore/featurestore/internal/envflag"
 	"github.com/featurestore/featurestore/internal/verify"
 )
 
@@ -43,17 +44,122 @@ Usage:
   featurestore ingest [flags] FILE      ingest a TMDB JSON file (- for standard input)
   featurestore recompute [flags]        recompute the corpus-relative statistical features
   featurestore migrate [flags]          apply storage migrations and exit
-  featurestore crawl [flags]            collect movies from the TMDB API (crawl --help)
-  featurestore verify [flags]           check the running stack: the operators' checklist (verify --help)
+  featurestore crawl [flags]            collect movies from the TMDB API
+  featurestore verify [flags]           check the running stack: the operators' checklist
   featurestore version                  print the version
 
+Each command has its own --help (featurestore ingest --help) with its flags.
 With no --postgres-url the service uses an embedded store in --data-dir and an
 in-process cache; --postgres-url and --redis-url switch to Postgres as the
 system of record and Redis as the online cache. Every flag can also be set
 through the environment variable named after it.
 
+Flags of serve:
+`
+
+const serveUsage = `featurestore serve: run the HTTP service (the default command).
+
+Usage:
+  featurestore [serve] [flags]
+
+Serves the REST API, /health and /metrics on --addr (/metrics on
+--metrics-addr instead when set). Storage opens in the background: until it
+does, liveness, readiness (503), /info and /metrics answer and every other
+route answers 503. Migrations are applied at start-up. On SIGTERM readiness
+turns 503, in-flight requests finish within --shutdown-timeout and pools close.
+
 Flags:
 `
+
+const ingestUsage = `featurestore ingest: ingest a TMDB JSON file.
+
+Usage:
+  featurestore ingest [flags] FILE
+
+FILE (- for standard input) is one movie, an array of movies, a TMDB list page
+({"page":1,"results":[...]}) or a crawler file ({"movies":[...]}). Records are
+validated one by one; the valid ones are written in batches of --batch-size,
+each in one transaction, directly into the store the flags name or, with
+--api, through a running service (needed while a service holds the embedded
+store's directory). A progress bar goes to standard error. After a direct
+ingest the statistical features are recomputed over the whole corpus.
+Rejected records are listed with the fields at fault and the command exits
+non-zero; every failure says exactly what was stored. Flags go before FILE.
+
+Flags:
+`
+
+const recomputeUsage = `featurestore recompute: recompute the statistical features.
+
+Usage:
+  featurestore recompute [flags]
+
+Recomputes movie_statistical (z-scores, percentiles) of every stored movie
+against the whole stored corpus, with a progress bar on standard error. A
+running service does this by itself a few seconds after ingests stop.
+
+Flags:
+`
+
+const migrateUsage = `featurestore migrate: apply the storage migrations and exit.
+
+Usage:
+  featurestore migrate [flags]
+
+Applies the numbered migrations to Postgres (--postgres-url) or to the
+embedded store in --data-dir. The service also applies them at start-up; this
+command lets a deployment run them once, before the replicas start.
+
+Flags:
+`
+
+// storeFlags are the service flags of the commands that open the store.
+var storeFlags = []string{"data-dir", "postgres-url", "postgres-max-conns", "redis-url", "redis-key-prefix",
+	"cache-ttl", "cache-absent-ttl"}
+
+// configCommand is a command that takes the service's configuration.
+type configCommand struct {
+	usage string
+	// flags are the service flags it takes (nil: all of them); the others
+	// keep their defaults and stay out of its --help.
+	flags []string
+}
+
+var configCommands = map[string]configCommand{
+	"serve":     {usage: serveUsage},
+	"ingest":    {usage: ingestUsage, flags: storeFlags},
+	"recompute": {usage: recomputeUsage, flags: storeFlags},
+	"migrate":   {usage: migrateUsage, flags: []string{"data-dir", "postgres-url"}},
+}
+
+// commandFlagSet is the flag set of a configCommand: every service flag is
+// declared on a hidden set (so cfg gets every default and environment
+// value), and the command's own are exposed on the set returned.
+func commandFlagSet(name string, c configCommand, cfg *Config, getenv func(string) string, out io.Writer) (*flag.FlagSet, *envflag.Set) {
+	if c.flags == nil {
+		fs, flags := flagSet("featurestore "+name, cfg, getenv, out)
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), c.usage)
+			fs.PrintDefaults()
+		}
+		return fs, flags
+	}
+	shared, flags := flagSet("featurestore "+name, cfg, getenv, io.Discard)
+	fs := flag.NewFlagSet("featurestore "+name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	for _, n := range c.flags {
+		if fl := shared.Lookup(n); fl != nil {
+			fs.Var(fl.Value, fl.Name, fl.Usage)
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), c.usage)
+		fs.PrintDefaults()
+	}
+	return fs, flags
+}
+
+func isHelp(arg string) bool { return arg == "--help" || arg == "-help" || arg == "-h" || arg == "--h" }
 
 // Run is the whole program: it parses args (without the program name) and
 // runs the chosen command until ctx ends.
@@ -64,16 +170,24 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // run is Run with a hook told the API's listen address (tests use port 0).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, onListen func(addr string)) error {
 	cmd := "serve"
+	// overview: featurestore --help, with no command, lists the commands.
+	overview := len(args) > 0 && isHelp(args[0])
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
 	case "version":
+		if len(args) > 0 {
+			fmt.Fprintln(stderr, "featurestore version: print the version, revision and Go version.\n\nUsage:\n  featurestore version")
+			if isHelp(args[0]) {
+				return nil
+			}
+			return fmt.Errorf("version takes no arguments, got %q", args)
+		}
 		_, err := fmt.Fprintf(stdout, "featurestore %s (revision %s, %s)\n", version, buildRevision(), runtime.Version())
 		return err
 	case "help":
-		args = []string{"--help"}
-		cmd = "serve"
+		args, cmd, overview = []string{"--help"}, "serve", true
 	case "verify":
 		return verify.Command(ctx, args, getenv, stdout, stderr)
 	case "crawl":
@@ -84,16 +198,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	var cfg Config
-	fs, flags := flagSet("featurestore "+cmd, &cfg, getenv, stderr)
+	c := configCommands[cmd]
+	if overview {
+		// featurestore --help: the commands, then the flags of serve.
+		c.usage = usageText
+	}
+	fs, flags := commandFlagSet(cmd, c, &cfg, getenv, stderr)
 	var ing ingestFlags
 	if cmd == "ingest" {
 		fs.StringVar(&ing.api, "api", "", "send the file to a running service at this base URL (e.g. http://localhost:8001) instead of writing to the store directly")
 		fs.IntVar(&ing.batch, "batch-size", 500, "records per write transaction (or per request with --api)")
-		fs.BoolVar(&ing.noRecompute, "no-recompute", false, "skip the recompute of statistical features after the ingest")
-	}
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText)
-		fs.PrintDefaults()
+		fs.BoolVar(&ing.noRecompute, "no-recompute", false, "skip the recompute of statistical features after a direct ingest")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -123,8 +238,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return ingestFile(ctx, cfg, ing, rest[0], stdout, stderr)
 	case "recompute":
+		if len(rest) > 0 {
+			return fmt.Errorf("recompute takes no arguments, got %q", rest)
+		}
 		return recomputeCmd(ctx, cfg, stdout, stderr)
 	case "migrate":
+		if len(rest) > 0 {
+			return fmt.Errorf("migrate takes no arguments, got %q", rest)
+		}
 		return migrateCmd(ctx, cfg, stdout)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/progress"
 	"github.com/featurestore/featurestore/internal/service"
 	"github.com/featurestore/featurestore/internal/store/postgres"
@@ -48,7 +50,7 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 	}
 	raws, err := tmdb.Decode(body)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s: %w%s; nothing was stored", path, err, fieldDetail(err))
 	}
 	var send func(ctx context.Context, batch []json.RawMessage) (service.IngestResult, error)
 	var svc *service.Service
@@ -78,7 +80,7 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 		hi := min(lo+f.batch, len(raws))
 		res, err := send(ctx, raws[lo:hi])
 		if err != nil && res.Received == 0 {
-			return fmt.Errorf("records %d..%d: %w (records before %d are stored)", lo, hi-1, err, lo)
+			return fmt.Errorf("records %d..%d: %w%s; %s", lo, hi-1, err, fieldDetail(err), storedBefore(total, lo, svc != nil))
 		}
 		total.Received += res.Received
 		total.Accepted += res.Accepted
@@ -93,7 +95,8 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 	if svc != nil && !f.noRecompute && total.Accepted > 0 {
 		rbar := progress.New(stderr, "recompute statistical features", svc.CorpusSize(), progress.IsTerminal(stderr))
 		if _, err := svc.Recompute(ctx, func(done, _ int) { rbar.Set(done) }); err != nil {
-			return fmt.Errorf("recompute: %w", err)
+			return fmt.Errorf("the %s are stored, but the recompute of the statistical features failed (run featurestore recompute): %w",
+				movies(total.Accepted), err)
 		}
 		rbar.Finish()
 	}
@@ -107,9 +110,68 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 		fmt.Fprintf(stdout, "  record %d rejected: %s\n", r.Index, strings.Join(parts, "; "))
 	}
 	if len(total.Rejected) > 0 {
-		return fmt.Errorf("%d of %d records were rejected (the others are stored)", len(total.Rejected), total.Received)
+		stored := "nothing was stored"
+		if total.Accepted > 0 {
+			stored = fmt.Sprintf("the %s of the valid records are stored", movies(total.Accepted))
+		}
+		return fmt.Errorf("%d of %d records were rejected; %s", len(total.Rejected), total.Received, stored)
 	}
 	return nil
+}
+
+// storedBefore says what an ingest that failed at record lo had stored:
+// the movies of the batches before it, each committed on its own.
+func storedBefore(total service.IngestResult, lo int, direct bool) string {
+	if total.Accepted == 0 {
+		return "nothing was stored"
+	}
+	msg := fmt.Sprintf("the %s accepted from records 0..%d are stored, records %d.. are not", movies(total.Accepted), lo-1, lo)
+	if direct {
+		msg += " (their statistical features were not recomputed: run featurestore recompute)"
+	}
+	return msg
+}
+
+// movies is "1 movie" or "n movies".
+func movies(n int) string {
+	if n == 1 {
+		return "1 movie"
+	}
+	return fmt.Sprintf("%d movies", n)
+}
+
+// fieldDetail is the fields at fault of a coded error, " (field: problem;
+// ...)", or "": the detail (malformed JSON: unexpected end of JSON input)
+// that the error's message alone leaves out.
+func fieldDetail(err error) string {
+	var fe *feature.Error
+	if !errors.As(err, &fe) || len(fe.Fields) == 0 {
+		return ""
+	}
+	parts := make([]string, len(fe.Fields))
+	for i, f := range fe.Fields {
+		parts[i] = f.Field + ": " + f.Problem
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// apiError is the error a service answered, with its code, message, fields
+// and request id when the body is the service's error shape.
+func apiError(status string, body []byte) error {
+	var e struct {
+		Code      feature.Code         `json:"code"`
+		Message   string               `json:"message"`
+		Fields    []feature.FieldError `json:"fields"`
+		RequestID string               `json:"request_id"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Code == "" {
+		return fmt.Errorf("the service answered %s: %s", status, strings.TrimSpace(string(body)))
+	}
+	err := fmt.Errorf("the service answered %s: %w", status, &feature.Error{Code: e.Code, Message: e.Message, Fields: e.Fields})
+	if e.RequestID != "" {
+		err = fmt.Errorf("%w [request %s]", err, e.RequestID)
+	}
+	return err
 }
 
 // postBatch sends one batch to POST /v1/movies.
@@ -139,7 +201,7 @@ func postBatch(ctx context.Context, client *http.Client, base string, batch []js
 		}
 		return res, nil
 	}
-	return res, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	return res, apiError(resp.Status, b)
 }
 
 // recomputeCmd recomputes statistical features with a progress bar.

@@ -147,10 +147,12 @@ const probeGroup = `{"entity_key": "id", "features": [{"name": "n", "type": "int
 const probeRows = `[{"entity_id": "a", "values": {"n": 1}}]`
 
 // serveAsync serves req in the background and returns a function that
-// waits for the answer.
+// waits for the answer, checked against the OpenAPI description (the
+// request body is not: the handler consumes it).
 func serveAsync(t *testing.T, h http.Handler, req *http.Request) func() *httptest.ResponseRecorder {
 	t.Helper()
 	w := httptest.NewRecorder()
+	x := exchange{method: req.Method, target: req.URL.RequestURI(), header: req.Header.Clone(), w: w}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -162,6 +164,7 @@ func serveAsync(t *testing.T, h http.Handler, req *http.Request) func() *httptes
 		case <-time.After(2 * time.Minute): // a hang guard, not a timing assertion
 			t.Fatal("the request did not end")
 		}
+		checkContract(t, x)
 		return w
 	}
 }
@@ -171,7 +174,7 @@ func serveAsync(t *testing.T, h http.Handler, req *http.Request) func() *httptes
 // own over st.
 func testCanceledAndDeadline(t *testing.T, st store.Store, b blocker) {
 	const route, op = "/v1/feature-groups/{group}/rows", "write_rows"
-	if w := serve(newObserved(t, st).router(time.Minute), "PUT", "/v1/feature-groups/probe", probeGroup); w.Code != http.StatusCreated {
+	if w := serve(t, newObserved(t, st).router(time.Minute), "PUT", "/v1/feature-groups/probe", probeGroup); w.Code != http.StatusCreated {
 		t.Fatalf("PUT probe: %d %s", w.Code, w.Body)
 	}
 
@@ -199,7 +202,7 @@ func testCanceledAndDeadline(t *testing.T, st store.Store, b blocker) {
 		o := newObserved(t, st)
 		release := b.hold(t)
 		defer release()
-		w := serve(o.router(200*time.Millisecond), "POST", "/v1/feature-groups/probe/rows", probeRows)
+		w := serve(t, o.router(200*time.Millisecond), "POST", "/v1/feature-groups/probe/rows", probeRows)
 		body := wantError(t, w, http.StatusGatewayTimeout, "timeout")
 		if !strings.Contains(body.Message, "deadline") {
 			t.Errorf("message %q does not name the deadline", body.Message)
@@ -321,7 +324,7 @@ func TestErrorClassesPostgres(t *testing.T) {
 		defer release()
 		// Stats waits for the lock on feature_rows until the server cancels
 		// it; the request's own deadline is far away.
-		w := serve(o.router(time.Hour), "GET", "/v1/stats", "")
+		w := serve(t, o.router(time.Hour), "GET", "/v1/stats", "")
 		body := wantError(t, w, http.StatusGatewayTimeout, "timeout")
 		if !strings.Contains(body.Message, "postgres cancelled a statement") {
 			t.Errorf("message %q does not say postgres cancelled the statement", body.Message)
@@ -338,7 +341,7 @@ func TestErrorClassesPostgres(t *testing.T) {
 		u.Host = p.addr()
 		o := newObserved(t, openPG(t, u.String()))
 		p.close() // now a closed port: no server, no connection
-		w := serve(o.router(time.Minute), "GET", "/v1/stats", "")
+		w := serve(t, o.router(time.Minute), "GET", "/v1/stats", "")
 		wantError(t, w, http.StatusServiceUnavailable, "unavailable")
 		if w.Header().Get("Retry-After") == "" {
 			t.Error("no Retry-After on a 503")
@@ -355,8 +358,7 @@ func TestClientGoneWhileSendingTheBody(t *testing.T) {
 	m := metrics.New(reg, metrics.BuildInfo{}, nil)
 	h := httpapi.NewRouter(httpapi.Deps{Metrics: m})
 	req := httptest.NewRequest("POST", "/v1/movies", io.MultiReader(strings.NewReader(`{"id": 1, "ti`), errReader{io.ErrUnexpectedEOF}))
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
+	w := serveChecked(t, h, req, nil)
 	wantError(t, w, httpapi.StatusClientClosedRequest, "canceled")
 	o := &observed{reg: reg}
 	if got := o.sample(t, "feature_store_http_requests_total", "route", "/v1/movies", "code", "499"); got != 1 {

@@ -232,6 +232,20 @@ func handleOnlineFeatures(svc *service.Service) apiFunc {
 	})
 }
 
+// handlePush is Feast's POST /push: a push source name names a group.
+func handlePush(svc *service.Service) apiFunc {
+	return withBody(func(r *http.Request, req service.PushRequest) (response, error) {
+		return ok(svc.Push(r.Context(), req))
+	})
+}
+
+// handleWriteToOnlineStore is Feast's POST /write-to-online-store.
+func handleWriteToOnlineStore(svc *service.Service) apiFunc {
+	return withBody(func(r *http.Request, req service.WriteToOnlineStoreRequest) (response, error) {
+		return ok(svc.WriteToOnlineStore(r.Context(), req))
+	})
+}
+
 func handleStats(svc *service.Service) apiFunc {
 	return func(r *http.Request) (response, error) {
 		return ok(svc.Stats(r.Context()))

@@ -69,7 +69,7 @@ func TestHealthEndpoints(t *testing.T) {
 			} {
 				d := e.deps()
 				d.Health = &health.Checker{Components: c.components, Timeout: 2 * time.Second}
-				w := serve(httpapi.NewRouter(d), "GET", "/health", "")
+				w := serve(t, httpapi.NewRouter(d), "GET", "/health", "")
 				var rep health.Report
 				if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil {
 					t.Fatal(err)
@@ -96,7 +96,7 @@ func TestHealthEndpoints(t *testing.T) {
 			}
 			delete(got, "uptime_seconds")
 			wantJSON(t, []byte(mustJSON(t, got)), `{"version": "v1.2.3", "revision": "abc123", "go_version": "go1.26",
-				"start_time": "2025-06-05T03:00:00Z", "store": "test", "cache": "test"}`)
+				"start_time": "2025-06-05T03:00:00Z", "store": "`+e.store+`", "cache": "`+e.cache+`"}`)
 		})
 
 		t.Run("openapi document", func(t *testing.T) {
@@ -170,18 +170,18 @@ func TestStartingRouter(t *testing.T) {
 	t.Parallel()
 	ready := false
 	r := httpapi.NewStartingRouter(nil, func() bool { return ready }, httpapi.Info{Version: "v9"})
-	if w := serve(r, "GET", "/health/live", ""); w.Code != http.StatusOK {
+	if w := serve(t, r, "GET", "/health/live", ""); w.Code != http.StatusOK {
 		t.Errorf("live while starting: %d", w.Code)
 	}
-	wantJSON(t, serve(r, "GET", "/health/ready", "").Body.Bytes(), `{"status": "DOWN"}`)
-	if w := serve(r, "GET", "/health/ready", ""); w.Code != http.StatusServiceUnavailable {
+	wantJSON(t, serve(t, r, "GET", "/health/ready", "").Body.Bytes(), `{"status": "DOWN"}`)
+	if w := serve(t, r, "GET", "/health/ready", ""); w.Code != http.StatusServiceUnavailable {
 		t.Errorf("ready while starting: %d, want 503", w.Code)
 	}
-	if got := object(t, serve(r, "GET", "/info", ""))["version"]; got != "v9" {
+	if got := object(t, serve(t, r, "GET", "/info", ""))["version"]; got != "v9" {
 		t.Errorf("info version %v", got)
 	}
 	for _, c := range []struct{ method, target string }{{"POST", "/v1/movies"}, {"GET", "/v1/feature-groups"}, {"POST", "/get-online-features"}} {
-		w := serve(r, c.method, c.target, `{}`, "X-Request-Id", "starting-1")
+		w := serve(t, r, c.method, c.target, `{}`, "X-Request-Id", "starting-1")
 		body := wantError(t, w, http.StatusServiceUnavailable, "unavailable")
 		if w.Header().Get("Retry-After") == "" || body.RequestID != "starting-1" {
 			t.Errorf("%s %s while starting: Retry-After %q, request id %q", c.method, c.target, w.Header().Get("Retry-After"), body.RequestID)
@@ -195,12 +195,12 @@ func TestStartingRouter(t *testing.T) {
 func TestPanicIsJSONError(t *testing.T) {
 	t.Parallel()
 	r := httpapi.NewRouter(httpapi.Deps{})
-	w := serve(r, "GET", "/health", "", "X-Request-Id", "boom-1")
+	w := serve(t, r, "GET", "/health", "", "X-Request-Id", "boom-1")
 	body := wantError(t, w, http.StatusInternalServerError, "internal")
 	if body.RequestID != "boom-1" || strings.Contains(body.Message, "nil") {
 		t.Errorf("panic answered %+v; want the request id and no internals", body)
 	}
-	if w := serve(r, "GET", "/health/live", ""); w.Code != http.StatusOK {
+	if w := serve(t, r, "GET", "/health/live", ""); w.Code != http.StatusOK {
 		t.Errorf("after a panic: %d", w.Code)
 	}
 }

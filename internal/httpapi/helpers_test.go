@@ -125,23 +125,29 @@ func openPostgres(tb testing.TB) (store.Store, []health.Component) {
 
 // env is one service over one fresh store, served by the real router.
 type env struct {
-	tb     testing.TB
-	svc    *service.Service
-	clock  *clock
-	ready  atomic.Bool
-	health *health.Checker
-	router http.Handler
+	tb testing.TB
+	// store and cache are the backends' names, as /info reports them.
+	store, cache string
+	st           store.Store
+	svc          *service.Service
+	clock        *clock
+	ready        atomic.Bool
+	health       *health.Checker
+	router       http.Handler
 }
 
 func newEnv(tb testing.TB, b backend) *env {
 	tb.Helper()
 	st, components := b.open(tb)
-	e := &env{tb: tb, clock: &clock{t: t0}}
+	e := &env{tb: tb, clock: &clock{t: t0}, store: "sqlite", cache: "memory"}
+	if b.name == "postgres" {
+		e.store, e.cache = "postgres", "redis"
+	}
 	svc, err := service.New(context.Background(), st, service.Options{Now: e.clock.Now})
 	if err != nil {
 		tb.Fatalf("service.New: %v", err)
 	}
-	e.svc = svc
+	e.st, e.svc = st, svc
 	e.health = &health.Checker{Components: components, Timeout: 5 * time.Second}
 	e.ready.Store(true)
 	e.router = e.newRouter(0)
@@ -154,7 +160,7 @@ func (e *env) deps() httpapi.Deps {
 		Service:        e.svc,
 		Health:         e.health,
 		Ready:          e.ready.Load,
-		Info:           httpapi.Info{Version: "v1.2.3", Revision: "abc123", GoVersion: "go1.26", StartTime: t0, Store: "test", Cache: "test"},
+		Info:           httpapi.Info{Version: "v1.2.3", Revision: "abc123", GoVersion: "go1.26", StartTime: t0, Store: e.store, Cache: e.cache},
 		OpenAPI:        api.OpenAPI,
 		RequestTimeout: 30 * time.Second,
 	}
@@ -180,12 +186,16 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 	}
 }
 
-// do sends one request through the router. hdr is name, value pairs.
+// do sends one request through the router, checked against the OpenAPI
+// description (a mismatch fails e's test). hdr is name, value pairs.
 func (e *env) do(method, target, body string, hdr ...string) *httptest.ResponseRecorder {
-	return serve(e.router, method, target, body, hdr...)
+	return serve(e.tb, e.router, method, target, body, hdr...)
 }
 
-func serve(h http.Handler, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
+// serve sends one request through h and checks the exchange against the
+// OpenAPI description (checkContract). hdr is name, value pairs.
+func serve(tb testing.TB, h http.Handler, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
+	tb.Helper()
 	var r *http.Request
 	if body == "" {
 		r = httptest.NewRequest(method, target, nil)
@@ -196,9 +206,7 @@ func serve(h http.Handler, method, target, body string, hdr ...string) *httptest
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
+	return serveChecked(tb, h, r, []byte(body))
 }
 
 // mustDo sends a request and fails the test unless it answers want.

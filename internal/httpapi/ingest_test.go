@@ -302,7 +302,7 @@ func TestIngestBadBodies(t *testing.T) {
 		}
 		t.Run("body over the limit", func(t *testing.T) {
 			small := e.newRouter(1024)
-			w := serve(small, "POST", "/v1/movies", readFile(t, testenv.SharedTMDBFile(t)))
+			w := serve(t, small, "POST", "/v1/movies", readFile(t, testenv.SharedTMDBFile(t)))
 			wantError(t, w, http.StatusRequestEntityTooLarge, "too_large", "body")
 			wantError(t, e.do("GET", "/v1/feature-groups/movie_basic/entities/552524", ""), http.StatusNotFound, "not_found", "id")
 		})

@@ -6,6 +6,8 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -22,8 +24,10 @@ type Info struct {
 	Revision  string    `json:"revision"`
 	GoVersion string    `json:"go_version"`
 	StartTime time.Time `json:"start_time"`
-	Store     string    `json:"store"`
-	Cache     string    `json:"cache"`
+	// Store and Cache name the backends; empty (and left out of the JSON)
+	// while the service is starting.
+	Store string `json:"store,omitempty"`
+	Cache string `json:"cache,omitempty"`
 }
 
 // Instrumenter is the HTTP metrics middleware (*metrics.Metrics).
@@ -78,6 +82,8 @@ func routes(d Deps) []route {
 		{"GET", "/v1/feature-groups/{group}/entities/{id}", wrap(handleGetEntity(svc))},
 		{"POST", "/v1/feature-groups/{group}/rows", wrap(handleWriteRows(svc))},
 		{"POST", "/get-online-features", wrap(handleOnlineFeatures(svc))},
+		{"POST", "/push", wrap(handlePush(svc))},
+		{"POST", "/write-to-online-store", wrap(handleWriteToOnlineStore(svc))},
 		{"GET", "/v1/stats", wrap(handleStats(svc))},
 		{"GET", "/v1/recompute", wrap(handleRecomputeStatus(svc))},
 		{"POST", "/v1/recompute", wrap(handleRecompute(svc))},
@@ -112,8 +118,24 @@ func NewRouter(d Deps) http.Handler {
 		r.Method(rt.method, rt.pattern, rt.handler)
 	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNoRoute(r)) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errMethod(r)) })
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowed(r, served, req.URL.Path), ", "))
+		writeError(w, req, errMethod(req))
+	})
 	return r
+}
+
+// allowed lists the methods of the route table that mux routes for path,
+// for the Allow header of a 405.
+func allowed(mux chi.Routes, table []route, path string) []string {
+	var out []string
+	for _, rt := range table {
+		if !slices.Contains(out, rt.method) && mux.Match(chi.NewRouteContext(), rt.method, path) {
+			out = append(out, rt.method)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // NewStartingRouter serves while the backends open: liveness, readiness

@@ -34,8 +34,8 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 	if err != nil {
 		return res, err
 	}
-	if !feature.ValidEntityID(id) {
-		return res, feature.Invalid("invalid entity id", feature.FieldError{Field: "id", Problem: "must be 1 to 256 printable characters"})
+	if problem := pathEntityID(g.EntityKey, id); problem != "" {
+		return res, feature.Invalid("invalid entity id", feature.FieldError{Field: "id", Problem: problem})
 	}
 	specs := g.Features
 	if len(features) > 0 {
@@ -118,11 +118,22 @@ func (s *Service) outsideMaxAge(g feature.Group, eventTime time.Time) bool {
 	return g.TTL > 0 && s.now().Sub(eventTime) > time.Duration(g.TTL)
 }
 
-// OnlineRequest is Feast's get-online-features request.
+// OnlineRequest is Feast's get-online-features request, with every field a
+// Feast client sends (the Python and Go feature servers' requests).
 type OnlineRequest struct {
-	Entities         map[string][]any `json:"entities"`
-	Features         []string         `json:"features"`
-	FullFeatureNames bool             `json:"full_feature_names"`
+	Entities map[string][]any `json:"entities"`
+	// Features are group:feature references; FeatureService names a feature
+	// service instead. One of the two is required.
+	Features       []string `json:"features"`
+	FeatureService *string  `json:"feature_service"`
+	// FullFeatureNames names the columns group__feature.
+	FullFeatureNames bool `json:"full_feature_names"`
+	// RequestContext is request data for on-demand features. No feature
+	// here takes request data, so it must be absent or empty.
+	RequestContext map[string]any `json:"request_context"`
+	// IncludeFeatureViewVersionMetadata adds each group's name and schema
+	// version to the response metadata (Feast's feature_view_metadata).
+	IncludeFeatureViewVersionMetadata bool `json:"include_feature_view_version_metadata"`
 }
 
 // OnlineResponse is Feast's get-online-features response: one result per
@@ -131,8 +142,18 @@ type OnlineRequest struct {
 type OnlineResponse struct {
 	Metadata struct {
 		FeatureNames []string `json:"feature_names"`
+		// FeatureViewMetadata lists the groups read, in order of first
+		// use, when the request asks for it.
+		FeatureViewMetadata []FeatureViewMetadata `json:"feature_view_metadata,omitempty"`
 	} `json:"metadata"`
 	Results []OnlineColumn `json:"results"`
+}
+
+// FeatureViewMetadata is one group a batch read used and the schema version
+// it was read with (Feast's feature view name and version).
+type FeatureViewMetadata struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
 }
 
 // OnlineColumn is one column of an OnlineResponse.
@@ -160,7 +181,7 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 	if err != nil {
 		return resp, err
 	}
-	return s.assembleOnline(plan, rows, req.FullFeatureNames), nil
+	return s.assembleOnline(plan, rows, req), nil
 }
 
 // instrumentOnline counts a batch read once per group it read, and times
@@ -203,11 +224,12 @@ func (s *Service) planOnline(req OnlineRequest) (onlinePlan, error) {
 	if err != nil {
 		return p, err
 	}
-	if len(req.Features) == 0 {
-		return p, feature.Invalid("no features requested", feature.FieldError{Field: "features", Problem: "at least one feature reference group:feature is required"})
+	refs, err := s.requestedRefs(req)
+	if err != nil {
+		return p, err
 	}
 	fields := p.parseIDs()
-	refFields, notFound := p.resolveRefs(s.groups(), req.Features)
+	refFields, notFound := p.resolveRefs(s.groups(), refs)
 	fields = append(fields, refFields...)
 	switch {
 	case notFound:
@@ -216,6 +238,39 @@ func (s *Service) planOnline(req OnlineRequest) (onlinePlan, error) {
 		return p, feature.Invalid("invalid get-online-features request", fields...)
 	}
 	return p, nil
+}
+
+// requestedRefs returns the feature references a request asks for: its
+// features, or those of its feature service. A request_context is refused:
+// no feature here is computed from request data, and ignoring it would hide
+// a client's mistake.
+func (s *Service) requestedRefs(req OnlineRequest) ([]string, error) {
+	if len(req.RequestContext) > 0 {
+		return nil, feature.Invalid("request_context is not supported: no feature of this store is computed from request data",
+			feature.FieldError{Field: "request_context", Problem: "must be absent or empty (there are no on-demand features)"})
+	}
+	switch {
+	case req.FeatureService != nil && len(req.Features) > 0:
+		return nil, feature.Invalid("give either features or feature_service, not both",
+			feature.FieldError{Field: "feature_service", Problem: "not allowed together with features"})
+	case req.FeatureService != nil:
+		if *req.FeatureService == "" {
+			return nil, feature.Invalid("feature_service is empty", feature.FieldError{Field: "feature_service", Problem: "must name a feature service"})
+		}
+		return s.featureServiceRefs(*req.FeatureService)
+	case len(req.Features) == 0:
+		return nil, feature.Invalid("no features requested", feature.FieldError{Field: "features",
+			Problem: "at least one feature reference group:feature (or a feature_service) is required"})
+	}
+	return req.Features, nil
+}
+
+// featureServiceRefs resolves a feature service to the feature references it
+// names. It is the one place get-online-features resolves a service; this
+// build has no feature services, so every name is unknown.
+func (s *Service) featureServiceRefs(name string) ([]string, error) {
+	return nil, feature.NotFound("unknown feature service "+quote(name)+": feature services are not available in this build",
+		feature.FieldError{Field: "feature_service", Problem: "unknown feature service " + quote(name)})
 }
 
 // parseEntities checks that the request names one entity key with between
@@ -244,9 +299,9 @@ func (p *onlinePlan) parseIDs() []feature.FieldError {
 	var fields []feature.FieldError
 	p.ids = make([]string, len(p.entityVals))
 	for i, v := range p.entityVals {
-		id, ok := EntityID(v)
-		if !ok {
-			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("entities.%s[%d]", p.entityKey, i), Problem: "must be a non-empty string or an integer"})
+		id, problem := entityID(p.entityKey, v)
+		if problem != "" {
+			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("entities.%s[%d]", p.entityKey, i), Problem: problem})
 		}
 		p.ids[i] = id
 	}
@@ -313,9 +368,15 @@ func (p *onlinePlan) keys() []feature.Key {
 // assembleOnline builds the response from the rows fetched for p.keys():
 // the entity column, then one column per requested feature. It reports the
 // statuses of the values returned, per group.
-func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, fullNames bool) OnlineResponse {
+func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRequest) OnlineResponse {
 	now := s.now()
+	fullNames := req.FullFeatureNames
 	var resp OnlineResponse
+	if req.IncludeFeatureViewVersionMetadata {
+		for _, g := range p.groups {
+			resp.Metadata.FeatureViewMetadata = append(resp.Metadata.FeatureViewMetadata, FeatureViewMetadata{Name: g.Name, Version: g.SchemaVersion})
+		}
+	}
 	resp.Metadata.FeatureNames = make([]string, 0, len(p.refs)+1)
 	resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, p.entityKey)
 	resp.Results = make([]OnlineColumn, 0, len(p.refs)+1)

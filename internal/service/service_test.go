@@ -328,8 +328,11 @@ func TestLimits(t *testing.T) {
 	if res, err := s.Ingest(ctx, []json.RawMessage{movie(1, 1, 1), movie(2, 1, 1)}); err != nil || res.Accepted != 2 {
 		t.Errorf("ingest at the limit: %+v, %v", res, err)
 	}
+	if _, _, err := s.PutGroup(ctx, feature.Group{Name: "limited", EntityKey: "k", Features: []feature.Spec{{Name: "v", Type: feature.Int64}}}); err != nil {
+		t.Fatal(err)
+	}
 	rows := []RowInput{{EntityID: "a", Values: map[string]any{}}, {EntityID: "b", Values: map[string]any{}}, {EntityID: "c", Values: map[string]any{}}}
-	if _, err := s.WriteRows(ctx, tmdb.GroupAudience, rows); feature.ErrorCode(err) != feature.CodeTooLarge {
+	if _, err := s.WriteRows(ctx, "limited", rows); feature.ErrorCode(err) != feature.CodeTooLarge {
 		t.Errorf("write of 3 rows with a limit of 2: %v, want too_large", err)
 	}
 	req := OnlineRequest{Entities: map[string][]any{"movie_id": {1, 2, 3}}, Features: []string{"movie_basic:popularity"}}
@@ -435,7 +438,7 @@ func TestObserver(t *testing.T) {
 		if _, err := s.GetEntity(ctx, tmdb.GroupTemporal, "3", nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		req := OnlineRequest{Entities: map[string][]any{"movie_id": {json.Number("1"), "3", "4"}},
+		req := OnlineRequest{Entities: map[string][]any{"movie_id": {json.Number("1"), json.Number("3"), json.Number("4")}},
 			Features: []string{"movie_temporal:release_year", "movie_basic:popularity", "movie_basic:vote_count"}}
 		if _, err := s.GetOnlineFeatures(ctx, req); err != nil {
 			t.Fatal(err)

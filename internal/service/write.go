@@ -186,57 +186,55 @@ type WriteResult struct {
 
 // WriteRows validates rows against the group's schema and writes them all
 // in one transaction; one invalid row rejects the whole request and nothing
-// is written.
-func (s *Service) WriteRows(ctx context.Context, group string, in []RowInput) (res WriteResult, err error) {
+// is written. The six built-in TMDB groups refuse it (409): they are written
+// by the TMDB ingest only, which keeps the six groups of a movie and the
+// statistical corpus consistent.
+func (s *Service) WriteRows(ctx context.Context, group string, in []RowInput) (WriteResult, error) {
+	return s.writeRows(ctx, group, "group", in, rowField)
+}
+
+// fieldNamer names, in the request a write came from, the field of row i
+// holding column: colEntityID, colEventTime, colValues, or "values." and a
+// feature name; i < 0 names the rows as a whole.
+type fieldNamer func(i int, column string) string
+
+const (
+	colEntityID  = "entity_id"
+	colEventTime = "event_time"
+	colValues    = "values"
+)
+
+// rowField names fields of the rows body: rows[i].values.age.
+func rowField(i int, column string) string {
+	if i < 0 {
+		return "rows"
+	}
+	return fmt.Sprintf("rows[%d].%s", i, column)
+}
+
+// writeRows is WriteRows for a group named by the request field groupField,
+// with problems named by names.
+func (s *Service) writeRows(ctx context.Context, group, groupField string, in []RowInput, names fieldNamer) (res WriteResult, err error) {
 	start := s.now()
 	defer func() { s.instrument(feature.OpWriteRows, s.groupLabel(group), start, err) }()
-	g, err := s.group(group, "group")
+	g, err := s.group(group, groupField)
 	if err != nil {
 		return res, err
 	}
+	if s.builtin[g.Name] {
+		return res, feature.Conflict("feature group "+quote(g.Name)+" is built in and written by the TMDB ingest only (POST /v1/movies)",
+			feature.FieldError{Field: groupField, Problem: "built-in group: write its movies through POST /v1/movies"})
+	}
 	if len(in) == 0 {
-		return res, feature.Invalid("no rows to write", feature.FieldError{Field: "rows", Problem: "at least one row is required"})
+		return res, feature.Invalid("no rows to write", feature.FieldError{Field: names(-1, ""), Problem: "at least one row is required"})
 	}
 	if len(in) > s.opts.MaxBatchRecords {
 		return res, &feature.Error{Code: feature.CodeTooLarge,
 			Message: fmt.Sprintf("%d rows in one request; the limit is %d", len(in), s.opts.MaxBatchRecords),
-			Fields:  []feature.FieldError{{Field: "rows", Problem: "too many rows"}}}
+			Fields:  []feature.FieldError{{Field: names(-1, ""), Problem: "too many rows"}}}
 	}
-	now := s.now()
-	writeTime := s.clock().next(now)
-	var fields []feature.FieldError
-	rows := make([]feature.Row, 0, len(in))
-	type key struct {
-		id string
-		t  time.Time
-	}
-	seen := make(map[key]int, len(in))
-	for i, r := range in {
-		p := fmt.Sprintf("rows[%d].", i)
-		id, ok := EntityID(r.EntityID)
-		if !ok {
-			fields = append(fields, feature.FieldError{Field: p + "entity_id", Problem: "must be a non-empty string or an integer"})
-		}
-		et := writeTime
-		if r.EventTime != nil {
-			if r.EventTime.IsZero() {
-				fields = append(fields, feature.FieldError{Field: p + "event_time", Problem: "must be an RFC 3339 time"})
-			}
-			et = r.EventTime.UTC().Truncate(time.Microsecond)
-		}
-		if r.Values == nil {
-			fields = append(fields, feature.FieldError{Field: p + "values", Problem: "is required"})
-		}
-		values, problems := feature.NormalizeValues(g, r.Values, p)
-		fields = append(fields, problems...)
-		if ok {
-			if j, dup := seen[key{id, et}]; dup {
-				fields = append(fields, feature.FieldError{Field: p + "event_time", Problem: fmt.Sprintf("rows[%d] has the same entity_id and event_time", j)})
-			}
-			seen[key{id, et}] = i
-		}
-		rows = append(rows, feature.Row{Group: g.Name, EntityID: id, EventTime: et, WriteTime: writeTime, Values: values})
-	}
+	writeTime := s.clock().next(s.now())
+	rows, fields := validateRows(g, in, writeTime, names)
 	if len(fields) > 0 {
 		return res, feature.Invalid("invalid rows for feature group "+quote(g.Name)+"; nothing was written", fields...)
 	}
@@ -254,6 +252,46 @@ func (s *Service) WriteRows(ctx context.Context, group string, in []RowInput) (r
 	s.obs.FeaturesWritten(g.Name, n)
 	s.obs.SetNewestEvent(g.Name, newest)
 	return WriteResult{Group: g.Name, Rows: len(rows), FeaturesWritten: n, WriteTime: writeTime}, nil
+}
+
+// validateRows checks every row against the group's schema and returns the
+// rows to write, or every problem found.
+func validateRows(g feature.Group, in []RowInput, writeTime time.Time, names fieldNamer) ([]feature.Row, []feature.FieldError) {
+	var fields []feature.FieldError
+	rows := make([]feature.Row, 0, len(in))
+	type key struct {
+		id string
+		t  time.Time
+	}
+	seen := make(map[key]int, len(in))
+	for i, r := range in {
+		id, problem := entityID(g.EntityKey, r.EntityID)
+		if problem != "" {
+			fields = append(fields, feature.FieldError{Field: names(i, colEntityID), Problem: problem})
+		}
+		et := writeTime
+		if r.EventTime != nil {
+			if r.EventTime.IsZero() {
+				fields = append(fields, feature.FieldError{Field: names(i, colEventTime), Problem: "must be an RFC 3339 time"})
+			}
+			et = r.EventTime.UTC().Truncate(time.Microsecond)
+		}
+		if r.Values == nil {
+			fields = append(fields, feature.FieldError{Field: names(i, colValues), Problem: "is required"})
+		}
+		values, problems := feature.NormalizeValues(g, r.Values, "")
+		for _, p := range problems {
+			fields = append(fields, feature.FieldError{Field: names(i, p.Field), Problem: p.Problem})
+		}
+		if problem == "" {
+			if j, dup := seen[key{id, et}]; dup {
+				fields = append(fields, feature.FieldError{Field: names(i, colEventTime), Problem: fmt.Sprintf("row %d has the same entity id and event time", j)})
+			}
+			seen[key{id, et}] = i
+		}
+		rows = append(rows, feature.Row{Group: g.Name, EntityID: id, EventTime: et, WriteTime: writeTime, Values: values})
+	}
+	return rows, fields
 }
 
 // EntityID converts an entity id from JSON (a string, or an integer as a
