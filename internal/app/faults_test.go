@@ -150,7 +150,7 @@ func scrape(t *testing.T, base, series string) string {
 // tmdbRecords returns the raw records of the shared TMDB file.
 func tmdbRecords(t *testing.T) []json.RawMessage {
 	t.Helper()
-	body, err := os.ReadFile(testenv.SharedTMDBFile(t))
+	body, err := os.ReadFile(testenv.TMDBFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,7 +510,7 @@ func TestKill9LosesNoAcknowledgedWrite(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		prefix := fmt.Sprintf("fs_fault_%d", time.Now().UnixNano())
-		const sharedRedis = "redis://127.0.0.1:6379/0"
+		sharedRedis := testenv.RedisURL(t)
 		t.Cleanup(func() { deleteRedisPrefix(t, sharedRedis, prefix) })
 		kill9(t, bin, map[string]string{
 			"FEATURESTORE_POSTGRES_URL":     testenv.PostgresSchemaURL(t, "fs_t_app"),

@@ -37,9 +37,10 @@ type Redis struct {
 }
 
 // StartRedis starts a private redis-server and waits until it answers PING.
-// redis-server is required: the test fails without it.
+// redis-server is required: the test fails without it. Skipped under -short.
 func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	tb.Helper()
+	SkipIfShort(tb, "redis-server")
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redis-server not installed: %v", err)
