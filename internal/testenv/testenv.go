@@ -90,8 +90,14 @@ func RedisURL(tb testing.TB) string {
 	if u := os.Getenv("FEATURESTORE_TEST_REDIS_URL"); u != "" {
 		return u
 	}
-	return "redis://127.0.0.1:6379/0?read_timeout=5s&write_timeout=5s&dial_timeout=5s&pool_timeout=5s"
+	return "redis://127.0.0.1:6379/0?" + patientRedisTimeouts
 }
+
+// patientRedisTimeouts are Redis client timeouts a loaded machine does not
+// miss. The service's defaults (a few hundred milliseconds) are right for
+// production, but on a test machine running the whole suite they turn a
+// slow answer into a cache failure the test did not cause.
+const patientRedisTimeouts = "read_timeout=5s&write_timeout=5s&dial_timeout=5s&pool_timeout=5s"
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
