@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (README "Test it", and what CI runs):
 # installs the tools the tests use, makes sure Postgres and Redis are up,
-# then runs gofmt, go vet and the whole test suite under the race detector.
+# then checks that go.mod is tidy, runs gofmt, go vet, staticcheck and
+# gocognit, and the whole test suite under the race detector.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,12 +36,43 @@ done
 pg_isready -h 127.0.0.1 -p 5432
 redis-cli -h 127.0.0.1 -p 6379 ping
 
+# Go tools at pinned versions, installed into $(go env GOPATH)/bin unless
+# that exact version is already there.
+STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2 # 2026.2.2, built for Go 1.26
+GOCOGNIT=github.com/uudashr/gocognit/cmd/gocognit@v1.3.0
+GOBIN_DIR=$(go env GOPATH)/bin
+export PATH="$GOBIN_DIR:$PATH"
+install_tool() { # install_tool NAME PACKAGE@VERSION
+  local have=""
+  if [ -x "$GOBIN_DIR/$1" ]; then
+    have=$(go version -m "$GOBIN_DIR/$1" | awk '$1 == "mod" { print $3 }')
+  fi
+  if [ "$have" != "${2##*@}" ]; then
+    log "go install $2"
+    GOBIN="$GOBIN_DIR" go install "$2"
+  fi
+}
+install_tool staticcheck "$STATICCHECK"
+install_tool gocognit "$GOCOGNIT"
+
+log "go mod tidy -e (go.mod and go.sum must be tidy)"
+if ! go mod tidy -e -diff; then
+  echo "go.mod or go.sum is not tidy (diff above): run 'go mod tidy -e' and commit the result"
+  exit 1
+fi
+
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; exit 1; fi
 
 log "go vet ./..."
 go vet ./...
+
+log "staticcheck ./..."
+staticcheck ./...
+
+log "gocognit -over 30 (every function outside tests)"
+gocognit -over 30 $(git ls-files '*.go' 2>/dev/null | grep -v '_test\.go$' || find . -name '*.go' ! -name '*_test.go')
 
 log "go test -race ./..."
 go test -race -count=1 -timeout 30m ./...

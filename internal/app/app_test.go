@@ -132,7 +132,7 @@ func exerciseService(t *testing.T, base string, wantStore, wantCache string) {
 	if st := doJSON(t, "GET", base+"/info", nil, &info); st != 200 || info["store"] != wantStore || info["cache"] != wantCache {
 		t.Fatalf("/info = %d %v, want store %s cache %s", st, info, wantStore, wantCache)
 	}
-	body, err := os.ReadFile(testenv.SharedTMDBFile(t))
+	body, err := os.ReadFile(testenv.TMDBFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestPostgresRedisServiceEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
 		"FEATURESTORE_POSTGRES_URL":     testenv.PostgresSchemaURL(t, "fs_t_app"),
-		"FEATURESTORE_REDIS_URL":        "redis://127.0.0.1:6379/0",
+		"FEATURESTORE_REDIS_URL":        testenv.RedisURL(t),
 		"FEATURESTORE_REDIS_KEY_PREFIX": fmt.Sprintf("fs_app_%d", time.Now().UnixNano()),
 	}
 	base, _, stop := startServer(t, nil, env)
@@ -364,7 +364,7 @@ func TestIngestCommand(t *testing.T) {
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	env := envFrom(map[string]string{"FEATURESTORE_DATA_DIR": dir})
-	err := Run(context.Background(), []string{"ingest", testenv.SharedTMDBFile(t)}, env, &out, &errOut)
+	err := Run(context.Background(), []string{"ingest", testenv.TMDBFile(t)}, env, &out, &errOut)
 	if err != nil {
 		t.Fatalf("ingest: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
@@ -379,12 +379,12 @@ func TestIngestCommand(t *testing.T) {
 	}
 	// While a server holds the data directory, a direct ingest refuses and says what to do.
 	base, _, _ := startServer(t, nil, map[string]string{"FEATURESTORE_DATA_DIR": dir})
-	err = Run(context.Background(), []string{"ingest", testenv.SharedTMDBFile(t)}, env, io.Discard, io.Discard)
+	err = Run(context.Background(), []string{"ingest", testenv.TMDBFile(t)}, env, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--api") {
 		t.Fatalf("direct ingest with a running server: %v", err)
 	}
 	out.Reset()
-	if err := Run(context.Background(), []string{"ingest", "--api", base, testenv.SharedTMDBFile(t)}, env, &out, io.Discard); err != nil {
+	if err := Run(context.Background(), []string{"ingest", "--api", base, testenv.TMDBFile(t)}, env, &out, io.Discard); err != nil {
 		t.Fatalf("ingest --api: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "accepted 100") {

@@ -20,7 +20,7 @@ import (
 // newRedisClient connects to the shared test Redis.
 func newRedisClient(tb testing.TB) *redis.Client {
 	tb.Helper()
-	opts, err := RedisOptionsFromURL(testenv.RedisURL())
+	opts, err := RedisOptionsFromURL(testenv.RedisURL(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func openPostgres(tb testing.TB) (store.Store, []health.Component) {
 		tb.Fatalf("open postgres: %v", err)
 	}
 
-	ropts, err := cache.RedisOptionsFromURL(testenv.RedisURL())
+	ropts, err := cache.RedisOptionsFromURL(testenv.RedisURL(tb))
 	if err != nil {
 		pg.Close()
 		tb.Fatal(err)

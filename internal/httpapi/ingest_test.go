@@ -161,7 +161,7 @@ func TestIngestShapes(t *testing.T) {
 
 func TestIngestRealFile(t *testing.T) {
 	t.Parallel()
-	body := readFile(t, testenv.SharedTMDBFile(t))
+	body := readFile(t, testenv.TMDBFile(t))
 	forEachBackend(t, func(t *testing.T, e *env) {
 		w := e.mustDo(t, http.StatusOK, "POST", "/v1/movies", body)
 		res := object(t, w)
@@ -302,7 +302,7 @@ func TestIngestBadBodies(t *testing.T) {
 		}
 		t.Run("body over the limit", func(t *testing.T) {
 			small := e.newRouter(1024)
-			w := serve(t, small, "POST", "/v1/movies", readFile(t, testenv.SharedTMDBFile(t)))
+			w := serve(t, small, "POST", "/v1/movies", readFile(t, testenv.TMDBFile(t)))
 			wantError(t, w, http.StatusRequestEntityTooLarge, "too_large", "body")
 			wantError(t, e.do("GET", "/v1/feature-groups/movie_basic/entities/552524", ""), http.StatusNotFound, "not_found", "id")
 		})
@@ -331,7 +331,7 @@ func realCorpus(t testing.TB) []corpusPoint {
 			Popularity  float64 `json:"popularity"`
 		} `json:"movies"`
 	}
-	if err := json.Unmarshal([]byte(readFile(t, testenv.SharedTMDBFile(t))), &f); err != nil {
+	if err := json.Unmarshal([]byte(readFile(t, testenv.TMDBFile(t))), &f); err != nil {
 		t.Fatal(err)
 	}
 	out := make([]corpusPoint, len(f.Movies))
@@ -400,7 +400,7 @@ func checkStats(t testing.TB, what string, got map[string]any, corpus []corpusPo
 func TestStatisticalAgainstCorpus(t *testing.T) {
 	t.Parallel()
 	corpus := realCorpus(t)
-	body := readFile(t, testenv.SharedTMDBFile(t))
+	body := readFile(t, testenv.TMDBFile(t))
 	forEachBackend(t, func(t *testing.T, e *env) {
 		e.mustDo(t, http.StatusOK, "POST", "/v1/movies", body)
 		old := corpus[0]

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/featurestore/featurestore/internal/testenv"
 )
 
 // The pool collectors only read statistics (no tables, no keys), so they
@@ -16,6 +18,7 @@ import (
 
 func testPgxPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
+	testenv.SkipIfShort(t, "the shared Postgres")
 	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&pool_max_conns=3")
 	if err != nil {
 		t.Fatalf("pgxpool: %v", err)
@@ -26,6 +29,7 @@ func testPgxPool(t *testing.T) *pgxpool.Pool {
 
 func testRedis(t *testing.T) *redis.Client {
 	t.Helper()
+	testenv.SkipIfShort(t, "the shared Redis")
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", PoolSize: 4})
 	t.Cleanup(func() { _ = c.Close() })
 	return c

@@ -132,7 +132,7 @@ func startStack(t *testing.T) *e2eStack {
 	s := &e2eStack{start: time.Now(), client: &http.Client{Timeout: 10 * time.Second}, root: testenv.RepoRoot(t),
 		webhook: &webhookRecorder{}}
 	var err error
-	if s.tmdbFile, err = os.ReadFile(testenv.SharedTMDBFile(t)); err != nil {
+	if s.tmdbFile, err = os.ReadFile(testenv.TMDBFile(t)); err != nil {
 		t.Fatalf("the shared TMDB file: %v", err)
 	}
 	var file struct {
@@ -149,7 +149,7 @@ func startStack(t *testing.T) *e2eStack {
 	s.redisAddr = fmt.Sprintf("127.0.0.1:%d", s.redis.Port())
 
 	// The service, in-process, on a throwaway schema of the shared Postgres.
-	pgBase, pgSchema := testenv.PostgresURL(), testenv.PostgresSchemaURL(t, "fs_t_e2e")
+	pgBase, pgSchema := testenv.PostgresURL(t), testenv.PostgresSchemaURL(t, "fs_t_e2e")
 	s.startService(t, map[string]string{
 		"FEATURESTORE_POSTGRES_URL":     pgSchema,
 		"FEATURESTORE_REDIS_URL":        "redis://" + s.redisAddr + "/0",

@@ -87,7 +87,7 @@ func openPostgres(tb testing.TB) store.Store {
 	if err != nil {
 		tb.Fatalf("open postgres: %v", err)
 	}
-	ropts, err := cache.RedisOptionsFromURL(testenv.RedisURL())
+	ropts, err := cache.RedisOptionsFromURL(testenv.RedisURL(tb))
 	if err != nil {
 		pg.Close()
 		tb.Fatal(err)
@@ -123,7 +123,7 @@ func newService(tb testing.TB, st store.Store, c *testClock, opts Options) *Serv
 // realMovies are the raw records of the shared TMDB snapshot.
 func realMovies(tb testing.TB) []json.RawMessage {
 	tb.Helper()
-	b, err := os.ReadFile(testenv.SharedTMDBFile(tb))
+	b, err := os.ReadFile(testenv.TMDBFile(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -24,9 +24,10 @@ type Postgres struct {
 // StartPostgres runs initdb (trust auth, user postgres) and starts the
 // server, with the newest binaries under /usr/lib/postgresql/*/bin; the
 // test fails without them. initdb and postgres refuse to run as root, so
-// as root they run as the postgres OS user.
+// as root they run as the postgres OS user. Skipped under -short.
 func StartPostgres(tb testing.TB) *Postgres {
 	tb.Helper()
+	SkipIfShort(tb, "a PostgreSQL server")
 	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(found) == 0 {
 		tb.Fatal("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin: install postgresql")

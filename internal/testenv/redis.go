@@ -37,9 +37,10 @@ type Redis struct {
 }
 
 // StartRedis starts a private redis-server and waits until it answers PING.
-// redis-server is required: the test fails without it.
+// redis-server is required: the test fails without it. Skipped under -short.
 func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	tb.Helper()
+	SkipIfShort(tb, "redis-server")
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redis-server not installed: %v", err)
@@ -60,8 +61,15 @@ func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 // Port is the server's port on 127.0.0.1.
 func (r *Redis) Port() int { return r.port }
 
-// URL is the server's redis:// URL (database 0).
+// URL is the server's redis:// URL (database 0), leaving the client its
+// default timeouts: for tests that pause the server and want a hang noticed
+// as promptly as in production.
 func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+
+// PatientURL is URL with the generous timeouts of RedisURL: for tests that
+// never pause the server, so that a slow answer on a loaded machine is not
+// taken for a failing cache.
+func (r *Redis) PatientURL() string { return r.URL() + "?" + patientRedisTimeouts }
 
 // Kill stops the server with SIGKILL (resuming it first if paused) and
 // waits for it to go. Killing a stopped server does nothing.

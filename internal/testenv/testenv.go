@@ -1,7 +1,12 @@
 // Package testenv provides what the project's tests share: the repository
-// root and the shared TMDB file, throwaway schemas on the shared Postgres,
-// the shared Redis, private redis-server and Postgres instances a test may
-// break, free ports, required tools and polling with a deadline.
+// root and the real TMDB records under testdata/, throwaway schemas on the
+// shared Postgres, the shared Redis, private redis-server and Postgres
+// instances a test may break, free ports, required tools and polling with a
+// deadline.
+//
+// Under `go test -short` every helper that needs Postgres, Redis or an
+// installed tool (promtool, amtool, prometheus, redis-server, ...) skips the
+// test, so the short tier runs on a machine with nothing but Go.
 //
 // It is imported only from _test.go files.
 package testenv
@@ -42,21 +47,33 @@ func RepoRoot(tb testing.TB) string {
 	}
 }
 
-// SharedTMDBFile is the path of the real TMDB snapshot kept next to the
-// repository (never copied into it); the test fails when it is missing.
-func SharedTMDBFile(tb testing.TB) string {
+// TMDBFile is the path of the real TMDB records committed under
+// testdata/tmdb (see testdata/tmdb/SOURCE.md); the test fails when it is
+// missing.
+func TMDBFile(tb testing.TB) string {
 	tb.Helper()
-	p := filepath.Join(RepoRoot(tb), "..", "shared", "data", "tmdb", "bulk_collection_20250605_022412.json")
+	p := filepath.Join(RepoRoot(tb), "testdata", "tmdb", "bulk_collection_20250605_022412.json")
 	if _, err := os.Stat(p); err != nil {
-		tb.Fatalf("shared TMDB data: %v", err)
+		tb.Fatalf("TMDB test data: %v", err)
 	}
 	return p
 }
 
+// SkipIfShort skips the test under `go test -short`, naming what it needs
+// that the short tier does without.
+func SkipIfShort(tb testing.TB, needs string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skipf("-short: needs %s", needs)
+	}
+}
+
 // PostgresURL is the shared test Postgres: $FEATURESTORE_TEST_POSTGRES_URL,
 // or the `test` database on 127.0.0.1:5432. Tests isolate their data in a
-// schema of their own (PostgresSchemaURL).
-func PostgresURL() string {
+// schema of their own (PostgresSchemaURL). Skipped under -short.
+func PostgresURL(tb testing.TB) string {
+	tb.Helper()
+	SkipIfShort(tb, "the shared Postgres")
 	if u := os.Getenv("FEATURESTORE_TEST_POSTGRES_URL"); u != "" {
 		return u
 	}
@@ -65,25 +82,35 @@ func PostgresURL() string {
 
 // RedisURL is the shared test Redis: $FEATURESTORE_TEST_REDIS_URL, or
 // 127.0.0.1:6379 with generous timeouts, since every package's tests use
-// it at once. Tests isolate their keys under a random prefix.
-func RedisURL() string {
+// it at once. Tests isolate their keys under a random prefix. Skipped under
+// -short.
+func RedisURL(tb testing.TB) string {
+	tb.Helper()
+	SkipIfShort(tb, "the shared Redis")
 	if u := os.Getenv("FEATURESTORE_TEST_REDIS_URL"); u != "" {
 		return u
 	}
-	return "redis://127.0.0.1:6379/0?read_timeout=5s&write_timeout=5s&dial_timeout=5s&pool_timeout=5s"
+	return "redis://127.0.0.1:6379/0?" + patientRedisTimeouts
 }
+
+// patientRedisTimeouts are Redis client timeouts a loaded machine does not
+// miss. The service's defaults (a few hundred milliseconds) are right for
+// production, but on a test machine running the whole suite they turn a
+// slow answer into a cache failure the test did not cause.
+const patientRedisTimeouts = "read_timeout=5s&write_timeout=5s&dial_timeout=5s&pool_timeout=5s"
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 
 // PostgresSchemaURL creates an empty schema <prefix>_<random> on the shared
 // test Postgres, dropped at cleanup, and returns a URL whose search_path
-// selects it. The prefix must be a lower-case SQL identifier.
+// selects it. The prefix must be a lower-case SQL identifier. Skipped under
+// -short.
 func PostgresSchemaURL(tb testing.TB, prefix string) string {
 	tb.Helper()
+	base := PostgresURL(tb)
 	if !identifier.MatchString(prefix) {
 		tb.Fatalf("schema prefix %q is not a lower-case identifier", prefix)
 	}
-	base := PostgresURL()
 	schema := fmt.Sprintf("%s_%016x", prefix, rand.Uint64())
 	exec := func(sql string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -127,9 +154,11 @@ func FreePort(tb testing.TB) int {
 
 // RequireTool returns the path of a command-line tool. Without it the test
 // is skipped on a developer machine and fails in CI ($CI set), where
-// scripts/test.sh installs every tool.
+// scripts/test.sh installs every tool. Skipped under -short, which needs no
+// tool but Go.
 func RequireTool(tb testing.TB, name string) string {
 	tb.Helper()
+	SkipIfShort(tb, name)
 	path, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "" {

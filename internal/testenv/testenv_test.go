@@ -21,11 +21,43 @@ func TestPaths(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "internal", "testenv", "testenv.go")); err != nil {
 		t.Errorf("RepoRoot = %s, not this repository: %v", root, err)
 	}
-	if p := testenv.SharedTMDBFile(t); filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(p)))) != filepath.Dir(root) {
-		t.Errorf("SharedTMDBFile = %s, want it under ../shared next to %s", p, root)
+	if p, want := testenv.TMDBFile(t), filepath.Join(root, "testdata", "tmdb"); filepath.Dir(p) != want {
+		t.Errorf("TMDBFile = %s, want it in %s, inside the repository", p, want)
 	}
+}
+
+func TestRequireTool(t *testing.T) {
+	t.Parallel()
+	testenv.SkipIfShort(t, "RequireTool skips under -short (TestShortSkips checks that)")
 	if p := testenv.RequireTool(t, "go"); !filepath.IsAbs(p) {
 		t.Errorf("RequireTool(go) = %q, want an absolute path", p)
+	}
+}
+
+// TestShortSkips checks, in the -short tier, that every helper needing a
+// backend or a tool skips its test instead of reaching for it.
+func TestShortSkips(t *testing.T) {
+	if !testing.Short() {
+		t.Skip("checks the -short tier: run with go test -short")
+	}
+	t.Parallel()
+	helpers := map[string]func(t *testing.T){
+		"PostgresURL":       func(t *testing.T) { testenv.PostgresURL(t) },
+		"PostgresSchemaURL": func(t *testing.T) { testenv.PostgresSchemaURL(t, "fs_t_testenv") },
+		"RedisURL":          func(t *testing.T) { testenv.RedisURL(t) },
+		"StartRedis":        func(t *testing.T) { testenv.StartRedis(t, testenv.RedisOptions{}) },
+		"StartPostgres":     func(t *testing.T) { testenv.StartPostgres(t) },
+		"RequireTool":       func(t *testing.T) { testenv.RequireTool(t, "go") },
+	}
+	for name, helper := range helpers {
+		var skipped bool
+		t.Run(name, func(t *testing.T) {
+			defer func() { skipped = t.Skipped() }()
+			helper(t)
+		})
+		if !skipped {
+			t.Errorf("%s did not skip under -short", name)
+		}
 	}
 }
 
@@ -67,7 +99,7 @@ func TestPostgresSchemaURL(t *testing.T) {
 			t.Fatalf("create a table in the schema: %v", err)
 		}
 	})
-	conn, err := pgx.Connect(ctx, testenv.PostgresURL())
+	conn, err := pgx.Connect(ctx, testenv.PostgresURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // (Korean titles and overviews) through Decode, ParseMovie and Features.
 func TestRealCollection(t *testing.T) {
 	t.Parallel()
-	body, err := os.ReadFile(testenv.SharedTMDBFile(t))
+	body, err := os.ReadFile(testenv.TMDBFile(t))
 	if err != nil {
 		t.Fatal(err)
 	}

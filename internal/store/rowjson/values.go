@@ -142,7 +142,7 @@ func (d *valueDecoder) consume(c byte) bool {
 
 func (d *valueDecoder) object() (feature.Values, error) {
 	if !d.consume('{') {
-		return nil, errors.New("want {")
+		return nil, errors.New(`want "{"`)
 	}
 	m := make(feature.Values, bytes.Count(d.b, []byte{':'}))
 	if d.consume('}') {
@@ -155,7 +155,7 @@ func (d *valueDecoder) object() (feature.Values, error) {
 			return nil, err
 		}
 		if !d.consume(':') {
-			return nil, errors.New("want a colon")
+			return nil, errors.New(`want ":" after a key`)
 		}
 		d.space()
 		if m[k], err = d.value(); err != nil {
@@ -167,7 +167,7 @@ func (d *valueDecoder) object() (feature.Values, error) {
 		if d.consume('}') {
 			return m, d.end()
 		}
-		return nil, errors.New("want , or }")
+		return nil, errors.New(`want "," or "}"`)
 	}
 }
 
