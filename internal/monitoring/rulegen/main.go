@@ -67,8 +67,11 @@ type target struct {
 // matchers (FS, ...), and as YAML flow-mapping entries (FSMap, ...) for
 // exp_labels. Agg is what the recording rules keep.
 type testLabels struct {
+	Job, RedisJob, PostgresJob                       string
 	FS, FSAgg, Redis, Postgres, Scope                string
 	FSMap, FSAggMap, RedisMap, PostgresMap, ScopeMap string
+	// AbsentMap is what absent(up{FS}) keeps: the equality matchers.
+	AbsentMap string
 }
 
 var (
@@ -83,10 +86,12 @@ var targets = []target{
 		By: "job", Scope: "", ScopeBy: "",
 		ShortWindows: shortWindows, LongWindows: longWindows,
 		Test: testLabels{
+			Job: "featurestore", RedisJob: "redis", PostgresJob: "postgres",
 			FS: `job="featurestore"`, FSAgg: `job="featurestore"`,
 			Redis: `job="redis"`, Postgres: `job="postgres"`, Scope: ``,
 			FSMap: `job: featurestore`, FSAggMap: `job: featurestore`,
 			RedisMap: `job: redis`, PostgresMap: `job: postgres`, ScopeMap: ``,
+			AbsentMap: `job: featurestore`,
 		},
 	},
 	{
@@ -97,6 +102,9 @@ var targets = []target{
 		By:       "job, namespace", Scope: "namespace", ScopeBy: "namespace, ",
 		ShortWindows: shortWindows, LongWindows: longWindows,
 		Test: testLabels{
+			Job:         "kubernetes-service-endpoints",
+			RedisJob:    "kubernetes-service-endpoints",
+			PostgresJob: "kubernetes-service-endpoints",
 			FS:          `job="kubernetes-service-endpoints", namespace="featurestore", service="featurestore"`,
 			FSAgg:       `job="kubernetes-service-endpoints", namespace="featurestore"`,
 			Redis:       `job="kubernetes-service-endpoints", namespace="featurestore", service="redis-exporter"`,
@@ -107,6 +115,7 @@ var targets = []target{
 			RedisMap:    `job: kubernetes-service-endpoints, namespace: featurestore, service: redis-exporter`,
 			PostgresMap: `job: kubernetes-service-endpoints, namespace: featurestore, service: postgres-exporter`,
 			ScopeMap:    `namespace: featurestore, `,
+			AbsentMap:   `job: kubernetes-service-endpoints, service: featurestore`,
 		},
 	},
 }
