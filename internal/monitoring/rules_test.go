@@ -197,7 +197,7 @@ func ruleKnownMetrics(t *testing.T) map[string]string {
 		// Prometheus 2.42 and Alertmanager 0.25 about themselves, seen in
 		// their /metrics; ALERTS is the series Prometheus writes for every
 		// pending or firing alert.
-		"ALERTS":                                     "prometheus",
+		"ALERTS": "prometheus",
 		"prometheus_config_last_reload_successful":   "prometheus",
 		"prometheus_rule_evaluation_failures_total":  "prometheus",
 		"prometheus_notifications_errors_total":      "prometheus",
@@ -337,7 +337,7 @@ func TestPrometheusConfig(t *testing.T) {
 			ScrapeInterval string `yaml:"scrape_interval"`
 			ScrapeTimeout  string `yaml:"scrape_timeout"`
 			MetricsPath    string `yaml:"metrics_path"`
-			StaticConfigs []struct {
+			StaticConfigs  []struct {
 				Targets []string `yaml:"targets"`
 			} `yaml:"static_configs"`
 		} `yaml:"scrape_configs"`
