@@ -582,11 +582,6 @@ type faultFigures struct {
 // to the resolution: the symptoms stay held back.
 func (s *e2eStack) runFault(t *testing.T, f faultCase) faultFigures {
 	fig := faultFigures{fault: t.Name()[strings.LastIndexByte(t.Name(), '/')+1:], alert: f.alert}
-	before := time.Now()
-	if got := s.pages(t, before.Add(-time.Hour), before); len(got) > 0 {
-		// Not vacuous: nothing pages in the quiet before the fault.
-		t.Logf("earlier pages: %v", got)
-	}
 	broken := time.Now()
 	f.break_(t)
 	var page received
