@@ -198,7 +198,7 @@ func render(root string) (map[string][]byte, error) {
 			ruleFiles[name] = out[filepath.ToSlash(filepath.Join(kube.Dir, name))]
 		}
 	}
-	if out[rulesConfigMap], err = configMap("prometheus-rules", "prometheus",
+	if out[rulesConfigMap], err = configMap("prometheus-rules", "prometheus", templateDir,
 		"The rules of prometheus/kubernetes (rendered from prometheus/templates), mounted at /etc/prometheus/rules.", ruleFiles); err != nil {
 		return nil, err
 	}
@@ -213,12 +213,12 @@ func render(root string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	amCM, err := configMap("alertmanager-config", "alertmanager",
+	amCM, err := configMap("alertmanager-config", "alertmanager", alertmanagerFile,
 		"prometheus/alertmanager.yml, the compose stack's routing, verbatim.", map[string][]byte{"alertmanager.yml": am})
 	if err != nil {
 		return nil, err
 	}
-	hooksCM, err := configMap("alert-receiver-hooks", "alert-receiver",
+	hooksCM, err := configMap("alert-receiver-hooks", "alert-receiver", hooksFile,
 		"prometheus/alert-receiver/hooks.yaml, the compose stack's receiver, verbatim.", map[string][]byte{"hooks.yaml": hooks})
 	if err != nil {
 		return nil, err
@@ -286,8 +286,9 @@ func meta(name, app, description string) objectMeta {
 	}
 }
 
-// configMap renders a ConfigMap in namespace monitoring holding files.
-func configMap(name, app, description string, files map[string][]byte) ([]byte, error) {
+// configMap renders a ConfigMap in namespace monitoring holding files,
+// generated from source.
+func configMap(name, app, source, description string, files map[string][]byte) ([]byte, error) {
 	data := map[string]string{}
 	for k, v := range files {
 		data[k] = string(v)
@@ -298,7 +299,7 @@ func configMap(name, app, description string, files map[string][]byte) ([]byte, 
 		Metadata   objectMeta        `yaml:"metadata"`
 		Data       map[string]string `yaml:"data"`
 	}{"v1", "ConfigMap", meta(name, app, description), data}
-	return marshal(obj, "prometheus/templates, prometheus/alertmanager.yml and prometheus/alert-receiver/hooks.yaml")
+	return marshal(obj, source)
 }
 
 // prometheusRuleManifest renders the rule files as one PrometheusRule
