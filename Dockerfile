@@ -6,7 +6,8 @@
 #   docker build --build-arg VERSION=1.2.3 --build-arg REVISION=$(git rev-parse HEAD) -t featurestore:1.2.3 .
 #
 # No shell, curl or wget in the final image: Kubernetes probes it over HTTP
-# (deploy/kubernetes/deployment.yaml); see deploy/README.md for compose.
+# (deploy/kubernetes/deployment.yaml); for compose, see the README's "Why the
+# featurestore compose service has no health check".
 
 ARG GO_VERSION=1.26
 

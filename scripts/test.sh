@@ -10,13 +10,14 @@ log() { printf '==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Tools: promtool (metrics lint of a live scrape) comes from Debian's prometheus package;
-# the end-to-end monitoring test (internal/monitoring) runs prometheus, prometheus-alertmanager
-# and the two exporters.
+# the end-to-end monitoring test (internal/monitoring) runs prometheus, prometheus-alertmanager,
+# the two exporters and webhook (the stack's alert receiver).
 if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 ||
-  ! command -v prometheus-redis-exporter >/dev/null 2>&1 || ! command -v prometheus-postgres-exporter >/dev/null 2>&1; then
-  log "installing prometheus, prometheus-alertmanager and the Redis and Postgres exporters"
+  ! command -v prometheus-redis-exporter >/dev/null 2>&1 || ! command -v prometheus-postgres-exporter >/dev/null 2>&1 ||
+  ! command -v webhook >/dev/null 2>&1; then
+  log "installing prometheus, prometheus-alertmanager, the Redis and Postgres exporters and webhook"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager \
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager webhook \
     prometheus-redis-exporter prometheus-postgres-exporter >/dev/null
 fi
 

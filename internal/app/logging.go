@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/featurestore/featurestore/internal/logfile"
@@ -24,9 +27,13 @@ func newLogger(w io.Writer, level string, m *metrics.Metrics) (*zap.Logger, erro
 }
 
 // newServiceLogger is newLogger for the service: with cfg.LogDir set, the
-// same JSON lines also go to LOGDIR/app/application.log (every entry) and
-// LOGDIR/error/error.log (error level and above), both rotated by size.
-// closeFiles closes those files; call it after the last log line.
+// same JSON lines also go to LOGDIR/app/application.log (every entry),
+// LOGDIR/error/error.log (error level and above) and
+// LOGDIR/performance/performance.log (requests slower than
+// cfg.LogSlowRequest), the layout of the operators' guide; each file rotates
+// by size and daily, and its rotated files are removed past cfg.LogMaxAge or
+// cfg.LogMaxFiles. closeFiles closes those files; call it after the last log
+// line.
 func newServiceLogger(w io.Writer, cfg Config, m *metrics.Metrics) (log *zap.Logger, closeFiles func() error, err error) {
 	if cfg.LogDir == "" {
 		log, err := newLogger(w, cfg.LogLevel, m)
@@ -40,15 +47,23 @@ func newServiceLogger(w io.Writer, cfg Config, m *metrics.Metrics) (log *zap.Log
 		}
 		return errors.Join(errs...)
 	}
-	for _, name := range []string{filepath.Join("app", "application.log"), filepath.Join("error", "error.log")} {
-		f, err := logfile.Open(filepath.Join(cfg.LogDir, name), cfg.LogMaxSize, int(cfg.LogMaxFiles))
+	names := []string{filepath.Join("app", "application.log"), filepath.Join("error", "error.log")}
+	if cfg.LogSlowRequest > 0 {
+		names = append(names, filepath.Join("performance", "performance.log"))
+	}
+	for _, name := range names {
+		f, err := logfile.Open(filepath.Join(cfg.LogDir, name), cfg.LogMaxSize, int(cfg.LogMaxFiles), logfile.WithMaxAge(cfg.LogMaxAge))
 		if err != nil {
 			_ = closeFiles()
 			return nil, nil, fmt.Errorf("log dir: %w", err)
 		}
 		files = append(files, f)
 	}
-	log, err = buildLogger(cfg.LogLevel, m, logSink{w: w}, logSink{w: files[0]}, logSink{w: files[1], errorsOnly: true})
+	sinks := []logSink{{w: w}, {w: files[0]}, {w: files[1], errorsOnly: true}}
+	if cfg.LogSlowRequest > 0 {
+		sinks = append(sinks, logSink{w: files[2], slowerThan: cfg.LogSlowRequest})
+	}
+	log, err = buildLogger(cfg.LogLevel, m, sinks...)
 	if err != nil {
 		_ = closeFiles()
 		return nil, nil, err
@@ -59,7 +74,8 @@ func newServiceLogger(w io.Writer, cfg Config, m *metrics.Metrics) (log *zap.Log
 // logSink is one destination of the logger's JSON lines.
 type logSink struct {
 	w          io.Writer
-	errorsOnly bool // only entries at error level and above
+	errorsOnly bool          // only entries at error level and above
+	slowerThan time.Duration // if set, only the access log entries of requests at least this slow
 }
 
 func buildLogger(level string, m *metrics.Metrics, sinks ...logSink) (*zap.Logger, error) {
@@ -68,8 +84,7 @@ func buildLogger(level string, m *metrics.Metrics, sinks ...logSink) (*zap.Logge
 		return nil, fmt.Errorf("log level: %w", err)
 	}
 	enc := zap.NewProductionEncoderConfig()
-	enc.TimeKey = "ts"
-	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	enc.TimeKey = "" // timeFirstEncoder writes it, first
 	enc.EncodeDuration = zapcore.MillisDurationEncoder
 	cores := make([]zapcore.Core, len(sinks))
 	for i, s := range sinks {
@@ -77,7 +92,10 @@ func buildLogger(level string, m *metrics.Metrics, sinks ...logSink) (*zap.Logge
 		if s.errorsOnly {
 			sinkLevel = max(lvl, zapcore.ErrorLevel)
 		}
-		cores[i] = zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(s.w)), sinkLevel)
+		cores[i] = zapcore.NewCore(timeFirstEncoder{zapcore.NewJSONEncoder(enc)}, zapcore.Lock(zapcore.AddSync(s.w)), sinkLevel)
+		if s.slowerThan > 0 {
+			cores[i] = slowRequests{Core: cores[i], threshold: s.slowerThan}
+		}
 	}
 	// One tee under the counting core: an entry written to several sinks
 	// is counted once.
@@ -86,6 +104,78 @@ func buildLogger(level string, m *metrics.Metrics, sinks ...logSink) (*zap.Logge
 		core = m.CountingCore(core)
 	}
 	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel+1), zap.Fields(zap.String("service", "featurestore"))), nil
+}
+
+// timeFirstEncoder is zap's JSON encoder with the entry's time, in UTC
+// RFC 3339 with nanoseconds, as the first key:
+//
+//	{"ts":"2026-01-02T03:04:05.678901234Z","level":"info","caller":...,"msg":...}
+//
+// The operators' log checks date a line by a digit among its first 20
+// characters, and zap's own encoder writes the level first.
+type timeFirstEncoder struct{ zapcore.Encoder }
+
+var lineBuffers = buffer.NewPool()
+
+func (e timeFirstEncoder) Clone() zapcore.Encoder { return timeFirstEncoder{e.Encoder.Clone()} }
+
+func (e timeFirstEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
+	inner, err := e.Encoder.EncodeEntry(ent, fields)
+	if err != nil {
+		return nil, err
+	}
+	defer inner.Free()
+	out := lineBuffers.Get()
+	out.AppendString(`{"ts":"`)
+	out.AppendTime(ent.Time.UTC(), time.RFC3339Nano)
+	out.AppendByte('"')
+	rest := inner.Bytes()[1:] // after the inner object's {
+	if len(rest) > 0 && rest[0] != '}' {
+		out.AppendByte(',')
+	}
+	_, _ = out.Write(rest)
+	return out, nil
+}
+
+// accessLogMessage is the message of the access log's one entry per request
+// (internal/httpapi), which carries route, status and duration_ms.
+const accessLogMessage = "request"
+
+// slowRequests is the core of the performance log: of every entry it keeps
+// only the access log's of requests that took at least threshold, renamed
+// "slow request" and with the threshold added. The entry keeps all its
+// fields: request id, method, route, status, duration_ms, and the slowest
+// step wherever the request's log line names one.
+type slowRequests struct {
+	zapcore.Core
+	threshold time.Duration
+}
+
+func (c slowRequests) With(fields []zapcore.Field) zapcore.Core {
+	return slowRequests{Core: c.Core.With(fields), threshold: c.threshold}
+}
+
+func (c slowRequests) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if ent.Message == accessLogMessage && c.Enabled(ent.Level) {
+		return ce.AddCore(ent, c)
+	}
+	return ce
+}
+
+func (c slowRequests) Write(ent zapcore.Entry, fields []zapcore.Field) error {
+	for _, f := range fields {
+		if f.Key != "duration_ms" || f.Type != zapcore.Float64Type {
+			continue
+		}
+		ms := math.Float64frombits(uint64(f.Integer))
+		if ms < float64(c.threshold)/float64(time.Millisecond) {
+			return nil
+		}
+		ent.Message = "slow request"
+		withThreshold := append(fields[:len(fields):len(fields)], zap.Float64("threshold_ms", float64(c.threshold)/float64(time.Millisecond)))
+		return c.Core.Write(ent, withThreshold)
+	}
+	return nil
 }
 
 // go-redis logs its own messages (dial failures, pool events) through one

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/testenv"
 )
@@ -115,6 +119,8 @@ func TestLogDirFlagsAreValidated(t *testing.T) {
 	}{
 		{[]string{"--log-max-size", "10"}, "log-max-size must be at least 1024"},
 		{[]string{"--log-max-files", "-1"}, "log-max-files must be between 0 and 1000"},
+		{[]string{"--log-max-age", "-1s"}, "log-max-age and log-slow-request must not be negative"},
+		{[]string{"--log-slow-request", "-1ms"}, "log-max-age and log-slow-request must not be negative"},
 	} {
 		err := Run(context.Background(), c.args, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &testenv.SyncBuffer{}, &testenv.SyncBuffer{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -129,5 +135,113 @@ func TestLogDirFlagsAreValidated(t *testing.T) {
 	err := Run(context.Background(), []string{"--log-dir", file}, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &testenv.SyncBuffer{}, &testenv.SyncBuffer{})
 	if err == nil || !strings.Contains(err.Error(), "log dir") {
 		t.Errorf("--log-dir on a file: %v", err)
+	}
+}
+
+// TestLogLinesStartWithTheirTime checks the line format the operators' log
+// checks parse: a JSON object per line whose first key is "ts", the UTC time
+// in RFC 3339 with nanoseconds, so a digit comes within the first 20
+// characters, then the level and the message.
+func TestLogLinesStartWithTheirTime(t *testing.T) {
+	t.Parallel()
+	var out testenv.SyncBuffer
+	log, err := newLogger(&out, "info", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("hello", zap.String("k", "v"))
+	log.Error("oops")
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2:\n%s", len(lines), out.String())
+	}
+	for i, line := range lines {
+		if !strings.HasPrefix(line, `{"ts":"`) || !strings.ContainsAny(line[:min(20, len(line))], "0123456789") {
+			t.Errorf("line %d %q does not start with its time", i, line)
+		}
+		var e struct {
+			TS    string `json:"ts"`
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %d %q: %v", i, line, err)
+		}
+		ts, err := time.Parse(time.RFC3339Nano, e.TS)
+		if err != nil || ts.Location() != time.UTC || time.Since(ts) > time.Minute || e.Level == "" || e.Msg == "" {
+			t.Errorf("line %d: ts %q (%v), level %q, msg %q", i, e.TS, err, e.Level, e.Msg)
+		}
+	}
+	if !strings.Contains(lines[1], `"level":"error"`) {
+		t.Errorf("the error line %q does not carry its level", lines[1])
+	}
+}
+
+// TestPerformanceLogHoldsSlowRequests runs the service with --log-dir: the
+// access log lines of requests at least --log-slow-request long go to
+// performance/performance.log as "slow request" with their route, status,
+// duration and the threshold, and nothing else does; with a threshold no
+// request reaches, the file stays empty.
+func TestPerformanceLogHoldsSlowRequests(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		threshold string
+		want      int // performance lines from the requests below
+	}{{"1ns", 3}, {"1h", 0}} {
+		logDir := t.TempDir()
+		base, _, stop := startServer(t, []string{"--log-dir", logDir, "--log-slow-request", c.threshold},
+			map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()})
+		for range 3 {
+			if st := doJSON(t, "GET", base+"/v1/feature-groups", nil, nil); st != 200 {
+				t.Fatalf("list groups = %d", st)
+			}
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		raw, entries := logDirLines(t, filepath.Join(logDir, "performance", "performance.log"), 100<<20)
+		if raw == "" {
+			entries = nil
+		}
+		groups := 0 // the start-up's readiness polls are requests too
+		for _, e := range entries {
+			if e["msg"] != "slow request" || e["status"] != float64(200) || e["duration_ms"] == nil || e["threshold_ms"] == nil {
+				t.Errorf("threshold %s: performance line %v, want a slow request with status, duration_ms and threshold_ms", c.threshold, e)
+			}
+			if e["route"] == "/v1/feature-groups" {
+				groups++
+			}
+		}
+		if groups != c.want {
+			t.Errorf("threshold %s: %d performance lines for /v1/feature-groups, want %d:\n%s", c.threshold, groups, c.want, raw)
+		}
+	}
+}
+
+// TestSlowRequestsCoreFilters pins the filter on its own: only the access
+// log's entries at or past the threshold pass, renamed, with the threshold.
+func TestSlowRequestsCoreFilters(t *testing.T) {
+	t.Parallel()
+	var out testenv.SyncBuffer
+	log, err := buildLogger("debug", nil, logSink{w: &out, slowerThan: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log = log.With(zap.String("request_id", "r1"))
+	log.Info("request", zap.String("route", "/a"), zap.Float64("duration_ms", 99.9))
+	log.Info("request", zap.String("route", "/b"), zap.Float64("duration_ms", 100))
+	log.Error("request", zap.String("route", "/c"), zap.Float64("duration_ms", 2500), zap.String("slowest_step", "postgres read"))
+	log.Info("something else", zap.Float64("duration_ms", 5000))
+	var got []string
+	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		got = append(got, fmt.Sprintf("%v %v %v %v %v %v", e["msg"], e["route"], e["level"], e["threshold_ms"], e["request_id"], e["slowest_step"]))
+	}
+	want := []string{"slow request /b info 100 r1 <nil>", "slow request /c error 100 r1 postgres read"}
+	if !slices.Equal(got, want) {
+		t.Errorf("performance lines:\n got %q\nwant %q", got, want)
 	}
 }

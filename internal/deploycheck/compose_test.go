@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -34,6 +35,7 @@ var composeServices = map[string][]string{
 	"grafana":           {"monitoring"},
 	"redis-exporter":    {"monitoring"},
 	"postgres-exporter": {"monitoring"},
+	"alert-receiver":    {"monitoring"},
 }
 
 // composeSecrets are the .env variables holding credentials.
@@ -100,7 +102,7 @@ func TestComposeServicesAndProfiles(t *testing.T) {
 	}{
 		{nil, []string{"postgres", "redis"}},
 		{[]string{"api"}, []string{"featurestore", "postgres", "redis"}},
-		{[]string{"monitoring"}, []string{"alertmanager", "grafana", "postgres", "postgres-exporter", "prometheus", "redis", "redis-exporter"}},
+		{[]string{"monitoring"}, []string{"alert-receiver", "alertmanager", "grafana", "postgres", "postgres-exporter", "prometheus", "redis", "redis-exporter"}},
 	} {
 		p, err := loadCompose(t, envExample(t), tc.profiles...)
 		if err != nil {
@@ -255,6 +257,7 @@ func TestComposeMountsExist(t *testing.T) {
 	checkBind(t, p.Services["prometheus"], filepath.Join(root, "prometheus"), "/etc/prometheus")
 	checkBind(t, p.Services["alertmanager"], filepath.Join(root, "prometheus", "alertmanager.yml"), "/etc/alertmanager/alertmanager.yml")
 	checkBind(t, p.Services["grafana"], filepath.Join(root, "grafana", "provisioning"), "/etc/grafana/provisioning")
+	checkBind(t, p.Services["alert-receiver"], filepath.Join(root, "prometheus", "alert-receiver", "hooks.yaml"), "/etc/webhook/hooks.yaml")
 	if !slices.Contains(p.Services["prometheus"].Command, "--config.file=/etc/prometheus/prometheus.yml") {
 		t.Errorf("prometheus command %v does not load /etc/prometheus/prometheus.yml", p.Services["prometheus"].Command)
 	}
@@ -485,5 +488,92 @@ func TestEnvExample(t *testing.T) {
 	}
 	if !slices.Contains(strings.Fields(string(readFile(t, filepath.Join(root, ".gitignore")))), "/.env") {
 		t.Error(".gitignore does not ignore /.env")
+	}
+}
+
+// TestComposeAlertDelivery checks that alerts have somewhere to go inside
+// the stack: every webhook URL of prometheus/alertmanager.yml names the
+// alert-receiver service and its port, the receiver is built from
+// deploy/alert-receiver and loads the mounted hooks, and it keeps what it
+// receives in a named volume.
+func TestComposeAlertDelivery(t *testing.T) {
+	t.Parallel()
+	root := testenv.RepoRoot(t)
+	p := mustLoadCompose(t)
+	r := p.Services["alert-receiver"]
+	if r.Build == nil || r.Build.Context != filepath.Join(root, "deploy", "alert-receiver") {
+		t.Errorf("alert-receiver build = %+v, want deploy/alert-receiver", r.Build)
+	} else if _, err := os.Stat(filepath.Join(r.Build.Context, "Dockerfile")); err != nil {
+		t.Error(err)
+	}
+	if !slices.Contains(r.Command, "-hooks=/etc/webhook/hooks.yaml") || !slices.Contains(r.Command, "-port=9000") {
+		t.Errorf("alert-receiver command %v, want -hooks=/etc/webhook/hooks.yaml and -port=9000", r.Command)
+	}
+	logVolume := false
+	for _, v := range r.Volumes {
+		logVolume = logVolume || (v.Type == types.VolumeTypeVolume && strings.HasPrefix(env(r, "ALERT_LOG"), v.Target+"/"))
+	}
+	if !logVolume {
+		t.Errorf("alert-receiver: ALERT_LOG %q is not on a named volume", env(r, "ALERT_LOG"))
+	}
+	var am struct {
+		Receivers []struct {
+			Name           string `json:"name"`
+			WebhookConfigs []struct {
+				URL string `json:"url"`
+			} `json:"webhook_configs"`
+		} `json:"receivers"`
+	}
+	if err := yaml.Unmarshal(readFile(t, filepath.Join(root, "prometheus", "alertmanager.yml")), &am); err != nil {
+		t.Fatal(err)
+	}
+	urls := 0
+	for _, rcv := range am.Receivers {
+		for _, w := range rcv.WebhookConfigs {
+			urls++
+			u, err := url.Parse(w.URL)
+			if err != nil {
+				t.Errorf("receiver %s: %v", rcv.Name, err)
+				continue
+			}
+			if _, ok := p.Services[u.Hostname()]; !ok || u.Port() != "9000" {
+				t.Errorf("receiver %s posts to %s: not a service of the stack on the receiver's port 9000", rcv.Name, w.URL)
+			}
+		}
+	}
+	if urls == 0 {
+		t.Error("prometheus/alertmanager.yml has no webhook: alerts would go nowhere")
+	}
+}
+
+// TestComposeRunsTheTestedVersions checks that compose runs the Prometheus
+// and Alertmanager the rules and the end-to-end test are tested with
+// (Debian's, which scripts/test.sh installs): compose is pinned to them
+// (docs/alerting.md, "Versions").
+func TestComposeRunsTheTestedVersions(t *testing.T) {
+	t.Parallel()
+	p := mustLoadCompose(t)
+	for service, tool := range map[string]string{"prometheus": "promtool", "alertmanager": "amtool"} {
+		path := testenv.RequireTool(t, tool)
+		out, err := exec.CommandContext(t.Context(), path, "--version").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s --version: %v\n%s", tool, err, out)
+		}
+		m := regexp.MustCompile(`version (\d+\.\d+\.\d+)`).FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("%s --version: no version in %q", tool, out)
+		}
+		_, tag, _ := strings.Cut(p.Services[service].Image, ":")
+		if tag != "v"+string(m[1]) {
+			t.Errorf("%s runs %s, the tests run %s %s: pin compose to what is tested", service, p.Services[service].Image, tool, m[1])
+		}
+	}
+	for _, want := range []string{"featurestore", "alert-receiver"} {
+		if _, ok := p.Services[want]; !ok {
+			t.Errorf("no service %s", want)
+		}
+	}
+	if got := env(p.Services["featurestore"], "FEATURESTORE_HEALTH_INTERVAL"); got != "5s" {
+		t.Errorf("featurestore: FEATURESTORE_HEALTH_INTERVAL %q, want 5s (the dependency pages' arithmetic, docs/alerting.md)", got)
 	}
 }

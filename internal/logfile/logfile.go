@@ -1,8 +1,11 @@
-// Package logfile is an append-only log file rotated by size: when a write
-// would take the file past its maximum size, the file is renamed to NAME.1
-// (NAME.1 to NAME.2, and so on, the oldest beyond the kept count removed) and
-// a new NAME is started. Every Write lands whole in one file, so a log line
-// written with one call is never split across files.
+// Package logfile is an append-only log file rotated by size and by day:
+// when a write would take the file past its maximum size, or (with a maximum
+// age) is the first of a new UTC day, the file is renamed to NAME.1 (NAME.1
+// to NAME.2, and so on) and a new NAME is started. Rotated files are removed
+// beyond the kept count and, with a maximum age, once their last line is
+// older than it: "keep 30 days" holds whatever the traffic, within the
+// size bound of maximum size × (kept count + 1). Every Write lands whole in
+// one file, so a log line written with one call is never split across files.
 //
 // A File is safe for concurrent use by one process; two processes must not
 // write the same path (each would rotate the other's file).
@@ -15,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // File is a size-rotated log file. It implements io.WriteCloser and
@@ -23,29 +27,55 @@ type File struct {
 	path     string
 	maxSize  int64
 	maxFiles int
+	maxAge   time.Duration // 0: no age limit, no daily rotation
+	now      func() time.Time
 
 	mu     sync.Mutex
 	f      *os.File // nil after a failed rotation or once closed
 	size   int64
+	day    string // the UTC date of the current file's lines ("" while empty)
 	closed bool
 }
+
+// Option configures Open.
+type Option func(*File)
+
+// WithMaxAge removes rotated files whose last line is older than d, and
+// rotates the file on the first write of each UTC day, so that files are
+// removed a day at a time. 0 (the default) keeps files by count only.
+func WithMaxAge(d time.Duration) Option { return func(l *File) { l.maxAge = d } }
+
+// WithClock sets the clock that dates lines for the daily rotation and the
+// age limit; time.Now by default. File ages are their modification times.
+func WithClock(now func() time.Time) Option { return func(l *File) { l.now = now } }
 
 // Open opens (creating it and its directory if needed) the log file at path
 // for appending. The file rotates when a write would take it past maxSize
 // bytes; maxFiles rotated files are kept (path.1 the newest, path.N the
-// oldest; 0 keeps none).
-func Open(path string, maxSize int64, maxFiles int) (*File, error) {
+// oldest; 0 keeps none). With WithMaxAge, it also rotates daily and removes
+// rotated files older than the maximum age, at Open and at every rotation.
+func Open(path string, maxSize int64, maxFiles int, opts ...Option) (*File, error) {
 	if maxSize < 1 {
 		return nil, fmt.Errorf("log file %s: maximum size must be positive, got %d", path, maxSize)
 	}
 	if maxFiles < 0 {
 		return nil, fmt.Errorf("log file %s: kept files must not be negative, got %d", path, maxFiles)
 	}
+	l := &File{path: path, maxSize: maxSize, maxFiles: maxFiles, now: time.Now}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.maxAge < 0 {
+		return nil, fmt.Errorf("log file %s: maximum age must not be negative, got %s", path, l.maxAge)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create log directory: %w", err)
 	}
-	l := &File{path: path, maxSize: maxSize, maxFiles: maxFiles}
 	if err := l.open(); err != nil {
+		return nil, err
+	}
+	if err := l.prune(); err != nil {
+		l.f.Close()
 		return nil, err
 	}
 	return l, nil
@@ -61,8 +91,22 @@ func (l *File) open() error {
 		f.Close()
 		return fmt.Errorf("stat log file: %w", err)
 	}
-	l.f, l.size = f, st.Size()
+	l.f, l.size, l.day = f, st.Size(), ""
+	if st.Size() > 0 {
+		l.day = utcDay(st.ModTime()) // the day of its last line
+	}
 	return nil
+}
+
+func utcDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// due says whether a write of n bytes now must go to a new file: past the
+// maximum size, or the first line of a new day when files age out.
+func (l *File) due(n int, now time.Time) bool {
+	if l.size == 0 {
+		return false
+	}
+	return l.size+int64(n) > l.maxSize || (l.maxAge > 0 && l.day != utcDay(now))
 }
 
 // Write appends p, rotating first if p would take the file past its maximum
@@ -82,13 +126,17 @@ func (l *File) Write(p []byte) (int, error) {
 		}
 	}
 	var rotErr error
-	if l.size > 0 && l.size+int64(len(p)) > l.maxSize {
+	now := l.now()
+	if l.due(len(p), now) {
 		if rotErr = l.rotate(); l.f == nil {
 			return 0, rotErr
 		}
 	}
 	n, err := l.f.Write(p)
 	l.size += int64(n)
+	if n > 0 && l.day == "" {
+		l.day = utcDay(now)
+	}
 	if err != nil {
 		err = fmt.Errorf("write %s: %w", l.path, err)
 	}
@@ -103,10 +151,43 @@ func (l *File) rotate() error {
 	l.f = nil
 	shiftErr := l.shift()
 	openErr := l.open()
-	if err := errors.Join(closeErr, shiftErr, openErr); err != nil {
+	var pruneErr error
+	if shiftErr == nil {
+		pruneErr = l.prune()
+	}
+	if err := errors.Join(closeErr, shiftErr, openErr, pruneErr); err != nil {
 		return fmt.Errorf("rotate %s: %w", l.path, err)
 	}
 	return nil
+}
+
+// prune removes the rotated files whose last line is older than the
+// maximum age: path.i is older than path.i-1, so from the first one too old
+// on. Without a maximum age it does nothing (shift keeps the count).
+func (l *File) prune() error {
+	if l.maxAge == 0 {
+		return nil
+	}
+	cutoff := l.now().Add(-l.maxAge)
+	var errs []error
+	old := false
+	for i := 1; i <= l.maxFiles; i++ {
+		name := l.path + "." + strconv.Itoa(i)
+		st, err := os.Stat(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if old = old || st.ModTime().Before(cutoff); old {
+			if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (l *File) shift() error {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -233,3 +234,106 @@ func TestOpenRejectsBadLimits(t *testing.T) {
 		t.Error("negative kept files accepted")
 	}
 }
+
+// fakeClock is a settable clock for WithClock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+func day(d int, hour int) time.Time  { return time.Date(2026, 1, d, hour, 0, 0, 0, time.UTC) }
+func setModTime(t *testing.T, path string, at time.Time) {
+	t.Helper()
+	if err := os.Chtimes(path, at, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRotatesDailyAndRemovesFilesPastTheMaximumAge keeps "30 days" of logs
+// at a low rate that never reaches the size: a new file each UTC day, and
+// the files whose last line is older than the maximum age removed (the
+// count limit is far away).
+func TestRotatesDailyAndRemovesFilesPastTheMaximumAge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	clock := &fakeClock{t: day(1, 10)}
+	f, err := Open(path, 1<<20, 100, WithMaxAge(3*24*time.Hour), WithClock(clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One line a day for five days: each day's first line rotates, and the
+	// rotated file's age is that of its last line (set here: the test's
+	// clock is not the file system's).
+	for d := 1; d <= 5; d++ {
+		clock.set(day(d, 10))
+		writeLines(t, f, d, d)
+		setModTime(t, path, day(d, 10))
+		if d > 1 {
+			for i := 1; i < d; i++ {
+				if name := fmt.Sprintf("%s.%d", path, i); fileExists(name) {
+					setModTime(t, name, day(d-i, 10))
+				}
+			}
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// On day 5 (10:00) the cutoff is day 2 10:00: the file of day 1 is gone,
+	// day 2's is exactly at the cutoff and stays.
+	want := map[string][]string{
+		"app.log":   {line(5)},
+		"app.log.1": {line(4)},
+		"app.log.2": {line(3)},
+		"app.log.3": {line(2)},
+	}
+	if got := contents(t, dir); !cmp.Equal(got, want) {
+		t.Fatalf("after five days with a 3-day maximum age (-got +want):\n%s", cmp.Diff(got, want))
+	}
+
+	// Reopened two days later: the files past the age go at once, and the
+	// current file (last written on day 5) rotates on the first line.
+	clock.set(day(7, 12))
+	f, err = Open(path, 1<<20, 100, WithMaxAge(3*24*time.Hour), WithClock(clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, f, 7, 7)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string][]string{"app.log": {line(7)}, "app.log.1": {line(5)}}
+	if got := contents(t, dir); !cmp.Equal(got, want) {
+		t.Fatalf("reopened on day 7 (-got +want):\n%s", cmp.Diff(got, want))
+	}
+}
+
+// TestWithoutMaximumAgeNoDailyRotation keeps the size-only behaviour: lines
+// of several days stay in one file.
+func TestWithoutMaximumAgeNoDailyRotation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	clock := &fakeClock{t: day(1, 10)}
+	f, err := Open(filepath.Join(dir, "app.log"), 1<<20, 5, WithClock(clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := 1; d <= 3; d++ {
+		clock.set(day(d, 10))
+		writeLines(t, f, d, d)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := contents(t, dir), map[string][]string{"app.log": {line(1), line(2), line(3)}}; !cmp.Equal(got, want) {
+		t.Fatalf("(-got +want):\n%s", cmp.Diff(got, want))
+	}
+	if _, err := Open(filepath.Join(dir, "x.log"), 100, 1, WithMaxAge(-time.Hour)); err == nil {
+		t.Error("Open accepted a negative maximum age")
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -55,12 +55,22 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// initCodes are the status codes whose series InitRoutes creates: 200, the
+// denominator of every ratio, and the server errors (500 internal, 503
+// unavailable, 504 timeout), the numerators of the 5xx ratios. A series
+// created by its first request is missed by rate() for that increment: the
+// first failure of a route would not count.
+var initCodes = [...]string{"200", "500", "503", "504"}
+
 // InitRoutes creates the series of the given (method, route pattern) pairs
-// at zero, with code 200, so rates and ratios exist before the first request.
+// at zero, with the codes of initCodes, so rates and ratios exist and count
+// every request from start-up.
 func (m *Metrics) InitRoutes(routes [][2]string) {
 	for _, rt := range routes {
 		method := normalizeMethod(rt[0])
-		m.httpRequests.WithLabelValues(rt[1], method, "200")
+		for _, code := range initCodes {
+			m.httpRequests.WithLabelValues(rt[1], method, code)
+		}
 		m.httpDuration.WithLabelValues(rt[1], method)
 	}
 }

@@ -163,7 +163,7 @@ var grafanaVar = regexp.MustCompile(`\$(?:\{(\w+)\}|(\w+))`)
 // (a PromQL duration such as "1m"), $job and $instance become ".*". Any other
 // variable is an error.
 func expandDashboardExpr(expr, rateInterval string) (string, error) {
-	values := map[string]string{"__rate_interval": rateInterval, "job": ".*", "instance": ".*"}
+	values := map[string]string{"__rate_interval": rateInterval, "job": ".*", "instance": ".*", "redis_job": ".*", "postgres_job": ".*"}
 	var unknown []string
 	out := grafanaVar.ReplaceAllStringFunc(expr, func(ref string) string {
 		m := grafanaVar.FindStringSubmatch(ref)
@@ -434,10 +434,31 @@ func promqlMatchers(s string) (map[string]string, error) {
 	return m, nil
 }
 
-// lintDashboardExpr returns the problems of a panel query: a selector
-// without the job and instance filters, a range other than
-// $__rate_interval, a metric without series in the catalogue.
-func lintDashboardExpr(expr string, cat map[string]string) []string {
+// exporterJobVariable is the dashboard variable that selects the job of the
+// exporter a metric comes from, by metric name prefix.
+var exporterJobVariable = map[string]string{"redis_": "$redis_job", "pg_": "$postgres_job"}
+
+// dashboardExporterMetrics are the exporter metrics the dashboards may read:
+// seen in the /metrics of Debian's redis_exporter 1.45 and postgres_exporter
+// 0.11 (pg_replication_lag from prometheus/postgres-exporter/queries.yaml),
+// the versions compose pins; the end-to-end test runs every panel on them.
+var dashboardExporterMetrics = map[string]bool{
+	"redis_up": true, "redis_memory_used_bytes": true, "redis_memory_max_bytes": true, "redis_evicted_keys_total": true,
+	"redis_keyspace_hits_total": true, "redis_keyspace_misses_total": true, "redis_connected_clients": true,
+	"pg_up": true, "pg_stat_database_numbackends": true, "pg_settings_max_connections": true,
+	"pg_database_size_bytes": true, "pg_replication_lag": true,
+}
+
+// recordingRuleName matches a recording rule's level:metric:operations name.
+var recordingRuleName = regexp.MustCompile(`^[a-z_]+:[a-z0-9_]+:[a-z0-9_]+$`)
+
+// lintDashboardExpr returns the problems of a panel query. The service's
+// metrics want the job and instance filters and have series in the
+// catalogue; recording rules (records: the rules' record names) want the
+// job filter (they keep no instance) and must exist; exporter metrics want
+// their exporter's job variable and must be known; ALERTS needs no filter.
+// Every range is $__rate_interval.
+func lintDashboardExpr(expr string, cat map[string]string, records map[string]bool) []string {
 	sels, err := promqlSelectors(expr)
 	if err != nil {
 		return []string{err.Error()}
@@ -446,21 +467,60 @@ func lintDashboardExpr(expr string, cat map[string]string) []string {
 		return []string{"reads no metric"}
 	}
 	var problems []string
-	for _, s := range sels {
-		for label, want := range map[string]string{"job": `=~"$job"`, "instance": `=~"$instance"`} {
-			if s.Matchers[label] != want {
-				problems = append(problems, fmt.Sprintf("%s: want %s%s among its label matchers", s.Metric, label, want))
-			}
+	want := func(s promqlSelector, label, value string) {
+		if s.Matchers[label] != `=~"`+value+`"` {
+			problems = append(problems, fmt.Sprintf("%s: want %s=~%q among its label matchers", s.Metric, label, value))
 		}
+	}
+	for _, s := range sels {
 		if s.Range != "" && s.Range != "$__rate_interval" {
 			problems = append(problems, fmt.Sprintf("%s: range [%s], want [$__rate_interval]", s.Metric, s.Range))
 		}
-		if p := catalogueProblem(s.Metric, cat); p != "" {
-			problems = append(problems, p)
+		switch exporter := exporterPrefix(s.Metric); {
+		case s.Metric == "ALERTS":
+		case recordingRuleName.MatchString(s.Metric):
+			if !records[s.Metric] {
+				problems = append(problems, fmt.Sprintf("%s is no recording rule of prometheus/rules", s.Metric))
+			}
+			want(s, "job", "$job")
+		case exporter != "":
+			if !dashboardExporterMetrics[s.Metric] {
+				problems = append(problems, fmt.Sprintf("%s is not a known exporter metric", s.Metric))
+			}
+			want(s, "job", exporterJobVariable[exporter])
+		default:
+			want(s, "job", "$job")
+			want(s, "instance", "$instance")
+			if p := catalogueProblem(s.Metric, cat); p != "" {
+				problems = append(problems, p)
+			}
 		}
 	}
 	sort.Strings(problems)
 	return problems
+}
+
+// exporterPrefix is the exporter prefix of a metric name ("redis_", "pg_"),
+// or "".
+func exporterPrefix(metric string) string {
+	for prefix := range exporterJobVariable {
+		if strings.HasPrefix(metric, prefix) {
+			return prefix
+		}
+	}
+	return ""
+}
+
+// recordingRules returns the record names of the compose rendering's rules.
+func recordingRules(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, r := range loadRules(t) {
+		if r.Record != "" {
+			out[r.Record] = true
+		}
+	}
+	return out
 }
 
 // grafanaUnits are the Grafana unit ids the dashboards may use (a subset of
@@ -588,12 +648,12 @@ func TestDashboardStructureWithoutGrafana(t *testing.T) {
 		if d.Time.From == "" || d.Time.To == "" || d.Refresh == "" {
 			t.Errorf("%s: time %+v, refresh %q: a default range and refresh are required", f.Name, d.Time, d.Refresh)
 		}
-		checkDashboardVariables(t, f.Name, d.Templating.List, cat)
+		checkDashboardVariables(t, f.Name, d.Templating.List, d.Panels, cat)
 		checkDashboardPanels(t, f.Name, d.Panels)
 	}
 }
 
-func checkDashboardVariables(t *testing.T, file string, vars []grafanaVariable, cat map[string]string) {
+func checkDashboardVariables(t *testing.T, file string, vars []grafanaVariable, panels []grafanaPanel, cat map[string]string) {
 	t.Helper()
 	byName := map[string]grafanaVariable{}
 	for _, v := range vars {
@@ -609,9 +669,12 @@ func checkDashboardVariables(t *testing.T, file string, vars []grafanaVariable, 
 			"prometheus, current %q", file, ok, ds.Type, ds.Query, current, provisionedDatasourceUID)
 	}
 	labelValues := regexp.MustCompile(`^label_values\((.+),\s*(\w+)\)$`)
-	for _, name := range []string{"job", "instance"} {
+	for _, name := range []string{"job", "instance", "redis_job", "postgres_job"} {
 		v, ok := byName[name]
 		if !ok {
+			if strings.HasSuffix(name, "_job") && !usesVariable(panels, name) {
+				continue // only the dashboards that read exporter metrics need them
+			}
 			t.Errorf("%s: no %s variable", file, name)
 			continue
 		}
@@ -629,8 +692,12 @@ func checkDashboardVariables(t *testing.T, file string, vars []grafanaVariable, 
 			continue
 		}
 		m := labelValues.FindStringSubmatch(q)
-		if m == nil || m[2] != name {
-			t.Errorf("%s: variable %s: query %q, want label_values(<selector>, %s)", file, name, q, name)
+		label := name // the label the variable lists: the exporters' variables list jobs
+		if strings.HasSuffix(name, "_job") {
+			label = "job"
+		}
+		if m == nil || m[2] != label {
+			t.Errorf("%s: variable %s: query %q, want label_values(<selector>, %s)", file, name, q, label)
 			continue
 		}
 		sels, err := promqlSelectors(m[1])
@@ -638,7 +705,11 @@ func checkDashboardVariables(t *testing.T, file string, vars []grafanaVariable, 
 			t.Errorf("%s: variable %s: selector %q: %v", file, name, m[1], err)
 			continue
 		}
-		if p := catalogueProblem(sels[0].Metric, cat); p != "" {
+		if exporterPrefix(sels[0].Metric) != "" {
+			if !dashboardExporterMetrics[sels[0].Metric] {
+				t.Errorf("%s: variable %s: %s is not a known exporter metric", file, name, sels[0].Metric)
+			}
+		} else if p := catalogueProblem(sels[0].Metric, cat); p != "" {
 			t.Errorf("%s: variable %s: %s", file, name, p)
 		}
 		if name == "instance" && sels[0].Matchers["job"] != `=~"$job"` {
@@ -728,12 +799,13 @@ func checkDashboardLayout(t *testing.T, file string, panels []grafanaPanel) {
 func TestDashboardQueriesFilterAndUseCataloguedMetrics(t *testing.T) {
 	t.Parallel()
 	cat := dashboardCatalogue(t)
+	records := recordingRules(t)
 	qs := dashboardQueries(t)
 	if len(qs) < 20 {
 		t.Fatalf("found %d panel queries, want the dashboards' (at least 20)", len(qs))
 	}
 	for _, q := range qs {
-		for _, p := range lintDashboardExpr(q.Expr, cat) {
+		for _, p := range lintDashboardExpr(q.Expr, cat, records) {
 			t.Errorf("%s: %s\n  %s", q, p, q.Expr)
 		}
 		if regexp.MustCompile(`\b(?:i?rate|increase)\s*\(`).MatchString(q.Expr) &&
@@ -751,6 +823,7 @@ func TestDashboardQueriesFilterAndUseCataloguedMetrics(t *testing.T) {
 func TestDashboardExprLint(t *testing.T) {
 	t.Parallel()
 	cat := dashboardCatalogue(t)
+	records := recordingRules(t)
 	const f = `job=~"$job", instance=~"$instance"`
 	cases := []struct {
 		expr string
@@ -774,9 +847,16 @@ func TestDashboardExprLint(t *testing.T) {
 		{`{__name__="go_goroutines", ` + f + `}`, "without a metric name"},
 		{`vector(1)`, "reads no metric"},
 		{`max_over_time(go_goroutines{` + f + `}[$__rate_interval:])`, "want [$__rate_interval]"},
+		{`job:feature_store_slo_availability_errors:ratio_rate5m{job=~"$job"}`, ""},
+		{`job:feature_store_slo_availability_errors:ratio_rate5m`, `want job=~"$job"`},
+		{`job:feature_store_no_such:ratio_rate5m{job=~"$job"}`, "no recording rule"},
+		{`redis_memory_used_bytes{job=~"$redis_job"}`, ""},
+		{`redis_memory_used_bytes{job=~"$job", instance=~"$instance"}`, `want job=~"$redis_job"`},
+		{`pg_no_such_metric{job=~"$postgres_job"}`, "not a known exporter metric"},
+		{`count(ALERTS{alertstate="firing"})`, ""},
 	}
 	for _, c := range cases {
-		got := lintDashboardExpr(c.expr, cat)
+		got := lintDashboardExpr(c.expr, cat, records)
 		switch {
 		case c.want == "" && len(got) > 0:
 			t.Errorf("lint(%s) = %q, want no problem", c.expr, got)
@@ -835,4 +915,18 @@ func TestDashboardQueriesPassPromtool(t *testing.T) {
 	if !bytes.Contains(out, []byte("SUCCESS")) {
 		t.Fatalf("promtool check rules did not report SUCCESS:\n%s", out)
 	}
+}
+
+// usesVariable says whether a query of the panels uses $name or ${name}.
+func usesVariable(panels []grafanaPanel, name string) bool {
+	for _, p := range flattenPanels(panels) {
+		for _, tg := range p.Targets {
+			for _, m := range grafanaVar.FindAllStringSubmatch(tg.Expr, -1) {
+				if m[1]+m[2] == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
