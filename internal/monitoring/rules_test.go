@@ -171,15 +171,12 @@ func loadRules(t *testing.T) []promRule {
 }
 
 // ruleKnownMetrics returns every metric name a rule or query may read, with
-// where it comes from: the service's catalogue (docs/metrics.md; a
+// where it comes from: the service's catalogue (docs/metrics.md) and the
+// crawler's (docs/crawler.md; in both a
 // histogram's _bucket, _sum and _count, a summary's _sum and _count), and the
 // other components' metrics listed here.
 func ruleKnownMetrics(t *testing.T) map[string]string {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "metrics.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	known := map[string]string{
 		// Prometheus: the synthetic series it writes for every scrape target.
 		"up": "prometheus",
@@ -204,24 +201,39 @@ func ruleKnownMetrics(t *testing.T) map[string]string {
 		"alertmanager_notifications_failed_total":    "alertmanager",
 		"alertmanager_config_last_reload_successful": "alertmanager",
 	}
-	row := regexp.MustCompile("(?m)^\\| `([a-z_:][a-z0-9_:]*)` \\| (counter|gauge|histogram|summary) \\|")
-	rows := row.FindAllSubmatch(doc, -1)
-	if len(rows) < 50 {
-		t.Fatalf("found %d metrics in docs/metrics.md, want the catalogue", len(rows))
-	}
-	for _, m := range rows {
-		name, typ := string(m[1]), string(m[2])
-		known[name] = "docs/metrics.md"
-		switch typ {
-		case "histogram":
-			known[name+"_bucket"] = "docs/metrics.md"
-			fallthrough
-		case "summary":
-			known[name+"_sum"] = "docs/metrics.md"
-			known[name+"_count"] = "docs/metrics.md"
-		}
+	for doc, least := range map[string]int{"metrics.md": 50, "crawler.md": 5} {
+		addCatalogue(t, known, doc, least)
 	}
 	return known
+}
+
+// addCatalogue adds the metrics of the catalogue table of docs/<doc> to
+// known (a histogram's _bucket, _sum and _count, a summary's _sum and
+// _count); it fails when it finds fewer than least.
+func addCatalogue(t *testing.T, known map[string]string, doc string, least int) {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z_:][a-z0-9_:]*)` \\| (counter|gauge|histogram|summary) \\|")
+	rows := row.FindAllSubmatch(text, -1)
+	if len(rows) < least {
+		t.Fatalf("found %d metrics in docs/%s, want the catalogue", len(rows), doc)
+	}
+	from := "docs/" + doc
+	for _, m := range rows {
+		name, typ := string(m[1]), string(m[2])
+		known[name] = from
+		switch typ {
+		case "histogram":
+			known[name+"_bucket"] = from
+			fallthrough
+		case "summary":
+			known[name+"_sum"] = from
+			known[name+"_count"] = from
+		}
+	}
 }
 
 // ruleMetricNames returns the metric names a PromQL expression reads: the
