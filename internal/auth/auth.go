@@ -20,6 +20,17 @@ const (
 	LabelJWT = "jwt"
 )
 
+// Results of an authorization decision on a protected route: the values
+// of the result label of feature_store_auth_requests_total.
+const (
+	ResultAllowed         = "allowed"
+	ResultUnauthenticated = "unauthenticated" // 401: no or invalid credentials
+	ResultForbidden       = "forbidden"       // 403: the role is too low
+)
+
+// Results are the decision results, in the order above.
+func Results() []string { return []string{ResultAllowed, ResultUnauthenticated, ResultForbidden} }
+
 // Principal is an authenticated caller.
 type Principal struct {
 	// Name identifies the caller in logs: the token's name in the token
