@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/featurestore/featurestore/internal/auth"
 	"github.com/featurestore/featurestore/internal/verify"
 )
 
@@ -44,6 +45,7 @@ Usage:
   featurestore recompute [flags]        recompute the corpus-relative statistical features
   featurestore migrate [flags]          apply storage migrations and exit
   featurestore verify [flags]           check the running stack: the operators' checklist (verify --help)
+  featurestore token --name N --role R  make an API token and its --auth-tokens-file entry
   featurestore version                  print the version
 
 With no --postgres-url the service uses an embedded store in --data-dir and an
@@ -75,9 +77,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmd = "serve"
 	case "verify":
 		return verify.Command(ctx, args, getenv, stdout, stderr)
+	case "token":
+		return tokenCmd(args, stdout, stderr)
 	case "serve", "ingest", "recompute", "migrate":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, verify or version; see --help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, verify, token or version; see --help)", cmd)
 	}
 
 	var cfg Config
@@ -87,6 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.StringVar(&ing.api, "api", "", "send the file to a running service at this base URL (e.g. http://localhost:8001) instead of writing to the store directly")
 		fs.IntVar(&ing.batch, "batch-size", 500, "records per write transaction (or per request with --api)")
 		fs.BoolVar(&ing.noRecompute, "no-recompute", false, "skip the recompute of statistical features after the ingest")
+		flags.String(&ing.tokenFile, "token-file", "", "with --api: a file holding the bearer token to send (default: the "+auth.TokenEnv+" variable)")
 	}
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageText)
@@ -118,6 +123,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if ing.batch < 1 {
 			return fmt.Errorf("--batch-size must be at least 1")
 		}
+		tok, err := auth.ClientToken(ing.tokenFile, getenv(auth.TokenEnv))
+		if err != nil {
+			return err
+		}
+		ing.token = tok
 		return ingestFile(ctx, cfg, ing, rest[0], stdout, stderr)
 	case "recompute":
 		return recomputeCmd(ctx, cfg, stdout, stderr)

@@ -63,6 +63,12 @@ func (e *CredentialError) Error() string {
 
 func (e *CredentialError) Unwrap() error { return e.Err }
 
+// The names of the files an Authenticator reloads (reload.File.Name).
+const (
+	TokensFileName = "tokens"
+	JWTKeyFileName = "jwt key"
+)
+
 // Options configure an Authenticator. An empty file name leaves that kind of
 // credential out.
 type Options struct {
@@ -90,7 +96,7 @@ func Open(opts Options) (*Authenticator, error) {
 	}
 	a := &Authenticator{}
 	if opts.TokensFile != "" {
-		f, err := reload.Open("tokens", []string{opts.TokensFile}, func(c [][]byte) (*TokenSet, error) {
+		f, err := reload.Open(TokensFileName, []string{opts.TokensFile}, func(c [][]byte) (*TokenSet, error) {
 			return ParseTokenFile(c[0])
 		})
 		if err != nil {

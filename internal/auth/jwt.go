@@ -67,7 +67,7 @@ func OpenJWTVerifier(keyFile string, cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f, err := reload.Open("jwt key", []string{keyFile}, func(c [][]byte) (jwtKeys, error) { return ParseJWTKeys(c[0]) })
+	f, err := reload.Open(JWTKeyFileName, []string{keyFile}, func(c [][]byte) (jwtKeys, error) { return ParseJWTKeys(c[0]) })
 	if err != nil {
 		return nil, err
 	}

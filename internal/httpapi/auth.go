@@ -64,15 +64,15 @@ func authenticate(a Authenticator) func(http.Handler) http.Handler {
 	}
 }
 
-// callerFields are the access log's fields naming the caller: the token's
-// name (never the token), anonymous or invalid; none with authentication
-// off.
+// callerFields are the access log's fields naming the caller: auth, the
+// token's name (never the token), anonymous or invalid, and its role; none
+// with authentication off.
 func callerFields(ctx context.Context) []zap.Field {
 	id, ok := identityOf(ctx)
 	if !ok {
 		return nil
 	}
-	return []zap.Field{zap.String("caller", callerName(id)), zap.String("role", id.principal.Role.String())}
+	return []zap.Field{zap.String("auth", callerName(id)), zap.String("role", id.principal.Role.String())}
 }
 
 func callerName(id identity) string {
@@ -155,7 +155,7 @@ func authorize(w http.ResponseWriter, id identity, need auth.Role, obs AuthObser
 		decide(auth.ResultUnauthenticated)
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`%s, error="invalid_token", error_description=%q`, realm, strings.ReplaceAll(ce.Reason, `"`, "'")))
 		return &feature.Error{Code: feature.CodeUnauthenticated, Message: "invalid credentials: " + ce.Reason,
-			Fields: []feature.FieldError{{Field: "Authorization", Problem: ce.Reason}}, Err: ce}
+			Fields: []feature.FieldError{{Field: "Authorization", Problem: ce.Reason}}, Err: ce.Err}
 	case id.err != nil:
 		decide(auth.ResultUnauthenticated)
 		return fmt.Errorf("authenticate: %w", id.err) // a bug: the Authenticator returned an uncoded error
@@ -166,7 +166,7 @@ func authorize(w http.ResponseWriter, id identity, need auth.Role, obs AuthObser
 		if id.principal.Role == auth.Anyone {
 			problem = id.principal.Name + " has no role the service knows; this needs " + need.String()
 		}
-		return &feature.Error{Code: feature.CodeForbidden, Message: "forbidden: this needs role " + need.String(),
+		return &feature.Error{Code: feature.CodeForbidden, Message: "the caller's role does not allow this: it needs " + need.String(),
 			Fields: []feature.FieldError{{Field: "Authorization", Problem: problem}}}
 	}
 	decide(auth.ResultAllowed)

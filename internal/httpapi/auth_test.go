@@ -259,7 +259,7 @@ func TestAuthLogNamesTheCallerNeverTheToken(t *testing.T) {
 	var callers []string
 	for _, e := range a.logs.All() {
 		for k, v := range e.ContextMap() {
-			if k == "caller" {
+			if k == "auth" {
 				callers = append(callers, fmt.Sprint(v))
 			}
 			for _, secret := range []string{writerToken, "fst_wrong-token"} {
