@@ -30,7 +30,7 @@ type SecurityConfig struct {
 // securityFlags declares the SecurityConfig flags.
 func securityFlags(flags *envflag.Set, c *SecurityConfig) {
 	str := flags.String
-	str(&c.AuthTokensFile, "auth-tokens-file", "", "YAML file of API tokens, stored as SHA-256 digests: tokens: [{name, role: reader|writer|admin, sha256}] (`featurestore token` makes one); reloaded on change and on SIGHUP. With it (or --auth-jwt-key-file) every API route but /health, /health/live, /health/ready, /metrics and /openapi.yaml needs Authorization: Bearer")
+	str(&c.AuthTokensFile, "auth-tokens-file", "", "YAML `FILE` of API tokens, stored as SHA-256 digests: tokens: [{name, role: reader|writer|admin, sha256}] (featurestore token makes entries); reloaded on change and on SIGHUP. With it (or --auth-jwt-key-file) every API route but /health, /health/live, /health/ready, /metrics and /openapi.yaml needs Authorization: Bearer")
 	str(&c.AuthJWTKeyFile, "auth-jwt-key-file", "", "accept JWTs signed by an identity provider: a PEM file of its public key(s) (RS256, ES256) or an HS256 secret of 32+ bytes; reloaded like the token file")
 	str(&c.AuthJWTAudience, "auth-jwt-audience", "", "the aud a JWT must carry (required with --auth-jwt-key-file)")
 	str(&c.AuthJWTIssuer, "auth-jwt-issuer", "", "the iss a JWT must carry (empty: not checked)")
