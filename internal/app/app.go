@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/featurestore/featurestore/internal/auth"
 	"github.com/featurestore/featurestore/internal/envflag"
 	"github.com/featurestore/featurestore/internal/verify"
 )
@@ -46,6 +47,7 @@ Usage:
   featurestore migrate [flags]          apply storage migrations and exit
   featurestore crawl [flags]            collect movies from the TMDB API
   featurestore verify [flags]           check the running stack: the operators' checklist
+  featurestore token --name N --role R  make an API token and its --auth-tokens-file entry
   featurestore version                  print the version
 
 Each command has its own --help (featurestore ingest --help) with its flags.
@@ -192,9 +194,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return verify.Command(ctx, args, getenv, stdout, stderr)
 	case "crawl":
 		return crawlCmd(ctx, args, getenv, stdout, stderr)
+	case "token":
+		return tokenCmd(args, stdout, stderr)
 	case "serve", "ingest", "recompute", "migrate":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, crawl, verify or version; see --help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, crawl, verify, token or version; see --help)", cmd)
 	}
 
 	var cfg Config
@@ -209,6 +213,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.StringVar(&ing.api, "api", "", "send the file to a running service at this base URL (e.g. http://localhost:8001) instead of writing to the store directly")
 		fs.IntVar(&ing.batch, "batch-size", 500, "records per write transaction (or per request with --api)")
 		fs.BoolVar(&ing.noRecompute, "no-recompute", false, "skip the recompute of statistical features after a direct ingest")
+		fs.StringVar(&ing.tokenFile, "token-file", "", "with --api: a file holding the bearer token to send (default: the "+auth.TokenEnv+" variable)")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -236,6 +241,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if ing.batch < 1 {
 			return fmt.Errorf("--batch-size must be at least 1")
 		}
+		tok, err := auth.ClientToken(ing.tokenFile, getenv(auth.TokenEnv))
+		if err != nil {
+			return err
+		}
+		ing.token = tok
 		return ingestFile(ctx, cfg, ing, rest[0], stdout, stderr)
 	case "recompute":
 		if len(rest) > 0 {

@@ -91,6 +91,9 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
+		if err := redisTLS(ropts, cfg.SecurityConfig); err != nil {
+			return nil, err
+		}
 		routeRedisLogs(log)
 		client := redis.NewClient(ropts)
 		b.closers = append(b.closers, client.Close)

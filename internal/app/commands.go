@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/featurestore/featurestore/internal/auth"
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/progress"
 	"github.com/featurestore/featurestore/internal/service"
@@ -25,6 +26,8 @@ type ingestFlags struct {
 	api         string
 	batch       int
 	noRecompute bool
+	tokenFile   string
+	token       string // sent as Authorization: Bearer with --api
 }
 
 // cliLogger logs warnings and errors only, to stderr, so command output
@@ -58,7 +61,7 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 		client := &http.Client{Timeout: 2 * time.Minute}
 		base := strings.TrimRight(f.api, "/")
 		send = func(ctx context.Context, batch []json.RawMessage) (service.IngestResult, error) {
-			return postBatch(ctx, client, base, batch)
+			return postBatch(ctx, client, base, f.token, batch)
 		}
 	} else {
 		log := cliLogger(stderr)
@@ -175,7 +178,7 @@ func apiError(status string, body []byte) error {
 }
 
 // postBatch sends one batch to POST /v1/movies.
-func postBatch(ctx context.Context, client *http.Client, base string, batch []json.RawMessage) (service.IngestResult, error) {
+func postBatch(ctx context.Context, client *http.Client, base, token string, batch []json.RawMessage) (service.IngestResult, error) {
 	body, err := json.Marshal(batch)
 	if err != nil {
 		return service.IngestResult{}, err
@@ -185,6 +188,9 @@ func postBatch(ctx context.Context, client *http.Client, base string, batch []js
 		return service.IngestResult{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return service.IngestResult{}, err
@@ -201,7 +207,11 @@ func postBatch(ctx context.Context, client *http.Client, base string, batch []js
 		}
 		return res, nil
 	}
-	return res, apiError(resp.Status, b)
+	err = apiError(resp.Status, b)
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		err = fmt.Errorf("%w (send a writer's token: --token-file or %s)", err, auth.TokenEnv)
+	}
+	return res, err
 }
 
 // recomputeCmd recomputes statistical features with a progress bar.

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -43,6 +44,7 @@ type Config struct {
 	RefreshInterval  time.Duration
 	HealthInterval   time.Duration
 	StartupTimeout   time.Duration
+	SecurityConfig
 }
 
 func defaultDataDir() string {
@@ -85,6 +87,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	dur(&cfg.RefreshInterval, "refresh-interval", 15*time.Second, "how often the registry and storage statistics are re-read")
 	dur(&cfg.HealthInterval, "health-interval", 10*time.Second, "how often dependencies are checked for the dependency metrics")
 	dur(&cfg.StartupTimeout, "startup-timeout", 2*time.Minute, "how long to keep retrying the storage backends at start-up while they cannot be reached (a malformed URL or a read-only Postgres fails at once)")
+	securityFlags(flags, &cfg.SecurityConfig)
 	return fs, flags
 }
 
@@ -112,6 +115,7 @@ func (c *Config) validate() error {
 		errs = append(errs, "postgres-max-conns must be between 1 and 1000")
 	}
 	errs = append(errs, c.urlProblems()...)
+	errs = append(errs, c.SecurityConfig.problems(c.RedisURL)...)
 	if c.PostgresURL == "" && c.DataDir == "" {
 		errs = append(errs, "data-dir is required when no postgres-url is set")
 	}
@@ -149,7 +153,7 @@ func maskIn(msg, raw string) string {
 // The secrets are the flags declared with envflag's Secret: their values
 // pass through maskURL here and in --help.
 func (c Config) masked() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"addr": c.Addr, "metrics_addr": c.MetricsAddr, "data_dir": c.DataDir,
 		"postgres_url": maskURL(c.PostgresURL), "postgres_max_conns": c.PostgresMaxConns,
 		"redis_url": maskURL(c.RedisURL), "redis_key_prefix": c.RedisKeyPrefix,
@@ -162,6 +166,8 @@ func (c Config) masked() map[string]any {
 		"refresh_interval": c.RefreshInterval.String(), "health_interval": c.HealthInterval.String(),
 		"startup_timeout": c.StartupTimeout.String(),
 	}
+	maps.Copy(m, c.SecurityConfig.masked())
+	return m
 }
 
 // Passwords in what is not a well-formed URL: a malformed URL's userinfo,

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/featurestore/featurestore/internal/auth"
 	"github.com/featurestore/featurestore/internal/crawl"
 	"github.com/featurestore/featurestore/internal/envflag"
 	"github.com/featurestore/featurestore/internal/feature"
@@ -81,6 +82,8 @@ type crawlFlags struct {
 	out                string
 	ingest             bool
 	api                string
+	tokenFile          string
+	token              string // resolved from tokenFile or the environment
 	noRecompute        bool
 	every              time.Duration
 	retryFailedAfter   time.Duration
@@ -115,6 +118,7 @@ func declareCrawlFlags(fs *flag.FlagSet, getenv func(string) string, f *crawlFla
 	str(&f.out, "out", "", "write the crawler file here at the end ({timestamp} becomes YYYYMMDD_HHMMSS, UTC); empty: no file")
 	fs.BoolVar(&f.ingest, "ingest", false, "ingest the movies into the feature store as they are crawled (the store of --data-dir or --postgres-url, or the service at --api)")
 	str(&f.api, "api", "", "with --ingest: send the movies to a running service at this base URL (e.g. http://localhost:8001) instead of writing to the store directly")
+	str(&f.tokenFile, "token-file", "", "with --api: a file holding the bearer token to send (default: the "+auth.TokenEnv+" variable)")
 	fs.BoolVar(&f.noRecompute, "no-recompute", false, "with --ingest into the store: skip the recompute of statistical features after the crawl")
 	dur(&f.every, "every", 0, "repeat the crawl on this interval (e.g. 24h) until stopped; 0: crawl once")
 	dur(&f.retryFailedAfter, "retry-failed-after", 30*time.Minute, "with --every: after a failed crawl, try again (resuming) this long after")
@@ -215,6 +219,11 @@ func crawlCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if err != nil {
 		return err
+	}
+	if f.api != "" {
+		if f.token, err = auth.ClientToken(f.tokenFile, getenv(auth.TokenEnv)); err != nil {
+			return err
+		}
 	}
 	creds := crawl.Credentials{APIKey: getenv("TMDB_API_KEY"), BearerToken: getenv("TMDB_BEARER_TOKEN")}
 	if creds.APIKey == "" && creds.BearerToken == "" {
@@ -370,7 +379,9 @@ func (f crawlFlags) openSink(cfg Config, log *zap.Logger) func(context.Context) 
 	if f.api != "" {
 		base := strings.TrimRight(f.api, "/")
 		client := &http.Client{Timeout: 2 * time.Minute}
-		return func(context.Context) (crawl.Sink, error) { return &apiSink{client: client, base: base}, nil }
+		return func(context.Context) (crawl.Sink, error) {
+			return &apiSink{client: client, base: base, token: f.token}, nil
+		}
 	}
 	// The service logs each ingest at info; per page that is noise here.
 	quiet := log.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
@@ -422,10 +433,11 @@ func (s *storeSink) Close() error { return s.b.Close() }
 type apiSink struct {
 	client *http.Client
 	base   string
+	token  string // bearer token; empty: none
 }
 
 func (s *apiSink) Write(ctx context.Context, records []json.RawMessage) error {
-	res, err := postBatch(ctx, s.client, s.base, records)
+	res, err := postBatch(ctx, s.client, s.base, s.token, records)
 	if err != nil {
 		return fmt.Errorf("POST %s/v1/movies: %w", s.base, err)
 	}

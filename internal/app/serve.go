@@ -46,6 +46,11 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	}()
 	log.Info("starting featurestore", zap.String("version", version), zap.String("revision", buildRevision()),
 		zap.Any("config", cfg.masked()))
+	sec, err := openSecurity(cfg.SecurityConfig, metrics.NewSecurity(reg))
+	if err != nil {
+		return err
+	}
+	defer sec.watch(cfg.ReloadInterval, log)()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -67,7 +72,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	if metricsLn != nil {
 		apiMetrics = nil
 	}
-	starting := httpapi.NewStartingRouter(apiMetrics, ready.Load, info)
+	starting := httpapi.NewStartingRouter(apiMetrics, ready.Load, info, sec.routerAuth())
 	handler.Store(&starting)
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
@@ -77,17 +82,20 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log),
+		TLSConfig:         sec.tlsConfig(),
 	}
 	servers := []*http.Server{srv}
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- sec.serveOn(srv, ln) }()
 	if metricsLn != nil {
 		msrv := &http.Server{Handler: metricsHandler, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: zap.NewStdLog(log)}
 		servers = append(servers, msrv)
 		go func() { serveErr <- msrv.Serve(metricsLn) }()
 		log.Info("serving metrics", zap.String("addr", metricsLn.Addr().String()))
 	}
-	log.Info("listening", zap.String("addr", ln.Addr().String()))
+	log.Info("listening", zap.String("addr", ln.Addr().String()), zap.Bool("tls", sec.cert != nil),
+		zap.Bool("auth", sec.authn != nil))
+	sec.warnIfExposed(log, ln.Addr())
 	if onListen != nil {
 		onListen(ln.Addr().String())
 	}
@@ -134,6 +142,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 		Service: svc, Health: checker, Metrics: m, MetricsHandler: apiMetrics, Logger: log,
 		Ready: ready.Load, Info: info, OpenAPI: api.OpenAPI,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
+		Auth: sec.routerAuth(), AuthObserver: sec.m, CORSAllowedOrigins: sec.origins,
 	})
 	handler.Store(&full)
 	ready.Store(true)

@@ -23,6 +23,16 @@ const (
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	CodeConflict         Code = "conflict"  // state conflict, e.g. a schema change that drops data: 409
 	CodeTooLarge         Code = "too_large" // request body or batch over its limit: 413
+	// CodeUnauthenticated is a request to a protected route without valid
+	// credentials (none, malformed, unknown, expired): 401 with
+	// WWW-Authenticate.
+	CodeUnauthenticated Code = "unauthenticated"
+	// CodeForbidden is a caller whose role does not allow the route, or a
+	// cross-origin write a browser was made to send: 403.
+	CodeForbidden Code = "forbidden"
+	// CodeUnsupportedMediaType is a request body that is not
+	// application/json: 415.
+	CodeUnsupportedMediaType Code = "unsupported_media_type"
 	// CodeCanceled is a request whose client went away before the answer
 	// (context.Canceled): 499, as nginx and Prometheus record it. It is not a
 	// server error; the client never reads the answer.
@@ -44,7 +54,7 @@ const (
 func Codes() []Code {
 	return []Code{
 		CodeInvalid, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodeTooLarge,
-		CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
+		CodeUnauthenticated, CodeForbidden, CodeUnsupportedMediaType, CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
 	}
 }
 

@@ -153,6 +153,12 @@ func status(c feature.Code) int {
 		return http.StatusConflict
 	case feature.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case feature.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case feature.CodeForbidden:
+		return http.StatusForbidden
+	case feature.CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	case feature.CodeCanceled:
 		return StatusClientClosedRequest
 	case feature.CodeUnavailable:

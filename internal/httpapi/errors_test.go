@@ -185,6 +185,7 @@ func testCanceledAndDeadline(t *testing.T, st store.Store, b blocker) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		req := httptest.NewRequestWithContext(ctx, "POST", "/v1/feature-groups/probe/rows", strings.NewReader(probeRows))
+		req.Header.Set("Content-Type", "application/json")
 		wait := serveAsync(t, o.router(time.Minute), req)
 		if b.waitBlocked != nil {
 			b.waitBlocked(t)
@@ -358,6 +359,7 @@ func TestClientGoneWhileSendingTheBody(t *testing.T) {
 	m := metrics.New(reg, metrics.BuildInfo{}, nil)
 	h := httpapi.NewRouter(httpapi.Deps{Metrics: m})
 	req := httptest.NewRequest("POST", "/v1/movies", io.MultiReader(strings.NewReader(`{"id": 1, "ti`), errReader{io.ErrUnexpectedEOF}))
+	req.Header.Set("Content-Type", "application/json")
 	w := serveChecked(t, h, req, nil)
 	wantError(t, w, httpapi.StatusClientClosedRequest, "canceled")
 	o := &observed{reg: reg}

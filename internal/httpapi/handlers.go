@@ -86,10 +86,14 @@ func handleHealth(h interface {
 }) apiFunc {
 	return func(r *http.Request) (response, error) {
 		rep := h.Check(r.Context())
-		if rep.Status == store.HealthDown {
-			return response{status: http.StatusServiceUnavailable, body: rep}, nil
+		var body any = rep
+		if !mayRead(r) { // authentication is on and the caller is no reader: the status only
+			body = map[string]store.HealthStatus{"status": rep.Status}
 		}
-		return response{body: rep}, nil
+		if rep.Status == store.HealthDown {
+			return response{status: http.StatusServiceUnavailable, body: body}, nil
+		}
+		return response{body: body}, nil
 	}
 }
 
@@ -121,6 +125,7 @@ func handleInfo(info Info) apiFunc {
 func handleOpenAPI(doc []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
+		w.Header().Set("Cache-Control", "public, max-age=300") // static for a build; unlike the API answers, meant to be cached
 		_, _ = w.Write(doc)
 	})
 }

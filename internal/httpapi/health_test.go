@@ -169,7 +169,7 @@ func TestHealthEndpoints(t *testing.T) {
 func TestStartingRouter(t *testing.T) {
 	t.Parallel()
 	ready := false
-	r := httpapi.NewStartingRouter(nil, func() bool { return ready }, httpapi.Info{Version: "v9"})
+	r := httpapi.NewStartingRouter(nil, func() bool { return ready }, httpapi.Info{Version: "v9"}, nil)
 	if w := serve(t, r, "GET", "/health/live", ""); w.Code != http.StatusOK {
 		t.Errorf("live while starting: %d", w.Code)
 	}

@@ -128,6 +128,7 @@ func logRequest(log *zap.Logger, r *http.Request, sw *statusWriter, err error, d
 		zap.Int("bytes", sw.bytes),
 		zap.String("remote", r.RemoteAddr),
 	}
+	fields = append(fields, callerFields(r.Context())...)
 	lvl := zap.InfoLevel
 	if err != nil {
 		code := feature.ErrorCode(err)

@@ -25,6 +25,9 @@ type readmeRequest struct {
 // answered 2xx and matching the OpenAPI description. It runs them with
 // today's clock and with a clock ten years on: an example that depends on
 // the date it is run (an as_of before anything was written) fails here.
+// Examples against a server with authentication on are in bash blocks, not
+// sh: they answer 401 and 403 on purpose, and TestAuthDoneMeans and
+// TestAuthEndToEnd prove them.
 func TestREADMEExamples(t *testing.T) {
 	t.Parallel()
 	root := testenv.RepoRoot(t)

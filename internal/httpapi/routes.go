@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/featurestore/featurestore/internal/auth"
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/service"
@@ -53,40 +54,54 @@ type Deps struct {
 	OpenAPI        []byte
 	MaxBodyBytes   int64
 	RequestTimeout time.Duration
+
+	// Auth identifies callers; nil turns authentication off (every route
+	// is open). Leave it nil, not a nil *auth.Authenticator.
+	Auth Authenticator
+	// AuthObserver counts the decisions on protected routes (nil: none).
+	AuthObserver AuthObserver
+	// CORSAllowedOrigins are the web origins whose pages may call the API
+	// (ParseOrigins); none by default.
+	CORSAllowedOrigins []string
 }
 
 // route is one entry of the route table.
 type route struct {
 	method, pattern string
-	handler         http.Handler // nil: not served by this router
+	// role is what a caller needs when authentication is on: auth.Anyone
+	// for a public route.
+	role    auth.Role
+	handler http.Handler // nil: not served by this router
 }
 
 // routes is the whole route table: NewRouter serves exactly these routes,
-// the HTTP metrics pre-create their series from them, and the OpenAPI test
-// walks the router they build.
+// each behind guard with its role; the HTTP metrics pre-create their series
+// from them, and the OpenAPI test walks the router they build and checks
+// each operation's documented role.
 func routes(d Deps) []route {
 	svc := d.Service
+	const anyone, reader, writer, admin = auth.Anyone, auth.Reader, auth.Writer, auth.Admin
 	return []route{
-		{"GET", "/health", wrap(handleHealth(d.Health))},
-		{"GET", "/health/live", wrap(handleLive())},
-		{"GET", "/health/ready", wrap(handleReady(d.Ready))},
-		{"GET", "/info", wrap(handleInfo(d.Info))},
-		{"GET", "/metrics", d.MetricsHandler},
-		{"GET", "/openapi.yaml", handleOpenAPI(d.OpenAPI)},
+		{"GET", "/health", anyone, wrap(handleHealth(d.Health))}, // details to a reader only
+		{"GET", "/health/live", anyone, wrap(handleLive())},
+		{"GET", "/health/ready", anyone, wrap(handleReady(d.Ready))},
+		{"GET", "/info", reader, wrap(handleInfo(d.Info))},
+		{"GET", "/metrics", anyone, d.MetricsHandler},
+		{"GET", "/openapi.yaml", anyone, handleOpenAPI(d.OpenAPI)},
 
-		{"POST", "/v1/movies", wrap(handleIngest(svc))},
-		{"GET", "/v1/feature-groups", wrap(handleListGroups(svc))},
-		{"GET", "/v1/feature-groups/{group}", wrap(handleGetGroup(svc))},
-		{"PUT", "/v1/feature-groups/{group}", wrap(handlePutGroup(svc))},
-		{"DELETE", "/v1/feature-groups/{group}", wrap(handleDeleteGroup(svc))},
-		{"GET", "/v1/feature-groups/{group}/entities/{id}", wrap(handleGetEntity(svc))},
-		{"POST", "/v1/feature-groups/{group}/rows", wrap(handleWriteRows(svc))},
-		{"POST", "/get-online-features", wrap(handleOnlineFeatures(svc))},
-		{"POST", "/push", wrap(handlePush(svc))},
-		{"POST", "/write-to-online-store", wrap(handleWriteToOnlineStore(svc))},
-		{"GET", "/v1/stats", wrap(handleStats(svc))},
-		{"GET", "/v1/recompute", wrap(handleRecomputeStatus(svc))},
-		{"POST", "/v1/recompute", wrap(handleRecompute(svc))},
+		{"POST", "/v1/movies", writer, wrap(handleIngest(svc))},
+		{"GET", "/v1/feature-groups", reader, wrap(handleListGroups(svc))},
+		{"GET", "/v1/feature-groups/{group}", reader, wrap(handleGetGroup(svc))},
+		{"PUT", "/v1/feature-groups/{group}", admin, wrap(handlePutGroup(svc))},
+		{"DELETE", "/v1/feature-groups/{group}", admin, wrap(handleDeleteGroup(svc))},
+		{"GET", "/v1/feature-groups/{group}/entities/{id}", reader, wrap(handleGetEntity(svc))},
+		{"POST", "/v1/feature-groups/{group}/rows", writer, wrap(handleWriteRows(svc))},
+		{"POST", "/get-online-features", reader, wrap(handleOnlineFeatures(svc))},
+		{"POST", "/push", writer, wrap(handlePush(svc))},
+		{"POST", "/write-to-online-store", writer, wrap(handleWriteToOnlineStore(svc))},
+		{"GET", "/v1/stats", reader, wrap(handleStats(svc))},
+		{"GET", "/v1/recompute", reader, wrap(handleRecomputeStatus(svc))},
+		{"POST", "/v1/recompute", admin, wrap(handleRecompute(svc))},
 	}
 }
 
@@ -112,16 +127,22 @@ func NewRouter(d Deps) http.Handler {
 		d.Metrics.InitRoutes(table)
 		r.Use(d.Metrics.Middleware)
 	}
+	r.Use(authenticate(d.Auth))
 	r.Use(accessLog(d.Logger))
+	r.Use(securityHeaders, crossOrigin(d.CORSAllowedOrigins))
 	r.Use(limits(d.MaxBodyBytes, d.RequestTimeout))
 	for _, rt := range served {
-		r.Method(rt.method, rt.pattern, rt.handler)
+		r.Method(rt.method, rt.pattern, guard(rt.role, d.AuthObserver, rt.handler))
 	}
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) { writeError(w, r, errNoRoute(r)) })
-	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+	// An unknown route is 401 before it is 404 to a caller without
+	// credentials: the API's shape is for its callers.
+	r.NotFound(requireRole(auth.Reader, d.AuthObserver, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, errNoRoute(r))
+	})).ServeHTTP)
+	r.MethodNotAllowed(requireRole(auth.Reader, d.AuthObserver, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Allow", strings.Join(allowed(r, served, req.URL.Path), ", "))
 		writeError(w, req, errMethod(req))
-	})
+	})).ServeHTTP)
 	return r
 }
 
@@ -139,13 +160,14 @@ func allowed(mux chi.Routes, table []route, path string) []string {
 }
 
 // NewStartingRouter serves while the backends open: liveness, readiness
-// (503), info and metrics; every other route answers 503 unavailable.
-func NewStartingRouter(metricsHandler http.Handler, ready func() bool, info Info) http.Handler {
+// (503), info (to a reader when authn is not nil) and metrics; every other
+// route answers 503 unavailable.
+func NewStartingRouter(metricsHandler http.Handler, ready func() bool, info Info, authn Authenticator) http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID)
+	r.Use(withRequestID, authenticate(authn), securityHeaders)
 	r.Method("GET", "/health/live", wrap(handleLive()))
 	r.Method("GET", "/health/ready", wrap(handleReady(ready)))
-	r.Method("GET", "/info", wrap(handleInfo(info)))
+	r.Method("GET", "/info", requireRole(auth.Reader, nil, wrap(handleInfo(info))))
 	if metricsHandler != nil {
 		r.Method("GET", "/metrics", metricsHandler)
 	}

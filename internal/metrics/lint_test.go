@@ -52,6 +52,12 @@ func fullRegistry(t *testing.T) *prometheus.Registry {
 	m.RegisterCacheState(func() int { return 0 }, func() bool { return true })
 	m.InitRoutes([][2]string{{"GET", "/v1/feature-groups/{group}"}})
 	zap.New(m.CountingCore(zapcore.NewNopCore())).Info("x")
+	sec := NewSecurity(reg)
+	sec.SetAuth(true, []string{"ci-ingest"}, true)
+	sec.AuthDecision("ci-ingest", "allowed")
+	sec.ReloadFiles("tokens")
+	sec.Reloaded("tokens", true)
+	sec.SetCertificateExpiry(time.Now())
 	return reg
 }
 

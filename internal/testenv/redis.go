@@ -20,16 +20,26 @@ type RedisOptions struct {
 	// temporary directory, so a restarted server comes back with the data
 	// it held when killed. Otherwise nothing is ever saved.
 	AppendOnly bool
+	// TLS, when set, also serves TLS on a second port (TLSURL) with
+	// these files; a client must present a certificate the CA signed
+	// (tls-auth-clients yes, Redis's default).
+	TLS *RedisTLS
+}
+
+// RedisTLS are the PEM files of a private redis-server's TLS port.
+type RedisTLS struct {
+	CertFile, KeyFile, CAFile string
 }
 
 // Redis is a redis-server of the test's own on a free port, which the test
 // may kill, pause and restart without touching the shared one. Cleanup
 // kills it.
 type Redis struct {
-	tb   testing.TB
-	port int
-	args []string
-	logs SyncBuffer
+	tb      testing.TB
+	port    int
+	tlsPort int
+	args    []string
+	logs    SyncBuffer
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -48,6 +58,11 @@ func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	r := &Redis{tb: tb, port: FreePort(tb)}
 	r.args = []string{bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--daemonize", "no",
 		"--save", "", "--dir", tb.TempDir()}
+	if opts.TLS != nil {
+		r.tlsPort = FreePort(tb)
+		r.args = append(r.args, "--tls-port", strconv.Itoa(r.tlsPort), "--tls-cert-file", opts.TLS.CertFile,
+			"--tls-key-file", opts.TLS.KeyFile, "--tls-ca-cert-file", opts.TLS.CAFile, "--tls-auth-clients", "yes")
+	}
 	if opts.AppendOnly {
 		r.args = append(r.args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -70,6 +85,15 @@ func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.po
 // never pause the server, so that a slow answer on a loaded machine is not
 // taken for a failing cache.
 func (r *Redis) PatientURL() string { return r.URL() + "?" + patientRedisTimeouts }
+
+// TLSURL is the rediss:// URL of the server's TLS port (database 0); it
+// has one only when started with RedisOptions.TLS.
+func (r *Redis) TLSURL() string {
+	if r.tlsPort == 0 {
+		r.tb.Fatal("TLSURL: the redis-server was started without TLS")
+	}
+	return fmt.Sprintf("rediss://127.0.0.1:%d/0", r.tlsPort)
+}
 
 // Kill stops the server with SIGKILL (resuming it first if paused) and
 // waits for it to go. Killing a stopped server does nothing.

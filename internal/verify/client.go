@@ -10,10 +10,11 @@ import (
 )
 
 // client makes the checks' GET requests, with basic auth when it has a
-// password.
+// password, or a bearer token when it has one.
 type client struct {
 	http           *http.Client
 	user, password string
+	bearer         string
 }
 
 // get fetches url and returns the status code and (at most 16 MiB of) the body.
@@ -25,6 +26,9 @@ func (c *client) get(ctx context.Context, url string) (int, []byte, error) {
 	req.Header.Set("Accept", "application/json")
 	if c.password != "" {
 		req.SetBasicAuth(c.user, c.password)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

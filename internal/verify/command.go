@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/featurestore/featurestore/internal/auth"
 	"github.com/featurestore/featurestore/internal/envflag"
 )
 
@@ -36,6 +37,8 @@ Example (the compose stack):
 
 Every flag but --json can also be set through the environment variable named
 after it (FEATURESTORE_GRAFANA_PASSWORD keeps the password off the command line).
+When the feature store requires authentication, give it a reader's token with
+--token-file or FEATURESTORE_TOKEN; without one /health shows its status only.
 
 Flags:
 `
@@ -58,6 +61,8 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	str(&cfg.GrafanaUser, "grafana-user", "admin", "Grafana user for its API (basic auth)")
 	flags.Secret(&cfg.GrafanaPassword, "grafana-password", "Grafana password for its API (empty: no authentication); prefer the environment variable",
 		func(string) string { return "****" })
+	var tokenFile string
+	str(&tokenFile, "token-file", "", "a file holding the bearer token sent to --api (default: the "+auth.TokenEnv+" variable); a reader's token shows /health's components")
 	dur(&cfg.Timeout, "timeout", 10*time.Second, "deadline of each check")
 	dur(&cfg.Freshness, "freshness", 30*time.Second, "largest accepted age of a metric's newest sample in Prometheus")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
@@ -77,6 +82,11 @@ func Command(ctx context.Context, args []string, getenv func(string) string, std
 	if fs.NArg() > 0 {
 		return fmt.Errorf("verify takes no arguments, got %q", fs.Args())
 	}
+	tok, tokErr := auth.ClientToken(tokenFile, getenv(auth.TokenEnv))
+	if tokErr != nil {
+		return tokErr
+	}
+	cfg.APIToken = tok
 	if err := cfg.validate(); err != nil {
 		return err
 	}

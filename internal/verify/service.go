@@ -48,6 +48,9 @@ func serviceHealth(ctx context.Context, c *client, base string) (string, error) 
 		}
 		return "", fmt.Errorf("%s: %s", rep.Status, strings.Join(down, "; "))
 	}
+	if len(parts) == 0 {
+		return string(store.HealthUp) + " (status only: send a reader's token to see the components)", nil
+	}
 	return string(store.HealthUp) + ": " + strings.Join(parts, ", "), nil
 }
 

@@ -43,6 +43,11 @@ type Config struct {
 	Alertmanager string // e.g. http://localhost:9093
 	Grafana      string // e.g. http://localhost:3000
 
+	// APIToken is the bearer token sent to the feature store (empty:
+	// none). With authentication on, /health shows its components to a
+	// reader only.
+	APIToken string
+
 	// GrafanaUser and GrafanaPassword authenticate to Grafana's API with
 	// basic auth; no password: no authentication.
 	GrafanaUser, GrafanaPassword string
@@ -109,6 +114,7 @@ func Run(ctx context.Context, cfg Config) []Check {
 		hc = &http.Client{}
 	}
 	plain := &client{http: hc}
+	api := &client{http: hc, bearer: cfg.APIToken}
 	grafana := &client{http: hc, user: cfg.GrafanaUser, password: cfg.GrafanaPassword}
 	if grafana.user == "" {
 		grafana.user = "admin"
@@ -124,8 +130,11 @@ func Run(ctx context.Context, cfg Config) []Check {
 			continue
 		}
 		c := plain
-		if p.flag == "grafana" {
+		switch p.flag {
+		case "grafana":
 			c = grafana
+		case "api":
+			c = api
 		}
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
