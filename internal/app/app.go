@@ -42,6 +42,7 @@ Usage:
   featurestore [serve] [flags]          run the HTTP service (the default command)
   featurestore ingest [flags] FILE      ingest a TMDB JSON file (- for standard input)
   featurestore recompute [flags]        recompute the corpus-relative statistical features
+  featurestore historical [flags] FILE  build a point-in-time training set (historical --help)
   featurestore migrate [flags]          apply storage migrations and exit
   featurestore verify [flags]           check the running stack: the operators' checklist (verify --help)
   featurestore version                  print the version
@@ -75,9 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cmd = "serve"
 	case "verify":
 		return verify.Command(ctx, args, getenv, stdout, stderr)
+	case "historical":
+		return historicalCmd(ctx, args, getenv, stdout, stderr)
 	case "serve", "ingest", "recompute", "migrate":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, verify or version; see --help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, historical, verify or version; see --help)", cmd)
 	}
 
 	var cfg Config

@@ -118,10 +118,12 @@ func (s *Service) outsideMaxAge(g feature.Group, eventTime time.Time) bool {
 	return g.TTL > 0 && s.now().Sub(eventTime) > time.Duration(g.TTL)
 }
 
-// OnlineRequest is Feast's get-online-features request.
+// OnlineRequest is Feast's get-online-features request. It names the
+// features to read either in Features or as a FeatureService, not both.
 type OnlineRequest struct {
 	Entities         map[string][]any `json:"entities"`
-	Features         []string         `json:"features"`
+	Features         []string         `json:"features,omitempty"`
+	FeatureService   string           `json:"feature_service,omitempty"`
 	FullFeatureNames bool             `json:"full_feature_names"`
 }
 
@@ -152,7 +154,7 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 	start := s.now()
 	var plan onlinePlan
 	defer func() { s.instrumentOnline(plan.groups, start, err) }()
-	plan, err = s.planOnline(req)
+	plan, err = s.planOnline(ctx, req)
 	if err != nil {
 		return resp, err
 	}
@@ -167,14 +169,20 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 // and error-counts it once, labelled with its first group. groups are those
 // resolved before any error.
 func (s *Service) instrumentOnline(groups []feature.Group, start time.Time, err error) {
+	s.instrumentGroups(feature.OpGetOnlineFeatures, groups, start, err)
+}
+
+// instrumentGroups counts an operation once per group it read, and times
+// and error-counts it once, labelled with its first group.
+func (s *Service) instrumentGroups(op feature.Operation, groups []feature.Group, start time.Time, err error) {
 	first := ""
 	if len(groups) > 0 {
 		first = groups[0].Name
 		for _, g := range groups[1:] {
-			s.obs.CountRequest(feature.OpGetOnlineFeatures, g.Name)
+			s.obs.CountRequest(op, g.Name)
 		}
 	}
-	s.instrument(feature.OpGetOnlineFeatures, first, start, err)
+	s.instrument(op, first, start, err)
 }
 
 // onlinePlan is what a get-online-features request asks for.
@@ -198,16 +206,17 @@ type featureRef struct {
 // reported at once; the error is NotFound when a group or feature does not
 // exist, else Invalid. The plan's groups are set even with an error, as far
 // as the references resolved.
-func (s *Service) planOnline(req OnlineRequest) (onlinePlan, error) {
+func (s *Service) planOnline(ctx context.Context, req OnlineRequest) (onlinePlan, error) {
 	p, err := s.parseEntities(req)
 	if err != nil {
 		return p, err
 	}
-	if len(req.Features) == 0 {
-		return p, feature.Invalid("no features requested", feature.FieldError{Field: "features", Problem: "at least one feature reference group:feature is required"})
+	refs, refField, err := s.requestedFeatures(ctx, req.Features, req.FeatureService)
+	if err != nil {
+		return p, err
 	}
 	fields := p.parseIDs()
-	refFields, notFound := p.resolveRefs(s.groups(), req.Features)
+	refFields, notFound := p.resolveRefs(s.groups(), refs, refField)
 	fields = append(fields, refFields...)
 	switch {
 	case notFound:
@@ -255,14 +264,14 @@ func (p *onlinePlan) parseIDs() []feature.FieldError {
 
 // resolveRefs resolves group:feature references, adding each group once in
 // order of first use. notFound reports a reference to a group or feature
-// that does not exist.
-func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string) (fields []feature.FieldError, notFound bool) {
+// that does not exist. field names the list of refs in errors.
+func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string, field string) (fields []feature.FieldError, notFound bool) {
 	p.refs = make([]featureRef, 0, len(refs))
 	groupIndex := map[string]int{}
 	for i, ref := range refs {
 		g, spec, problem, missing := p.resolveRef(reg, ref)
 		if problem != "" {
-			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("features[%d]", i), Problem: problem})
+			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Problem: problem})
 			notFound = notFound || missing
 			continue
 		}
