@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,8 +26,9 @@ Usage:
   featurestore historical [flags] ENTITIES
 
 ENTITIES is a file of entity rows (- for standard input): CSV with a header
-naming the entity key and event_timestamp (movie_id,event_timestamp), or a
-.json file with the columns {"movie_id": [...], "event_timestamp": [...]}.
+naming the entity key and event_timestamp (movie_id,event_timestamp), read
+as a stream, or a .json file with the columns
+{"movie_id": [...], "event_timestamp": [...]}, read whole.
 Each row gets, from each feature group, the values of the group's newest row
 at or before its event_timestamp, or nulls when there is none or it is older
 than the group's ttl. Rows come out in input order, duplicates included, with
@@ -115,9 +117,11 @@ func runHistorical(ctx context.Context, cfg Config, f historicalFlags, path stri
 			req.Features = append(req.Features, strings.TrimSpace(ref))
 		}
 	}
-	if req.Entities, err = readEntities(path, f.input, f.maxRows); err != nil {
+	in, total, err := openEntities(path, f.input, &req)
+	if err != nil {
 		return fmt.Errorf("%s: %w", path, describe(err))
 	}
+	defer in.Close()
 
 	log := cliLogger(stderr)
 	b, err := openBackends(ctx, cfg, log, nil, openOptions{})
@@ -125,7 +129,7 @@ func runHistorical(ctx context.Context, cfg Config, f historicalFlags, path stri
 		return err
 	}
 	defer b.Close()
-	svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{Logger: log, MaxHistoricalRows: f.maxRows}))
+	svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{Logger: log, MaxHistoricalRows: f.maxRows, ReadOnly: true}))
 	if err != nil {
 		return err
 	}
@@ -139,14 +143,13 @@ func runHistorical(ctx context.Context, cfg Config, f historicalFlags, path stri
 	if err != nil {
 		return err
 	}
-	total := 0
-	for _, col := range req.Entities {
-		total = len(col)
+	sink := &progressSink{Writer: w}
+	if total > 0 { // unknown for a pipe
+		sink.bar = progress.New(stderr, "historical features", total, progress.IsTerminal(stderr))
 	}
-	sink := &progressSink{Writer: w, bar: progress.New(stderr, "historical features", total, progress.IsTerminal(stderr))}
 	res, err := svc.GetHistoricalFeatures(ctx, req, sink)
 	if err != nil {
-		return describe(err)
+		return fmt.Errorf("%s: %w", path, describe(err))
 	}
 	if err := w.Close(); err != nil {
 		return err
@@ -154,7 +157,9 @@ func runHistorical(ctx context.Context, cfg Config, f historicalFlags, path stri
 	if err := out.commit(); err != nil {
 		return err
 	}
-	sink.bar.Finish()
+	if sink.bar != nil {
+		sink.bar.Finish()
+	}
 	printHistorical(stderr, res, f.out)
 	return nil
 }
@@ -172,30 +177,81 @@ func outputFormat(f historicalFlags) (export.Format, error) {
 	return export.CSV, nil
 }
 
-// readEntities reads the entity rows of a CSV or JSON file.
-func readEntities(path, input string, maxRows int) (map[string][]any, error) {
+// openEntities sets the entity rows of req from a file (- for standard
+// input): a CSV file is streamed (req.EntityRows), a JSON file read whole
+// (req.Entities). total is the number of rows, for the progress bar: the
+// lines of a regular CSV file after the header, counted first.
+func openEntities(path, input string, req *service.HistoricalRequest) (io.Closer, int, error) {
 	if input == "" {
 		input = "csv"
 		if strings.EqualFold(filepath.Ext(path), ".json") {
 			input = "json"
 		}
 	}
-	var in io.Reader = os.Stdin
+	if input != "csv" && input != "json" {
+		return nil, 0, fmt.Errorf("--input must be csv or json, not %q", input)
+	}
+	file := os.Stdin
 	if path != "-" {
-		file, err := os.Open(path)
-		if err != nil {
-			return nil, err
+		var err error
+		if file, err = os.Open(path); err != nil {
+			return nil, 0, err
 		}
+	}
+	if input == "json" {
 		defer file.Close()
-		in = file
+		var err error
+		if req.Entities, err = readEntityJSON(file); err != nil {
+			return nil, 0, err
+		}
+		total := 0
+		for _, col := range req.Entities {
+			total = len(col)
+		}
+		return io.NopCloser(nil), total, nil
 	}
-	switch input {
-	case "csv":
-		return service.ReadEntityCSV(bufio.NewReaderSize(in, 64<<10), maxRows)
-	case "json":
-		return readEntityJSON(in)
+	total, err := countLines(file)
+	if err != nil {
+		file.Close()
+		return nil, 0, err
 	}
-	return nil, fmt.Errorf("--input must be csv or json, not %q", input)
+	rows, err := service.NewEntityCSV(bufio.NewReaderSize(file, 64<<10))
+	if err != nil {
+		file.Close()
+		return nil, 0, err
+	}
+	req.EntityRows = rows
+	return file, max(total-1, 0), nil
+}
+
+// countLines counts the lines of a regular file and rewinds it; for a pipe
+// it returns 0 (an unknown total).
+func countLines(f *os.File) (int, error) {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return 0, err
+	}
+	n := 0
+	buf := make([]byte, 64<<10)
+	last := byte('\n')
+	for {
+		k, err := f.Read(buf)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		if k > 0 {
+			last = buf[k-1]
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if last != '\n' {
+		n++ // a last line without a line end
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return n, err
 }
 
 // readEntityJSON reads {"<key>": [...], "event_timestamp": [...]}, or a
@@ -240,7 +296,7 @@ func describe(err error) error {
 	return fmt.Errorf("%s (%s)", fe.Message, strings.Join(parts, "; "))
 }
 
-// progressSink advances a progress bar as rows are written.
+// progressSink advances a progress bar (if any) as rows are written.
 type progressSink struct {
 	export.Writer
 	bar *progress.Bar
@@ -251,7 +307,7 @@ func (p *progressSink) Write(row []any) error {
 	if err := p.Writer.Write(row); err != nil {
 		return err
 	}
-	if p.n++; p.n%1000 == 0 {
+	if p.n++; p.bar != nil && p.n%1000 == 0 {
 		p.bar.Set(p.n)
 	}
 	return nil

@@ -78,6 +78,21 @@ func TestHistoricalCommand(t *testing.T) {
 		t.Errorf("parquet columns %v, %d rows", names, pf.NumRows())
 	}
 
+	js := filepath.Join(dir, "entities.json")
+	if err := os.WriteFile(js, []byte(`{"movie_id": [552524, 42], "event_timestamp": ["`+after+`", "`+after+`"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := Run(ctx, []string{"historical", "--feature-service", "", "--features", "movie_text:title_length", "--format", "jsonl", js},
+		env, &out, &bytes.Buffer{}); err != nil {
+		t.Fatalf("historical from JSON: %v", err)
+	}
+	want := `{"movie_id":552524,"event_timestamp":"` + after + `","movie_text__title_length":8}` + "\n" +
+		`{"movie_id":42,"event_timestamp":"` + after + `","movie_text__title_length":null}` + "\n"
+	if out.String() != want {
+		t.Errorf("JSON lines output:\n%s\nwant:\n%s", out.String(), want)
+	}
+
 	failed := filepath.Join(dir, "failed.csv")
 	err = Run(ctx, []string{"historical", "--features", "movie_basic:nope", "--out", failed, entities}, env, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), `features[0]: group movie_basic has no feature "nope"`) {

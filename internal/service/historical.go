@@ -2,13 +2,8 @@ package service
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/featurestore/featurestore/internal/export"
@@ -36,18 +31,23 @@ const EventTimestampColumn = "event_timestamp"
 //	 "features": ["movie_basic:popularity"], "full_feature_names": true}
 //
 // Entity ids are all integers (JSON numbers; the entity column is then
-// int64) or all strings. Timestamps are RFC 3339 strings with a time zone
-// offset ("T" or a space between date and time); they are read with
-// microsecond precision.
+// int64) or all strings: the first decides. Timestamps are RFC 3339
+// strings with a time zone offset ("T" or a space between date and time);
+// they are read with microsecond precision.
+//
+// EntityRows, instead of Entities, streams the entity rows (an uploaded
+// CSV: NewEntityCSV): they are validated and answered a chunk at a time,
+// so memory does not grow with their number.
 type HistoricalRequest struct {
 	Entities         map[string][]any `json:"entities"`
+	EntityRows       EntityRowReader  `json:"-"`
 	Features         []string         `json:"features,omitempty"`
 	FeatureService   string           `json:"feature_service,omitempty"`
 	FullFeatureNames bool             `json:"full_feature_names"`
 }
 
 // HistoricalSink receives a training set: Begin once with the columns,
-// then Write once per entity row. *export.Writer values satisfy it; the
+// then Write once per entity row. export.Writer values satisfy it; the
 // caller closes them.
 type HistoricalSink interface {
 	Begin(cols []export.Column) error
@@ -73,9 +73,6 @@ type HistoricalGroupResult struct {
 	OutsideTTL int `json:"outside_ttl"`
 }
 
-// maxFieldProblems bounds the per-row problems an error lists.
-const maxFieldProblems = 10
-
 // GetHistoricalFeatures builds a point-in-time correct training set and
 // writes it to sink: one row per entity row, in request order (duplicates
 // included), with the entity id, the event timestamp and then one column
@@ -83,12 +80,13 @@ const maxFieldProblems = 10
 // the timestamp, or null when there is none or it is older than the
 // group's TTL (Feast's semantics; see docs/historical.md).
 //
-// Every problem with the request is found before sink.Begin is called, and
-// storage errors before the first row are too: an error returned while
-// sink has not begun can still be answered with a status. After Begin an
-// error means the training set is incomplete; an HTTP handler must then
-// abort the response (panic(http.ErrAbortHandler)) rather than end it as if
-// it were whole.
+// Every problem with the request (with streamed EntityRows: with its first
+// chunk of rows) is found before sink.Begin is called, and so are storage
+// errors before the first row: an error returned while sink has not begun
+// can still be answered with a status. After Begin an error means the
+// training set is incomplete (a sink or storage failure, or a bad row of a
+// later chunk of a stream); an HTTP handler must then abort the response
+// (panic(http.ErrAbortHandler)) rather than end it as if it were whole.
 func (s *Service) GetHistoricalFeatures(ctx context.Context, req HistoricalRequest, sink HistoricalSink) (res HistoricalResult, err error) {
 	start := s.now()
 	var plan historicalPlan
@@ -101,7 +99,11 @@ func (s *Service) GetHistoricalFeatures(ctx context.Context, req HistoricalReque
 		return res, err
 	}
 	run := newHistoricalRun(plan, sink)
-	err = s.history.ReadHistory(ctx, plan.query(), run.emit)
+	q := store.HistoryQuery{Groups: make([]store.HistoryGroup, len(plan.groups)), Entities: plan.src.chunks}
+	for g, grp := range plan.groups {
+		q.Groups[g] = store.HistoryGroup{Name: grp.Name, Features: plan.features[g]}
+	}
+	err = s.history.ReadHistory(ctx, q, run.emit)
 	if err == nil && !run.begun { // not reached: a plan has entity rows
 		err = sink.Begin(plan.cols)
 	}
@@ -110,26 +112,24 @@ func (s *Service) GetHistoricalFeatures(ctx context.Context, req HistoricalReque
 
 // historicalPlan is a validated training-set request.
 type historicalPlan struct {
-	onlinePlan
-	times []time.Time
-	// idVals are the ids as the entity column holds them: int64 or string.
-	idVals []any
-	cols   []export.Column
+	onlinePlan // the entity key, the groups and the references
+	src        *entitySource
+	cols       []export.Column
 	// features are, per group, the names of the features to read; pos is,
 	// per ref, the index of its feature in its group's list.
 	features [][]string
 	pos      []int
 }
 
-// planHistorical validates a request: the entity dataframe, the feature
+// planHistorical validates a request: the entity rows' shape, the feature
 // references (each group keyed by the entity column), the column names,
-// and the groups' history retention. All problems of one kind are
-// reported at once.
+// and the first chunk of entity rows (all of them, given as columns),
+// including the groups' history retention.
 func (s *Service) planHistorical(ctx context.Context, req HistoricalRequest) (p historicalPlan, err error) {
-	idCol, tsCol, err := s.entityColumns(req.Entities, &p)
-	if err != nil {
+	if p.src, err = s.entitySource(req); err != nil {
 		return p, err
 	}
+	p.entityKey = p.src.key
 	refs, refField, err := s.requestedFeatures(ctx, req.Features, req.FeatureService)
 	if err != nil {
 		return p, err
@@ -144,126 +144,26 @@ func (s *Service) planHistorical(ctx context.Context, req HistoricalRequest) (p 
 		}
 		return p, feature.Invalid("invalid get-historical-features request", fields...)
 	}
-	fields := p.parseHistoricalIDs(idCol)
-	fields = append(fields, p.parseTimes(tsCol)...)
-	if len(fields) > 0 {
-		return p, feature.Invalid("invalid entity rows; nothing was written", capFields(fields)...)
-	}
 	if err := p.columns(req.FullFeatureNames, refField); err != nil {
 		return p, err
 	}
-	return p, s.checkRetention(p)
-}
-
-// entityColumns checks the shape of the entity dataframe: the entity key's
-// column and event_timestamp, of one length between 1 and the limit.
-func (s *Service) entityColumns(ent map[string][]any, p *historicalPlan) (ids, times []any, err error) {
-	times, hasTS := ent[EventTimestampColumn]
-	if len(ent) != 2 || !hasTS {
-		return nil, nil, feature.Invalid("entities must hold two columns: the entity key and event_timestamp",
-			feature.FieldError{Field: "entities", Problem: `must be {"<entity key>": [ids...], "event_timestamp": [times...]}`})
+	p.src.horizons = s.retentionHorizons(p.groups)
+	if err := p.src.first(); err != nil {
+		return p, err
 	}
-	for k, v := range ent {
-		if k != EventTimestampColumn {
-			p.entityKey, ids = k, v
-		}
+	if p.src.strings {
+		p.cols[0].Type = export.String
 	}
-	field := "entities." + p.entityKey
-	switch {
-	case len(ids) != len(times):
-		return nil, nil, feature.Invalid("entity columns differ in length", feature.FieldError{Field: "entities." + EventTimestampColumn,
-			Problem: fmt.Sprintf("has %d values, %s has %d", len(times), field, len(ids))})
-	case len(ids) == 0:
-		return nil, nil, feature.Invalid("no entity rows", feature.FieldError{Field: field, Problem: "at least one entity row is required"})
-	case len(ids) > s.opts.MaxHistoricalRows:
-		return nil, nil, &feature.Error{Code: feature.CodeTooLarge,
-			Message: fmt.Sprintf("%d entity rows in one request; the limit is %d", len(ids), s.opts.MaxHistoricalRows),
-			Fields:  []feature.FieldError{{Field: field, Problem: "too many entity rows"}}}
-	}
-	return ids, times, nil
-}
-
-// parseHistoricalIDs sets the canonical ids and the entity column's values:
-// all integers (int64) or all strings, the first value deciding.
-func (p *historicalPlan) parseHistoricalIDs(vals []any) []feature.FieldError {
-	var fields []feature.FieldError
-	p.ids = make([]string, len(vals))
-	p.idVals = make([]any, len(vals))
-	_, wantString := vals[0].(string)
-	for i, v := range vals {
-		id, ok := EntityID(v)
-		_, isString := v.(string)
-		switch {
-		case !ok:
-			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("entities.%s[%d]", p.entityKey, i), Problem: "must be a non-empty string or an integer"})
-			continue
-		case isString != wantString:
-			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("entities.%s[%d]", p.entityKey, i),
-				Problem: "must be " + map[bool]string{true: "a string", false: "an integer"}[wantString] + " like entities." + p.entityKey + "[0]"})
-			continue
-		}
-		p.ids[i] = id
-		p.idVals[i] = id
-		if !isString {
-			p.idVals[i], _ = strconv.ParseInt(id, 10, 64)
-		}
-	}
-	return fields
-}
-
-// parseTimes reads the event timestamps.
-func (p *historicalPlan) parseTimes(vals []any) []feature.FieldError {
-	var fields []feature.FieldError
-	p.times = make([]time.Time, len(vals))
-	for i, v := range vals {
-		t, ok := ParseTimestamp(v)
-		if !ok {
-			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("entities.%s[%d]", EventTimestampColumn, i),
-				Problem: "must be an RFC 3339 time with a time zone offset, such as 2025-06-01T00:00:00Z"})
-		}
-		p.times[i] = t
-	}
-	return fields
-}
-
-// ParseTimestamp reads an event timestamp: an RFC 3339 string with a time
-// zone offset, with "T" or a space between date and time (as pandas writes
-// them), truncated to microseconds, in UTC.
-func ParseTimestamp(v any) (time.Time, bool) {
-	s, ok := v.(string)
-	if !ok {
-		return time.Time{}, false
-	}
-	if len(s) > 10 && s[10] == ' ' {
-		s = s[:10] + "T" + s[11:]
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return t.UTC().Truncate(time.Microsecond), true
-}
-
-// capFields keeps the first maxFieldProblems problems and says how many
-// more there were.
-func capFields(fields []feature.FieldError) []feature.FieldError {
-	if len(fields) <= maxFieldProblems {
-		return fields
-	}
-	more := len(fields) - maxFieldProblems
-	return append(fields[:maxFieldProblems:maxFieldProblems], feature.FieldError{Field: "entities", Problem: fmt.Sprintf("%d more problems like these", more)})
+	return p, nil
 }
 
 // columns names the training set's columns, Feast's way: the entity key,
 // event_timestamp, then each feature as group__feature with full names,
 // else as its name. Two columns of one name are an error. It also lists
-// each group's features to read.
+// each group's features to read. The entity column is int64 until the
+// first row says otherwise.
 func (p *historicalPlan) columns(full bool, refField string) error {
-	idType := export.Int64
-	if _, ok := p.idVals[0].(string); ok {
-		idType = export.String
-	}
-	p.cols = []export.Column{{Name: p.entityKey, Type: idType, NotNull: true}, {Name: EventTimestampColumn, Type: export.Timestamp, NotNull: true}}
+	p.cols = []export.Column{{Name: p.entityKey, Type: export.Int64, NotNull: true}, {Name: EventTimestampColumn, Type: export.Timestamp, NotNull: true}}
 	seen := map[string]string{p.entityKey: "the entity key", EventTimestampColumn: "the event timestamp"}
 	p.features = make([][]string, len(p.groups))
 	p.pos = make([]int, len(p.refs))
@@ -289,45 +189,20 @@ func (p *historicalPlan) columns(full bool, refField string) error {
 	return nil
 }
 
-// checkRetention refuses entity rows older than a group's history
-// retention: their answer may have been deleted, and a training set with
-// silently missing values is worse than none. It is an Invalid error
-// naming the rows, before anything is written.
-func (s *Service) checkRetention(p historicalPlan) error {
+// retentionHorizons lists, for each group with a history retention, the
+// time before which its history may be gone.
+func (s *Service) retentionHorizons(groups []feature.Group) []horizon {
 	if s.opts.HistoryRetention == nil {
 		return nil
 	}
 	now := s.now()
-	var fields []feature.FieldError
-	for _, g := range p.groups {
-		keep := s.opts.HistoryRetention(g)
-		if keep <= 0 {
-			continue
-		}
-		horizon := now.Add(-keep).Truncate(time.Microsecond)
-		for i, t := range p.times {
-			if t.Before(horizon) {
-				fields = append(fields, feature.FieldError{Field: fmt.Sprintf("entities.%s[%d]", EventTimestampColumn, i),
-					Problem: "before the history retention of group " + g.Name + " (history is kept from " + horizon.Format(time.RFC3339) + ")"})
-			}
+	var out []horizon
+	for _, g := range groups {
+		if keep := s.opts.HistoryRetention(g); keep > 0 {
+			out = append(out, horizon{group: g.Name, from: now.Add(-keep).Truncate(time.Microsecond)})
 		}
 	}
-	if len(fields) > 0 {
-		return feature.Invalid("entity rows older than the history retention; nothing was written", capFields(fields)...)
-	}
-	return nil
-}
-
-// query is the store query of a plan.
-func (p historicalPlan) query() store.HistoryQuery {
-	q := store.HistoryQuery{Groups: make([]store.HistoryGroup, len(p.groups)), Entities: make([]store.PointInTime, len(p.ids))}
-	for g, grp := range p.groups {
-		q.Groups[g] = store.HistoryGroup{Name: grp.Name, Features: p.features[g]}
-	}
-	for i, id := range p.ids {
-		q.Entities[i] = store.PointInTime{EntityID: id, Time: p.times[i]}
-	}
-	return q
+	return out
 }
 
 // historicalRun writes the rows of a plan as the store answers them.
@@ -362,7 +237,7 @@ func (r *historicalRun) emit(i int, rows []store.HistoryRow) error {
 		}
 		r.begun = true
 	}
-	t := r.plan.times[i]
+	id, t := r.plan.src.row(i)
 	for g, grp := range r.plan.groups {
 		st := &r.stats[g]
 		ttl := time.Duration(grp.TTL)
@@ -378,7 +253,7 @@ func (r *historicalRun) emit(i int, rows []store.HistoryRow) error {
 			st.Found++
 		}
 	}
-	r.row[0], r.row[1] = r.plan.idVals[i], t
+	r.row[0], r.row[1] = id, t
 	for j, ref := range r.plan.refs {
 		var v any
 		if r.live[ref.gi] {
@@ -395,87 +270,4 @@ func (r *historicalRun) result() HistoricalResult {
 		res.Columns[i] = c.Name
 	}
 	return res
-}
-
-// ReadEntityCSV reads entity rows from CSV with a header: the entity key's
-// column and event_timestamp, in either order. An id column whose every
-// value is an integer holds integers (as pandas reads it), else strings.
-// More than maxRows rows is a TooLarge error; a malformed file is Invalid,
-// naming the line.
-func ReadEntityCSV(in io.Reader, maxRows int) (map[string][]any, error) {
-	r := csv.NewReader(in)
-	r.ReuseRecord = true
-	header, err := r.Read() // sets the number of fields of every row
-	if errors.Is(err, io.EOF) {
-		return nil, feature.Invalid("empty CSV", feature.FieldError{Field: "csv", Problem: "a header line entity_key,event_timestamp is required"})
-	}
-	if err != nil {
-		return nil, csvError(err)
-	}
-	header = append([]string(nil), header...)
-	header[0] = strings.TrimPrefix(header[0], "\ufeff") // a byte order mark
-	key, keyName := 0, ""
-	if len(header) == 2 {
-		if strings.TrimSpace(header[0]) == EventTimestampColumn {
-			key = 1
-		}
-		if strings.TrimSpace(header[1-key]) == EventTimestampColumn {
-			keyName = strings.TrimSpace(header[key])
-		}
-	}
-	if !feature.ValidName(keyName) || keyName == EventTimestampColumn {
-		return nil, feature.Invalid("the CSV header must name the entity key and event_timestamp",
-			feature.FieldError{Field: "csv line 1", Problem: fmt.Sprintf("header %q; want e.g. movie_id,event_timestamp", strings.Join(header, ","))})
-	}
-	ids, times, err := readCSVRows(r, key, maxRows)
-	if err != nil {
-		return nil, err
-	}
-	return map[string][]any{keyName: ids, EventTimestampColumn: times}, nil
-}
-
-// readCSVRows reads the rows after the header.
-func readCSVRows(r *csv.Reader, key, maxRows int) (ids, times []any, err error) {
-	allInts := true
-	var raw []string
-	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, csvError(err)
-		}
-		if len(raw) == maxRows {
-			return nil, nil, &feature.Error{Code: feature.CodeTooLarge, Message: fmt.Sprintf("more than %d entity rows; the limit is %d", maxRows, maxRows),
-				Fields: []feature.FieldError{{Field: "csv", Problem: "too many entity rows"}}}
-		}
-		id := strings.TrimSpace(rec[key])
-		allInts = allInts && isInteger(id)
-		raw = append(raw, id)
-		times = append(times, strings.TrimSpace(rec[1-key]))
-	}
-	ids = make([]any, len(raw))
-	for i, id := range raw {
-		ids[i] = id
-		if allInts {
-			ids[i] = json.Number(id)
-		}
-	}
-	return ids, times, nil
-}
-
-// isInteger reports whether s is a decimal int64, with an optional sign.
-func isInteger(s string) bool {
-	_, err := strconv.ParseInt(s, 10, 64)
-	return err == nil
-}
-
-// csvError is the Invalid error of a malformed CSV file, naming the line.
-func csvError(err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return feature.Invalid("malformed CSV: "+pe.Err.Error(), feature.FieldError{Field: fmt.Sprintf("csv line %d", pe.Line), Problem: pe.Err.Error()})
-	}
-	return feature.Invalid("malformed CSV: "+err.Error(), feature.FieldError{Field: "csv", Problem: err.Error()})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -556,30 +557,50 @@ func TestHistoricalSinkError(t *testing.T) {
 	}
 }
 
-func TestReadEntityCSV(t *testing.T) {
+// readCSV reads a whole CSV of entity rows into columns.
+func readCSV(in string) (map[string][]any, error) {
+	c, err := NewEntityCSV(strings.NewReader(in))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]any{c.Key(): {}, EventTimestampColumn: {}}
+	for {
+		id, ts, err := c.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[c.Key()] = append(out[c.Key()], id)
+		out[EventTimestampColumn] = append(out[EventTimestampColumn], ts)
+	}
+}
+
+func TestEntityCSV(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name, in string
 		want     map[string][]any
-		code     feature.Code
 		field    string
 	}{
-		{"integer ids", "movie_id,event_timestamp\n550,2025-06-01T00:00:00Z\n0013, 2025-07-01 00:00:00+02:00 \n",
-			map[string][]any{"movie_id": {json.Number("550"), json.Number("0013")}, "event_timestamp": {"2025-06-01T00:00:00Z", "2025-07-01 00:00:00+02:00"}}, "", ""},
+		{"integer ids", "movie_id,event_timestamp\n550,2025-06-01T00:00:00Z\n0013, 2025-07-01 00:00:00+02:00 \nx1,t\n",
+			map[string][]any{"movie_id": {json.Number("550"), json.Number("0013"), "x1"}, "event_timestamp": {"2025-06-01T00:00:00Z", "2025-07-01 00:00:00+02:00", "t"}}, ""},
 		{"string ids, timestamp first, BOM, CRLF", "\ufeffevent_timestamp,user_id\r\n2025-06-01T00:00:00Z,u1\r\n2025-06-02T00:00:00Z,42\r\n",
-			map[string][]any{"user_id": {"u1", "42"}, "event_timestamp": {"2025-06-01T00:00:00Z", "2025-06-02T00:00:00Z"}}, "", ""},
+			map[string][]any{"user_id": {"u1", "42"}, "event_timestamp": {"2025-06-01T00:00:00Z", "2025-06-02T00:00:00Z"}}, ""},
 		{"quoted", "movie_id,event_timestamp\n\"a,b\",2025-06-01T00:00:00Z\n",
-			map[string][]any{"movie_id": {"a,b"}, "event_timestamp": {"2025-06-01T00:00:00Z"}}, "", ""},
-		{"empty", "", nil, feature.CodeInvalid, "csv"},
-		{"no timestamp column", "movie_id,when\n1,2025-06-01T00:00:00Z\n", nil, feature.CodeInvalid, "csv line 1"},
-		{"three columns", "movie_id,event_timestamp,label\n1,2025-06-01T00:00:00Z,1\n", nil, feature.CodeInvalid, "csv line 1"},
-		{"ragged row", "movie_id,event_timestamp\n1,2025-06-01T00:00:00Z\n2\n", nil, feature.CodeInvalid, "csv line 3"},
-		{"bad quote", "movie_id,event_timestamp\n\"1,2025-06-01T00:00:00Z\n", nil, feature.CodeInvalid, "csv line 2"},
-		{"too many rows", "movie_id,event_timestamp\n1,x\n2,x\n3,x\n4,x\n", nil, feature.CodeTooLarge, "csv"},
+			map[string][]any{"movie_id": {"a,b"}, "event_timestamp": {"2025-06-01T00:00:00Z"}}, ""},
+		{"header only", "movie_id,event_timestamp\n", map[string][]any{"movie_id": {}, "event_timestamp": {}}, ""},
+		{"empty", "", nil, "csv"},
+		{"no timestamp column", "movie_id,when\n1,2025-06-01T00:00:00Z\n", nil, "csv line 1"},
+		{"two timestamp columns", "event_timestamp,event_timestamp\n1,2\n", nil, "csv line 1"},
+		{"three columns", "movie_id,event_timestamp,label\n1,2025-06-01T00:00:00Z,1\n", nil, "csv line 1"},
+		{"ragged row", "movie_id,event_timestamp\n1,2025-06-01T00:00:00Z\n2\n", nil, "csv line 3"},
+		{"bad quote", "movie_id,event_timestamp\n\"1,2025-06-01T00:00:00Z\n", nil, "csv line 2"},
 	}
 	for _, tt := range tests {
-		got, err := ReadEntityCSV(strings.NewReader(tt.in), 3)
-		if tt.code == "" {
+		got, err := readCSV(tt.in)
+		if tt.field == "" {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
 			} else if diff := cmp.Diff(tt.want, got); diff != "" {
@@ -588,10 +609,87 @@ func TestReadEntityCSV(t *testing.T) {
 			continue
 		}
 		var fe *feature.Error
-		if !errors.As(err, &fe) || fe.Code != tt.code || len(fe.Fields) == 0 || fe.Fields[0].Field != tt.field {
-			t.Errorf("%s: error %v, want code %s on field %s", tt.name, err, tt.code, tt.field)
+		if !errors.As(err, &fe) || fe.Code != feature.CodeInvalid || len(fe.Fields) == 0 || fe.Fields[0].Field != tt.field {
+			t.Errorf("%s: error %v, want invalid on field %s", tt.name, err, tt.field)
 		}
 	}
+}
+
+// TestHistoricalStreamed: entity rows streamed from CSV give the same
+// training set as the same rows sent as columns, over several chunks; a
+// bad row or the row limit in a later chunk stops a training set that has
+// begun, one in the first chunk is refused before it begins.
+func TestHistoricalStreamed(t *testing.T) {
+	t.Parallel()
+	st, sor := openSOR(t, "embedded")
+	c := newClock()
+	s := newHistoryService(t, st, sor, c, Options{MaxHistoricalRows: 25000})
+	putUserGroup(t, s)
+	for i := range 50 {
+		at := t0.Add(-time.Duration(i) * time.Minute)
+		if _, err := s.WriteRows(context.Background(), "user_profile", []RowInput{{EntityID: fmt.Sprintf("u%d", i), EventTime: &at,
+			Values: map[string]any{"age": int64(i), "country": "KR"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var csvText strings.Builder
+	csvText.WriteString("user_id,event_timestamp\n")
+	cols := map[string][]any{"user_id": nil, "event_timestamp": nil}
+	n := 2*store.HistoryChunk + 17
+	for i := range n {
+		id, ts := fmt.Sprintf("u%d", i%60), t0.Add(-time.Duration(i%90)*time.Minute).Format(time.RFC3339)
+		fmt.Fprintf(&csvText, "%s,%s\n", id, ts)
+		cols["user_id"] = append(cols["user_id"], id)
+		cols["event_timestamp"] = append(cols["event_timestamp"], ts)
+	}
+	features := []string{"user_profile:age", "user_profile:country"}
+	byCols, _ := historical(t, s, HistoricalRequest{Entities: cols, Features: features})
+	rows, err := NewEntityCSV(strings.NewReader(csvText.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byStream, res := historical(t, s, HistoricalRequest{EntityRows: rows, Features: features})
+	if len(byStream.rows) != n || res.Rows != n {
+		t.Fatalf("streamed: %d rows, result %d; want %d", len(byStream.rows), res.Rows, n)
+	}
+	if diff := cmp.Diff(byCols.rows, byStream.rows); diff != "" {
+		t.Errorf("streamed rows differ from columns (-columns +stream):\n%s", diff)
+	}
+
+	stream := func(text string) (*tableSink, error) {
+		rows, err := NewEntityCSV(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &tableSink{}
+		_, err = s.GetHistoricalFeatures(context.Background(), HistoricalRequest{EntityRows: rows, Features: features}, sink)
+		return sink, err
+	}
+	lines := strings.SplitAfter(csvText.String(), "\n")
+	badLater := strings.Join(lines[:store.HistoryChunk+5], "") + "u1,yesterday\n" + strings.Join(lines[store.HistoryChunk+5:], "")
+	sink, err := stream(badLater)
+	wantErr(t, "bad row in the second chunk", err, feature.CodeInvalid, fmt.Sprintf("entities.event_timestamp[%d]", store.HistoryChunk+4))
+	if len(sink.rows) != store.HistoryChunk {
+		t.Errorf("bad row in the second chunk: %d rows written, want the first chunk's %d", len(sink.rows), store.HistoryChunk)
+	}
+	badFirst := strings.Join(lines[:3], "") + "u1,yesterday\n"
+	sink, err = stream(badFirst)
+	wantErr(t, "bad row in the first chunk", err, feature.CodeInvalid, "entities.event_timestamp[2]")
+	if sink.begun {
+		t.Error("a bad row in the first chunk began the training set")
+	}
+	sink, err = stream(csvText.String() + strings.Repeat("u1,2025-06-01T00:00:00Z\n", 25000-n+1))
+	wantErr(t, "one row over the limit", err, feature.CodeTooLarge, "entities.user_id")
+	if len(sink.rows) != 2*store.HistoryChunk {
+		t.Errorf("over the limit: %d rows written, want %d", len(sink.rows), 2*store.HistoryChunk)
+	}
+	if _, err := stream(csvText.String() + strings.Repeat("u1,2025-06-01T00:00:00Z\n", 25000-n)); err != nil {
+		t.Errorf("exactly the limit: %v", err)
+	}
+	_, err = stream("movie_id,event_timestamp\n1,2025-06-01T00:00:00Z\n")
+	wantErr(t, "other entity key", err, feature.CodeInvalid, "features[0]")
+	_, err = stream("user_id,event_timestamp\n")
+	wantErr(t, "no rows", err, feature.CodeInvalid, "entities.user_id")
 }
 
 func TestParseTimestamp(t *testing.T) {
@@ -606,5 +704,24 @@ func TestParseTimestamp(t *testing.T) {
 		if got, ok := ParseTimestamp(in); ok {
 			t.Errorf("ParseTimestamp(%#v) = %v, want a failure", in, got)
 		}
+	}
+}
+
+// TestReadOnly: a read-only service answers reads without loading the
+// corpus, and refuses ingests and recomputes.
+func TestReadOnly(t *testing.T) {
+	t.Parallel()
+	st, sor := openSOR(t, "embedded")
+	s := newHistoryService(t, st, sor, newClock(), Options{ReadOnly: true})
+	if _, err := s.Ingest(context.Background(), realMovies(t)[:1]); !errors.Is(err, errReadOnly) {
+		t.Errorf("Ingest on a read-only service = %v", err)
+	}
+	if _, err := s.Recompute(context.Background(), nil); !errors.Is(err, errReadOnly) {
+		t.Errorf("Recompute on a read-only service = %v", err)
+	}
+	sink, _ := historical(t, s, HistoricalRequest{Features: []string{"movie_basic:popularity"},
+		Entities: map[string][]any{"movie_id": {json.Number("1")}, "event_timestamp": {"2025-06-01T00:00:00Z"}}})
+	if len(sink.rows) != 1 || sink.rows[0][2] != nil {
+		t.Errorf("read-only historical read = %v", sink.rows)
 	}
 }

@@ -7,6 +7,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -62,6 +63,10 @@ type Options struct {
 	// FeatureServices keeps feature services; nil means the store, if it
 	// can (the cache wrapper cannot: pass the system of record).
 	FeatureServices ServiceRegistry
+	// ReadOnly builds a service for a command that only reads (such as
+	// `featurestore historical`): New skips loading the movie corpus, which
+	// only ingests and recomputes need, and those fail with errReadOnly.
+	ReadOnly bool
 	// HistoryRetention is how long a group's history is kept (0: for
 	// ever); nil means every group keeps all of it. Training-set rows
 	// older than a group's retention are refused (see docs/historical.md).
@@ -146,11 +151,18 @@ func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 	if err := s.ensureBuiltins(ctx); err != nil {
 		return nil, err
 	}
+	if opts.ReadOnly {
+		s.corpus = tmdb.NewCorpus()
+		return s, nil
+	}
 	if err := s.loadCorpus(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// errReadOnly is the error of a write on a ReadOnly service.
+var errReadOnly = errors.New("service: read-only (built for a command that only reads): ingest and recompute are unavailable")
 
 // ensureBuiltins creates the TMDB groups, or replaces a stored definition
 // whose features differ from this version's.

@@ -18,8 +18,46 @@ import (
 // back in the order of Entities.
 type HistoryQuery struct {
 	Groups []HistoryGroup
-	// Entities are the entity rows; the same entity may appear many times.
-	Entities []PointInTime
+	// Entities returns the entity rows, a chunk at a time and in order,
+	// until it returns none; an error it returns ends the read and is
+	// returned as is. The same entity may appear many times. A backend
+	// asks for the next chunk only once it has answered the previous one,
+	// so the rows can be read from a stream as they are answered.
+	Entities func() ([]PointInTime, error)
+}
+
+// EntitySlice returns a HistoryQuery.Entities function that yields rows
+// once.
+func EntitySlice(rows []PointInTime) func() ([]PointInTime, error) {
+	return func() ([]PointInTime, error) {
+		out := rows
+		rows = nil
+		return out, nil
+	}
+}
+
+// EachChunk calls fn with the entity rows of q in pieces of at most
+// HistoryChunk rows, and the index of each piece's first row, until
+// Entities returns none or fn or Entities fails.
+func (q HistoryQuery) EachChunk(fn func(lo int, rows []PointInTime) error) error {
+	lo := 0
+	for {
+		rows, err := q.Entities()
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		for len(rows) > 0 {
+			part := rows[:min(HistoryChunk, len(rows))]
+			if err := fn(lo, part); err != nil {
+				return err
+			}
+			lo += len(part)
+			rows = rows[len(part):]
+		}
+	}
 }
 
 // HistoryGroup is one group of a HistoryQuery and the features to return.
@@ -49,8 +87,8 @@ type HistoryRow struct {
 }
 
 // HistoryChunk is how many entity rows a backend reads per statement: a
-// large query is answered in statements of this many rows, all in one
-// read-only snapshot, so neither the parameters nor the sort of one
+// large query is answered in statements of at most this many rows, all in
+// one read-only snapshot, so neither the parameters nor the sort of one
 // statement grow with the request.
 const HistoryChunk = 10000
 

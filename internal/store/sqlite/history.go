@@ -18,7 +18,7 @@ import (
 // the order of q.Entities. rows is reused between calls.
 //
 // The whole query reads one snapshot (a read transaction). Entity rows
-// travel in chunks of store.HistoryChunk as a JSON array that json_each
+// travel in chunks of at most store.HistoryChunk as a JSON array that json_each
 // unpacks; each chunk is one statement that joins every group's newest row
 // at or before the entity row's time, found by one probe of the as-of index
 // per entity row and group. Unknown groups are a NotFound error before fn
@@ -39,8 +39,8 @@ func (s *Store) ReadHistory(ctx context.Context, q store.HistoryQuery, fn func(i
 	query, groupArgs := historySQL(q.Groups)
 	r := newHistoryReader(q, fn)
 	var buf []byte
-	for lo := 0; lo < len(q.Entities); lo += store.HistoryChunk {
-		chunk := q.Entities[lo:min(lo+store.HistoryChunk, len(q.Entities))]
+	err = q.EachChunk(func(lo int, chunk []store.PointInTime) error {
+		var err error
 		if buf, err = appendEntities(buf[:0], chunk); err != nil {
 			return err
 		}
@@ -48,11 +48,11 @@ func (s *Store) ReadHistory(ctx context.Context, q store.HistoryQuery, fn func(i
 		if err != nil {
 			return dbError("read history", err)
 		}
-		err = r.readChunk(rows, lo)
-		rows.Close()
-		if err != nil {
-			return err
-		}
+		defer rows.Close()
+		return r.readChunk(rows, lo)
+	})
+	if err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -105,8 +105,14 @@ func historySQL(groups []store.HistoryGroup) (string, []any) {
 		    ORDER BY event_time DESC, write_time DESC
 		    LIMIT 1)`, alias, alias, param(hg.Name))
 	}
+	// The probes run in index order (entity, time), which reads the pages
+	// of the index and the history in order instead of at random; the
+	// result is then sorted back into request order.
 	return `
-		WITH e AS (SELECT key AS ord, value ->> 0 AS entity_id, value ->> 1 AS ts FROM json_each(?1))
+		WITH e AS MATERIALIZED (
+		    SELECT key AS ord, value ->> 0 AS entity_id, value ->> 1 AS ts FROM json_each(?1)
+		    ORDER BY entity_id, ts
+		)
 		` + sel.String() + `
 		FROM e` + from.String() + `
 		ORDER BY e.ord`, args

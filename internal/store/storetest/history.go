@@ -38,6 +38,7 @@ func RunHistory(t *testing.T, newStore func(t *testing.T) HistoryStore) {
 		{"Values", testHistoryValues},
 		{"UnknownGroup", testHistoryUnknownGroup},
 		{"Chunks", testHistoryChunks},
+		{"Streamed", testHistoryStreamed},
 		{"StopsOnError", testHistoryStopsOnError},
 		{"TimePrecision", testHistoryTimePrecision},
 		{"GroupRecreated", testHistoryGroupRecreated},
@@ -56,7 +57,22 @@ type historyResult struct {
 	Rows []store.HistoryRow
 }
 
-func readHistory(t *testing.T, s HistoryStore, q store.HistoryQuery) []historyResult {
+// histQuery is a store.HistoryQuery with its entity rows in a slice.
+type histQuery struct {
+	Groups   []store.HistoryGroup
+	Entities []store.PointInTime
+}
+
+func (h histQuery) q() store.HistoryQuery {
+	return store.HistoryQuery{Groups: h.Groups, Entities: store.EntitySlice(h.Entities)}
+}
+
+func readHistory(t *testing.T, s HistoryStore, q histQuery) []historyResult {
+	t.Helper()
+	return readQuery(t, s, q.q())
+}
+
+func readQuery(t *testing.T, s HistoryStore, q store.HistoryQuery) []historyResult {
 	t.Helper()
 	var out []historyResult
 	err := s.ReadHistory(t.Context(), q, func(i int, rows []store.HistoryRow) error {
@@ -110,7 +126,7 @@ func testHistoryPointInTime(t *testing.T, s HistoryStore) {
 	// older event time written last does not replace a newer one.
 	write(t, s, movie("movies", "m1", at(20), at(22), "v20-second"), movie("movies", "m2", at(5), at(40), "m2-v5"))
 
-	q := store.HistoryQuery{
+	q := histQuery{
 		Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title", "budget"}}},
 		Entities: []store.PointInTime{
 			pit("m1", at(35)), pit("m1", at(9)), pit("m1", at(10)), pit("m1", at(15)),
@@ -145,7 +161,7 @@ func testHistoryPointInTime(t *testing.T, s HistoryStore) {
 	}
 
 	// No entity rows: no calls, no error.
-	if got := readHistory(t, s, store.HistoryQuery{Groups: q.Groups}); len(got) != 0 {
+	if got := readHistory(t, s, histQuery{Groups: q.Groups}); len(got) != 0 {
 		t.Errorf("ReadHistory without entity rows called fn %d times", len(got))
 	}
 }
@@ -164,7 +180,7 @@ func testHistoryGroups(t *testing.T, s HistoryStore) {
 	// A row written before a feature was added to the group lacks it.
 	write(t, s, feature.Row{Group: "a", EntityID: "m2", EventTime: at(1), WriteTime: at(1), Values: feature.Values{"title": "partial"}})
 
-	q := store.HistoryQuery{
+	q := histQuery{
 		Groups: []store.HistoryGroup{
 			{Name: "b", Features: []string{"title"}},
 			{Name: "a", Features: []string{"rating", "title", "adult"}},
@@ -194,7 +210,7 @@ func testHistoryValues(t *testing.T, s HistoryStore) {
 		{"min", feature.Values{"i": int64(math.MinInt64), "f": -2.5e-10, "b": false, "s": "", "n": nil}},
 		{"big", feature.Values{"i": int64(1<<53 + 1), "f": math.MaxFloat64, "b": false, "s": "null", "n": nil}},
 	}
-	q := store.HistoryQuery{Groups: []store.HistoryGroup{{Name: "values", Features: []string{"i", "f", "b", "s", "n"}}}}
+	q := histQuery{Groups: []store.HistoryGroup{{Name: "values", Features: []string{"i", "f", "b", "s", "n"}}}}
 	var want [][]store.HistoryRow
 	for _, r := range rows {
 		write(t, s, feature.Row{Group: "values", EntityID: r.id, EventTime: at(1), WriteTime: at(1), Values: r.values})
@@ -208,10 +224,10 @@ func testHistoryValues(t *testing.T, s HistoryStore) {
 func testHistoryUnknownGroup(t *testing.T, s HistoryStore) {
 	putGroup(t, s, movies("movies"), base)
 	calls := 0
-	err := s.ReadHistory(t.Context(), store.HistoryQuery{
+	err := s.ReadHistory(t.Context(), histQuery{
 		Groups:   []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}, {Name: "nope", Features: []string{"x"}}},
 		Entities: []store.PointInTime{pit("m1", at(1))},
-	}, func(int, []store.HistoryRow) error { calls++; return nil })
+	}.q(), func(int, []store.HistoryRow) error { calls++; return nil })
 	wantCode(t, "ReadHistory(nope)", err, feature.CodeNotFound)
 	if calls != 0 {
 		t.Errorf("ReadHistory(nope) called fn %d times", calls)
@@ -231,7 +247,7 @@ func testHistoryChunks(t *testing.T, s HistoryStore) {
 	}
 	write(t, s, rows...)
 	n := 2*store.HistoryChunk + 7
-	q := store.HistoryQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}}
+	q := histQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}}
 	want := make([][]store.HistoryRow, n)
 	for i := range n {
 		e, sec := (i*7)%(entities+1), (i*13)%45 // entity 50 has no rows; times 0..44
@@ -245,16 +261,80 @@ func testHistoryChunks(t *testing.T, s HistoryStore) {
 	wantHistory(t, want, readHistory(t, s, q))
 }
 
+// testHistoryStreamed feeds the entity rows in uneven chunks, as a stream
+// of an upload would: each chunk is asked for only after the previous one
+// was answered, the indexes run on across chunks, and an error of the
+// source ends the read with that error.
+func testHistoryStreamed(t *testing.T, s HistoryStore) {
+	putGroup(t, s, movies("movies"), base)
+	write(t, s, movie("movies", "m1", at(10), at(10), "a"))
+	sizes := []int{3, store.HistoryChunk + 5, 1}
+	answered, call := 0, 0
+	src := func() ([]store.PointInTime, error) {
+		if call > 0 && answered != sumInts(sizes[:call]) {
+			t.Errorf("chunk %d asked for after %d rows were answered, want %d", call, answered, sumInts(sizes[:call]))
+		}
+		if call == len(sizes) {
+			return nil, nil
+		}
+		rows := make([]store.PointInTime, sizes[call])
+		for i := range rows {
+			rows[i] = pit("m1", at(5+10*(call%2))) // before the row, then after it
+		}
+		call++
+		return rows, nil
+	}
+	err := s.ReadHistory(t.Context(), store.HistoryQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}, Entities: src},
+		func(i int, rows []store.HistoryRow) error {
+			if i != answered {
+				t.Fatalf("row %d answered as %d", answered, i)
+			}
+			chunk := 0
+			for i >= sumInts(sizes[:chunk+1]) {
+				chunk++
+			}
+			if rows[0].Found != (chunk%2 == 1) {
+				t.Errorf("row %d (chunk %d): found %v", i, chunk, rows[0].Found)
+			}
+			answered++
+			return nil
+		})
+	if err != nil || answered != sumInts(sizes) {
+		t.Fatalf("ReadHistory = %v after %d rows, want %d rows", err, answered, sumInts(sizes))
+	}
+
+	bad := errors.New("line 7: not a time")
+	calls := 0
+	err = s.ReadHistory(t.Context(), store.HistoryQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}},
+		Entities: func() ([]store.PointInTime, error) {
+			if calls++; calls == 1 {
+				return []store.PointInTime{pit("m1", at(20))}, nil
+			}
+			return nil, bad
+		}}, func(int, []store.HistoryRow) error { return nil })
+	if !errors.Is(err, bad) {
+		t.Errorf("ReadHistory with a failing source = %v, want its error", err)
+	}
+}
+
+func sumInts(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
 func testHistoryStopsOnError(t *testing.T, s HistoryStore) {
 	putGroup(t, s, movies("movies"), base)
 	write(t, s, movie("movies", "m1", at(1), at(1), "a"))
-	q := store.HistoryQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}}
+	q := histQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}}
 	for range store.HistoryChunk + 10 {
 		q.Entities = append(q.Entities, pit("m1", at(2)))
 	}
 	stop := errors.New("client went away")
 	calls := 0
-	err := s.ReadHistory(t.Context(), q, func(i int, _ []store.HistoryRow) error {
+	err := s.ReadHistory(t.Context(), q.q(), func(i int, _ []store.HistoryRow) error {
 		calls++
 		if i == 3 {
 			return stop
@@ -268,7 +348,7 @@ func testHistoryStopsOnError(t *testing.T, s HistoryStore) {
 		t.Errorf("fn called %d times, want 4 (it stops at the error)", calls)
 	}
 	// The store is still usable.
-	if got := readHistory(t, s, store.HistoryQuery{Groups: q.Groups, Entities: q.Entities[:1]}); len(got) != 1 || !got[0].Rows[0].Found {
+	if got := readHistory(t, s, histQuery{Groups: q.Groups, Entities: q.Entities[:1]}); len(got) != 1 || !got[0].Rows[0].Found {
 		t.Errorf("ReadHistory after a stopped read = %+v", got)
 	}
 }
@@ -279,7 +359,7 @@ func testHistoryTimePrecision(t *testing.T, s HistoryStore) {
 	putGroup(t, s, movies("movies"), base)
 	event := base.Add(1500 * time.Nanosecond) // stored as base+1µs
 	write(t, s, movie("movies", "m1", event, event, "a"))
-	q := store.HistoryQuery{
+	q := histQuery{
 		Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}},
 		Entities: []store.PointInTime{
 			pit("m1", base.Add(999*time.Nanosecond)),  // base: before the row
@@ -302,7 +382,7 @@ func testHistoryGroupRecreated(t *testing.T, s HistoryStore) {
 	}
 	putGroup(t, s, movies("movies"), at(50))
 	write(t, s, movie("movies", "m1", at(60), at(60), "new"))
-	q := store.HistoryQuery{
+	q := histQuery{
 		Groups:   []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}},
 		Entities: []store.PointInTime{pit("m1", at(20)), pit("m1", at(70))},
 	}
