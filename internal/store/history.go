@@ -24,6 +24,9 @@ type HistoryQuery struct {
 	// asks for the next chunk only once it has answered the previous one,
 	// so the rows can be read from a stream as they are answered.
 	Entities func() ([]PointInTime, error)
+	// Chunk is the most entity rows one statement reads; 0 means
+	// HistoryChunk.
+	Chunk int
 }
 
 // EntitySlice returns a HistoryQuery.Entities function that yields rows
@@ -37,9 +40,13 @@ func EntitySlice(rows []PointInTime) func() ([]PointInTime, error) {
 }
 
 // EachChunk calls fn with the entity rows of q in pieces of at most
-// HistoryChunk rows, and the index of each piece's first row, until
-// Entities returns none or fn or Entities fails.
+// q.Chunk rows, and the index of each piece's first row, until Entities
+// returns none or fn or Entities fails.
 func (q HistoryQuery) EachChunk(fn func(lo int, rows []PointInTime) error) error {
+	size := q.Chunk
+	if size <= 0 {
+		size = HistoryChunk
+	}
 	lo := 0
 	for {
 		rows, err := q.Entities()
@@ -50,7 +57,7 @@ func (q HistoryQuery) EachChunk(fn func(lo int, rows []PointInTime) error) error
 			return nil
 		}
 		for len(rows) > 0 {
-			part := rows[:min(HistoryChunk, len(rows))]
+			part := rows[:min(size, len(rows))]
 			if err := fn(lo, part); err != nil {
 				return err
 			}

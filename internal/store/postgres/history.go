@@ -34,8 +34,10 @@ func (s *Store) ReadHistory(ctx context.Context, q store.HistoryQuery, fn func(i
 	}
 	sql, groupArgs := historySQL(q.Groups)
 	r := newHistoryReader(q, fn)
-	ids := make([]string, 0, store.HistoryChunk)
-	times := make([]time.Time, 0, store.HistoryChunk)
+	var (
+		ids   []string
+		times []time.Time
+	)
 	err = q.EachChunk(func(lo int, chunk []store.PointInTime) error {
 		ids, times = ids[:0], times[:0]
 		for _, e := range chunk {

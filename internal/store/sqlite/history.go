@@ -78,10 +78,11 @@ func appendEntities(buf []byte, chunk []store.PointInTime) ([]byte, error) {
 }
 
 // historySQL builds the statement of a chunk: ?1 the entity rows as JSON,
-// then each group's name and feature names as parameters (returned as
-// args). The subquery of each group picks the rowid of the newest row at or
-// before the entity row's time; only the requested values are extracted,
-// as JSON text (the -> operator keeps each number's spelling).
+// then each group's name as a parameter (returned as args). The subquery of
+// each group picks the rowid of the newest row at or before the entity
+// row's time. Each row's values come back whole and are decoded once in Go:
+// extracting each feature with SQLite's JSON operators would parse the row
+// once per feature.
 func historySQL(groups []store.HistoryGroup) (string, []any) {
 	var (
 		sel, from strings.Builder
@@ -92,18 +93,15 @@ func historySQL(groups []store.HistoryGroup) (string, []any) {
 		return "?" + strconv.Itoa(len(args)+1)
 	}
 	sel.WriteString("SELECT e.ord")
-	for g, hg := range groups {
+	for g := range groups {
 		alias := "r" + strconv.Itoa(g)
-		fmt.Fprintf(&sel, ", %s.event_time", alias)
-		for _, f := range hg.Features {
-			fmt.Fprintf(&sel, ", %s.feature_values -> %s", alias, param(f))
-		}
+		fmt.Fprintf(&sel, ", %s.event_time, %s.feature_values", alias, alias)
 		fmt.Fprintf(&from, `
 		LEFT JOIN feature_rows %s ON %s.rowid = (
 		    SELECT rowid FROM feature_rows
 		    WHERE group_name = %s AND entity_id = e.entity_id AND event_time <= e.ts
 		    ORDER BY event_time DESC, write_time DESC
-		    LIMIT 1)`, alias, alias, param(hg.Name))
+		    LIMIT 1)`, alias, alias, param(groups[g].Name))
 	}
 	// The probes run in index order (entity, time), which reads the pages
 	// of the index and the history in order instead of at random; the
@@ -130,21 +128,12 @@ type historyReader struct {
 }
 
 func newHistoryReader(q store.HistoryQuery, fn func(i int, rows []store.HistoryRow) error) *historyReader {
-	r := &historyReader{q: q, fn: fn, rows: make([]store.HistoryRow, len(q.Groups)), evt: make([]sql.NullInt64, len(q.Groups))}
-	n := 0
+	r := &historyReader{q: q, fn: fn, rows: make([]store.HistoryRow, len(q.Groups)),
+		evt: make([]sql.NullInt64, len(q.Groups)), raw: make([]sql.RawBytes, len(q.Groups))}
+	r.dest = append(r.dest, &r.ord)
 	for g, hg := range q.Groups {
 		r.rows[g].Values = make([]any, len(hg.Features))
-		n += len(hg.Features)
-	}
-	r.raw = make([]sql.RawBytes, n)
-	r.dest = append(r.dest, &r.ord)
-	k := 0
-	for g, hg := range q.Groups {
-		r.dest = append(r.dest, &r.evt[g])
-		for range hg.Features {
-			r.dest = append(r.dest, &r.raw[k])
-			k++
-		}
+		r.dest = append(r.dest, &r.evt[g], &r.raw[g])
 	}
 	return r
 }
@@ -170,26 +159,21 @@ func (r *historyReader) readChunk(rows *sql.Rows, lo int) error {
 
 // fill sets r.rows from the scanned columns.
 func (r *historyReader) fill() error {
-	k := 0
 	for g, hg := range r.q.Groups {
 		row := &r.rows[g]
 		row.Found = r.evt[g].Valid
 		row.EventTime = time.Time{}
-		if row.Found {
-			row.EventTime = fromMicros(r.evt[g].Int64)
+		clear(row.Values)
+		if !row.Found {
+			continue
 		}
-		for f := range hg.Features {
-			raw := r.raw[k]
-			k++
-			row.Values[f] = nil
-			if raw == nil {
-				continue
-			}
-			v, err := rowjson.DecodeValue(raw)
-			if err != nil {
-				return fmt.Errorf("sqlite: read history of group %s: %w", hg.Name, err)
-			}
-			row.Values[f] = v
+		row.EventTime = fromMicros(r.evt[g].Int64)
+		values, err := rowjson.DecodeValues(r.raw[g])
+		if err != nil {
+			return fmt.Errorf("sqlite: read history of group %s: %w", hg.Name, err)
+		}
+		for f, name := range hg.Features {
+			row.Values[f] = values[name]
 		}
 	}
 	return nil

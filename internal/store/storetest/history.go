@@ -61,11 +61,16 @@ type historyResult struct {
 type histQuery struct {
 	Groups   []store.HistoryGroup
 	Entities []store.PointInTime
+	Chunk    int
 }
 
 func (h histQuery) q() store.HistoryQuery {
-	return store.HistoryQuery{Groups: h.Groups, Entities: store.EntitySlice(h.Entities)}
+	return store.HistoryQuery{Groups: h.Groups, Entities: store.EntitySlice(h.Entities), Chunk: h.Chunk}
 }
+
+// testChunk is the statement size of the tests that cross chunk
+// boundaries: small, so that they need few rows.
+const testChunk = 16
 
 func readHistory(t *testing.T, s HistoryStore, q histQuery) []historyResult {
 	t.Helper()
@@ -234,7 +239,8 @@ func testHistoryUnknownGroup(t *testing.T, s HistoryStore) {
 	}
 }
 
-// testHistoryChunks reads more entity rows than one statement takes: every
+// testHistoryChunks reads more entity rows than one statement takes (a
+// small statement size stands for store.HistoryChunk): every
 // row is answered once, in order, across chunk boundaries.
 func testHistoryChunks(t *testing.T, s HistoryStore) {
 	putGroup(t, s, movies("movies"), base)
@@ -246,8 +252,8 @@ func testHistoryChunks(t *testing.T, s HistoryStore) {
 		}
 	}
 	write(t, s, rows...)
-	n := 2*store.HistoryChunk + 7
-	q := histQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}}
+	n := 5*testChunk + 7
+	q := histQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}, Chunk: testChunk}
 	want := make([][]store.HistoryRow, n)
 	for i := range n {
 		e, sec := (i*7)%(entities+1), (i*13)%45 // entity 50 has no rows; times 0..44
@@ -268,7 +274,7 @@ func testHistoryChunks(t *testing.T, s HistoryStore) {
 func testHistoryStreamed(t *testing.T, s HistoryStore) {
 	putGroup(t, s, movies("movies"), base)
 	write(t, s, movie("movies", "m1", at(10), at(10), "a"))
-	sizes := []int{3, store.HistoryChunk + 5, 1}
+	sizes := []int{3, 2*testChunk + 5, 1}
 	answered, call := 0, 0
 	src := func() ([]store.PointInTime, error) {
 		if call > 0 && answered != sumInts(sizes[:call]) {
@@ -284,7 +290,7 @@ func testHistoryStreamed(t *testing.T, s HistoryStore) {
 		call++
 		return rows, nil
 	}
-	err := s.ReadHistory(t.Context(), store.HistoryQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}, Entities: src},
+	err := s.ReadHistory(t.Context(), store.HistoryQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}, Entities: src, Chunk: testChunk},
 		func(i int, rows []store.HistoryRow) error {
 			if i != answered {
 				t.Fatalf("row %d answered as %d", answered, i)
@@ -328,8 +334,8 @@ func sumInts(xs []int) int {
 func testHistoryStopsOnError(t *testing.T, s HistoryStore) {
 	putGroup(t, s, movies("movies"), base)
 	write(t, s, movie("movies", "m1", at(1), at(1), "a"))
-	q := histQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}}
-	for range store.HistoryChunk + 10 {
+	q := histQuery{Groups: []store.HistoryGroup{{Name: "movies", Features: []string{"title"}}}, Chunk: testChunk}
+	for range testChunk + 10 {
 		q.Entities = append(q.Entities, pit("m1", at(2)))
 	}
 	stop := errors.New("client went away")
