@@ -44,6 +44,7 @@ Usage:
   featurestore [serve] [flags]          run the HTTP service (the default command)
   featurestore ingest [flags] FILE      ingest a TMDB JSON file (- for standard input)
   featurestore recompute [flags]        recompute the corpus-relative statistical features
+  featurestore historical [flags] FILE  build a point-in-time training set (historical --help)
   featurestore migrate [flags]          apply storage migrations and exit
   featurestore crawl [flags]            collect movies from the TMDB API
   featurestore verify [flags]           check the running stack: the operators' checklist
@@ -194,11 +195,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return verify.Command(ctx, args, getenv, stdout, stderr)
 	case "crawl":
 		return crawlCmd(ctx, args, getenv, stdout, stderr)
+	case "historical":
+		return historicalCmd(ctx, args, getenv, stdout, stderr)
 	case "token":
 		return tokenCmd(args, stdout, stderr)
 	case "serve", "ingest", "recompute", "migrate":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, crawl, verify, token or version; see --help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, crawl, historical, verify, token or version; see --help)", cmd)
 	}
 
 	var cfg Config

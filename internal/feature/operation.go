@@ -18,6 +18,12 @@ const (
 	OpDeleteGroup       Operation = "delete_group"
 	OpStats             Operation = "stats"
 	OpRecompute         Operation = "recompute"
+
+	OpGetHistoricalFeatures Operation = "get_historical_features"
+	OpListFeatureServices   Operation = "list_feature_services"
+	OpGetFeatureService     Operation = "get_feature_service"
+	OpPutFeatureService     Operation = "put_feature_service"
+	OpDeleteFeatureService  Operation = "delete_feature_service"
 )
 
 // Operations returns every operation, so that a consumer (the metrics,
@@ -26,5 +32,7 @@ func Operations() []Operation {
 	return []Operation{
 		OpGetEntity, OpGetEntityAsOf, OpGetOnlineFeatures, OpIngest, OpWriteRows,
 		OpListGroups, OpGetGroup, OpPutGroup, OpDeleteGroup, OpStats, OpRecompute,
+		OpGetHistoricalFeatures, OpListFeatureServices, OpGetFeatureService, OpPutFeatureService,
+		OpDeleteFeatureService,
 	}
 }

@@ -143,7 +143,13 @@ func newEnv(tb testing.TB, b backend) *env {
 	if b.name == "postgres" {
 		e.store, e.cache = "postgres", "redis"
 	}
-	svc, err := service.New(context.Background(), st, service.Options{Now: e.clock.Now})
+	opts := service.Options{Now: e.clock.Now}
+	// The system of record (the first, critical component) answers what
+	// the cache does not: training sets and feature services.
+	sor := components[0].Checker
+	opts.History, _ = sor.(service.HistoryReader)
+	opts.FeatureServices, _ = sor.(service.ServiceRegistry)
+	svc, err := service.New(context.Background(), st, opts)
 	if err != nil {
 		tb.Fatalf("service.New: %v", err)
 	}

@@ -173,7 +173,7 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 	start := s.now()
 	var plan onlinePlan
 	defer func() { s.instrumentOnline(plan.groups, start, err) }()
-	plan, err = s.planOnline(req)
+	plan, err = s.planOnline(ctx, req)
 	if err != nil {
 		return resp, err
 	}
@@ -188,14 +188,20 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 // and error-counts it once, labelled with its first group. groups are those
 // resolved before any error.
 func (s *Service) instrumentOnline(groups []feature.Group, start time.Time, err error) {
+	s.instrumentGroups(feature.OpGetOnlineFeatures, groups, start, err)
+}
+
+// instrumentGroups counts an operation once per group it read, and times
+// and error-counts it once, labelled with its first group.
+func (s *Service) instrumentGroups(op feature.Operation, groups []feature.Group, start time.Time, err error) {
 	first := ""
 	if len(groups) > 0 {
 		first = groups[0].Name
 		for _, g := range groups[1:] {
-			s.obs.CountRequest(feature.OpGetOnlineFeatures, g.Name)
+			s.obs.CountRequest(op, g.Name)
 		}
 	}
-	s.instrument(feature.OpGetOnlineFeatures, first, start, err)
+	s.instrument(op, first, start, err)
 }
 
 // onlinePlan is what a get-online-features request asks for.
@@ -219,17 +225,17 @@ type featureRef struct {
 // reported at once; the error is NotFound when a group or feature does not
 // exist, else Invalid. The plan's groups are set even with an error, as far
 // as the references resolved.
-func (s *Service) planOnline(req OnlineRequest) (onlinePlan, error) {
+func (s *Service) planOnline(ctx context.Context, req OnlineRequest) (onlinePlan, error) {
 	p, err := s.parseEntities(req)
 	if err != nil {
 		return p, err
 	}
-	refs, err := s.requestedRefs(req)
+	refs, refField, err := s.requestedRefs(ctx, req)
 	if err != nil {
 		return p, err
 	}
 	fields := p.parseIDs()
-	refFields, notFound := p.resolveRefs(s.groups(), refs)
+	refFields, notFound := p.resolveRefs(s.groups(), refs, refField)
 	fields = append(fields, refFields...)
 	switch {
 	case notFound:
@@ -244,33 +250,19 @@ func (s *Service) planOnline(req OnlineRequest) (onlinePlan, error) {
 // features, or those of its feature service. A request_context is refused:
 // no feature here is computed from request data, and ignoring it would hide
 // a client's mistake.
-func (s *Service) requestedRefs(req OnlineRequest) ([]string, error) {
+func (s *Service) requestedRefs(ctx context.Context, req OnlineRequest) (refs []string, field string, err error) {
 	if len(req.RequestContext) > 0 {
-		return nil, feature.Invalid("request_context is not supported: no feature of this store is computed from request data",
+		return nil, "", feature.Invalid("request_context is not supported: no feature of this store is computed from request data",
 			feature.FieldError{Field: "request_context", Problem: "must be absent or empty (there are no on-demand features)"})
 	}
-	switch {
-	case req.FeatureService != nil && len(req.Features) > 0:
-		return nil, feature.Invalid("give either features or feature_service, not both",
-			feature.FieldError{Field: "feature_service", Problem: "not allowed together with features"})
-	case req.FeatureService != nil:
+	var service string
+	if req.FeatureService != nil {
 		if *req.FeatureService == "" {
-			return nil, feature.Invalid("feature_service is empty", feature.FieldError{Field: "feature_service", Problem: "must name a feature service"})
+			return nil, "", feature.Invalid("feature_service is empty", feature.FieldError{Field: "feature_service", Problem: "must name a feature service"})
 		}
-		return s.featureServiceRefs(*req.FeatureService)
-	case len(req.Features) == 0:
-		return nil, feature.Invalid("no features requested", feature.FieldError{Field: "features",
-			Problem: "at least one feature reference group:feature (or a feature_service) is required"})
+		service = *req.FeatureService
 	}
-	return req.Features, nil
-}
-
-// featureServiceRefs resolves a feature service to the feature references it
-// names. It is the one place get-online-features resolves a service; this
-// build has no feature services, so every name is unknown.
-func (s *Service) featureServiceRefs(name string) ([]string, error) {
-	return nil, feature.NotFound("unknown feature service "+quote(name)+": feature services are not available in this build",
-		feature.FieldError{Field: "feature_service", Problem: "unknown feature service " + quote(name)})
+	return s.requestedFeatures(ctx, req.Features, service)
 }
 
 // parseEntities checks that the request names one entity key with between
@@ -310,14 +302,14 @@ func (p *onlinePlan) parseIDs() []feature.FieldError {
 
 // resolveRefs resolves group:feature references, adding each group once in
 // order of first use. notFound reports a reference to a group or feature
-// that does not exist.
-func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string) (fields []feature.FieldError, notFound bool) {
+// that does not exist. field names the list of refs in errors.
+func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string, field string) (fields []feature.FieldError, notFound bool) {
 	p.refs = make([]featureRef, 0, len(refs))
 	groupIndex := map[string]int{}
 	for i, ref := range refs {
 		g, spec, problem, missing := p.resolveRef(reg, ref)
 		if problem != "" {
-			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("features[%d]", i), Problem: problem})
+			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Problem: problem})
 			notFound = notFound || missing
 			continue
 		}

@@ -37,6 +37,9 @@ const recomputeChunk = 1000
 // the corpus, and writes new statistical rows in transactions of
 // recomputeChunk movies. progress, if not nil, is called after each chunk.
 func (s *Service) Recompute(ctx context.Context, progress func(done, total int)) (n int, err error) {
+	if s.opts.ReadOnly {
+		return 0, errReadOnly
+	}
 	if !s.recomputeMu.TryLock() {
 		return 0, ErrRecomputeRunning
 	}

@@ -7,6 +7,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -53,12 +54,30 @@ type Options struct {
 	// Limits; zero means the defaults below.
 	MaxBatchRecords int
 	MaxEntities     int
+	// MaxHistoricalRows bounds the entity rows of one training-set request.
+	MaxHistoricalRows int
+
+	// History answers training-set reads; nil means the store, if it can
+	// (the cache wrapper cannot: pass the system of record).
+	History HistoryReader
+	// FeatureServices keeps feature services; nil means the store, if it
+	// can (the cache wrapper cannot: pass the system of record).
+	FeatureServices ServiceRegistry
+	// ReadOnly builds a service for a command that only reads (such as
+	// `featurestore historical`): New skips loading the movie corpus, which
+	// only ingests and recomputes need, and those fail with errReadOnly.
+	ReadOnly bool
+	// HistoryRetention is how long a group's history is kept (0: for
+	// ever); nil means every group keeps all of it. Training-set rows
+	// older than a group's retention are refused (see docs/historical.md).
+	HistoryRetention func(feature.Group) time.Duration
 }
 
 // Default limits.
 const (
-	DefaultMaxBatchRecords = 10000
-	DefaultMaxEntities     = 1000
+	DefaultMaxBatchRecords   = 10000
+	DefaultMaxEntities       = 1000
+	DefaultMaxHistoricalRows = 1000000
 )
 
 // Service is the feature store.
@@ -72,6 +91,10 @@ type Service struct {
 	regMu    sync.Mutex                               // serialises registry changes
 	registry atomic.Pointer[map[string]feature.Group] // read without locks on every request
 	builtin  map[string]bool
+
+	history     HistoryReader                                     // nil: no training-set reads
+	fsReg       ServiceRegistry                                   // nil: no feature services
+	svcRegistry atomic.Pointer[map[string]feature.FeatureService] // in-memory copy of fsReg
 
 	corpusMu sync.Mutex
 	corpus   *tmdb.Corpus
@@ -108,20 +131,38 @@ func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 	if opts.MaxEntities <= 0 {
 		opts.MaxEntities = DefaultMaxEntities
 	}
+	if opts.MaxHistoricalRows <= 0 {
+		opts.MaxHistoricalRows = DefaultMaxHistoricalRows
+	}
+	if opts.History == nil {
+		opts.History, _ = st.(HistoryReader)
+	}
+	if opts.FeatureServices == nil {
+		opts.FeatureServices, _ = st.(ServiceRegistry)
+	}
 	s := &Service{
 		st: st, now: opts.Now, log: opts.Logger, obs: opts.Observer, opts: opts,
 		builtin:       map[string]bool{},
 		recomputeKick: make(chan struct{}, 1),
+		history:       opts.History,
+		fsReg:         opts.FeatureServices,
 	}
 	s.progress.Store(&RecomputeStatus{State: "idle"})
 	if err := s.ensureBuiltins(ctx); err != nil {
 		return nil, err
+	}
+	if opts.ReadOnly {
+		s.corpus = tmdb.NewCorpus()
+		return s, nil
 	}
 	if err := s.loadCorpus(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// errReadOnly is the error of a write on a ReadOnly service.
+var errReadOnly = errors.New("service: read-only (built for a command that only reads): ingest and recompute are unavailable")
 
 // ensureBuiltins creates the TMDB groups, or replaces a stored definition
 // whose features differ from this version's.
@@ -167,7 +208,7 @@ func (s *Service) reloadRegistryLocked(ctx context.Context) error {
 		}
 	}
 	s.registry.Store(&m)
-	return nil
+	return s.reloadServicesLocked(ctx)
 }
 
 // loadCorpus reads the stored movies' rating and popularity from their
@@ -315,6 +356,9 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 		if len(fields) > 0 {
 			return out, false, feature.Conflict("incompatible change to feature group "+quote(g.Name), fields...)
 		}
+		if err := s.servicesDropping(ctx, g); err != nil {
+			return out, false, err
+		}
 	}
 	out, err = s.st.PutGroup(ctx, g, s.now())
 	if err != nil {
@@ -330,7 +374,9 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	return out, !exists, nil
 }
 
-// DeleteGroup removes a user-defined group with all its rows.
+// DeleteGroup removes a user-defined group with all its rows. A group that
+// feature services use is a Conflict naming them (the store refuses it in
+// the deleting transaction).
 func (s *Service) DeleteGroup(ctx context.Context, name string) (err error) {
 	start := s.now()
 	defer func() { s.instrument(feature.OpDeleteGroup, s.groupLabel(name), start, err) }()

@@ -78,6 +78,9 @@ func (s *Service) IngestPayload(ctx context.Context, body []byte) (IngestResult,
 func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res IngestResult, err error) {
 	start := s.now()
 	defer func() { s.instrument(feature.OpIngest, "", start, err) }()
+	if s.opts.ReadOnly {
+		return res, errReadOnly
+	}
 	if len(raws) > s.opts.MaxBatchRecords {
 		return res, &feature.Error{Code: feature.CodeTooLarge,
 			Message: fmt.Sprintf("%d records in one request; the limit is %d", len(raws), s.opts.MaxBatchRecords),

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -180,16 +181,32 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 }
 
 // DeleteGroup removes a group; its history and latest rows go with it
-// (ON DELETE CASCADE) in the same statement.
+// (ON DELETE CASCADE) in the same statement. A group that feature services
+// reference is not deleted: the statement fails on their references
+// (ON DELETE RESTRICT) and the Conflict error names the services.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM feature_groups WHERE name = $1`, name)
-	if err != nil {
-		return dbError("delete group", err)
+	for range writeAttempts {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM feature_groups WHERE name = $1`, name)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.TableName == "feature_service_groups" {
+			users, err := s.servicesUsing(ctx, name)
+			if err != nil {
+				return err
+			}
+			if len(users) == 0 {
+				continue // the services went away meanwhile: try again
+			}
+			return store.GroupInUse(name, users)
+		}
+		if err != nil {
+			return dbError("delete group", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return store.GroupNotFound(name)
+		}
+		return nil
 	}
-	if tag.RowsAffected() == 0 {
-		return store.GroupNotFound(name)
-	}
-	return nil
+	return feature.Conflict("feature group " + strconv.Quote(name) + " is in use by feature services that keep changing; try again")
 }
 
 // writeRowsSQL appends a batch to the history and upserts each entity's

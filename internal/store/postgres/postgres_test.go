@@ -261,3 +261,17 @@ func BenchmarkGetLatest(b *testing.B) {
 func BenchmarkWriteRows(b *testing.B) {
 	storetest.BenchWriteRows(b, openStore(b, testenv.PostgresSchemaURL(b, "fs_t")))
 }
+
+func TestHistoryContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunHistory(t, func(t *testing.T) storetest.HistoryStore {
+		return openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	})
+}
+
+func TestFeatureServiceContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunFeatureServices(t, func(t *testing.T) storetest.ServiceStore {
+		return openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	})
+}

@@ -287,9 +287,24 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 }
 
 // DeleteGroup removes a group; its history and latest rows go with it
-// (ON DELETE CASCADE) in the same transaction.
+// (ON DELETE CASCADE) in the same transaction. A group that feature services
+// reference is not deleted: the Conflict error names the services, found in
+// the same IMMEDIATE transaction as the delete (and the references' ON
+// DELETE RESTRICT would refuse it anyway).
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM feature_groups WHERE name = ?`, name)
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return dbError("delete group: begin", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	users, err := servicesUsing(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return store.GroupInUse(name, users)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM feature_groups WHERE name = ?`, name)
 	if err != nil {
 		return dbError("delete group", err)
 	}
@@ -297,6 +312,9 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 		return dbError("delete group", err)
 	} else if n == 0 {
 		return store.GroupNotFound(name)
+	}
+	if err := tx.Commit(); err != nil {
+		return dbError("delete group: commit", err)
 	}
 	return nil
 }

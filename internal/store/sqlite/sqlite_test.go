@@ -292,3 +292,13 @@ func BenchmarkGetLatest(b *testing.B) {
 func BenchmarkWriteRows(b *testing.B) {
 	storetest.BenchWriteRows(b, openStore(b, b.TempDir()))
 }
+
+func TestHistoryContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunHistory(t, func(t *testing.T) storetest.HistoryStore { return openStore(t, t.TempDir()) })
+}
+
+func TestFeatureServiceContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunFeatureServices(t, func(t *testing.T) storetest.ServiceStore { return openStore(t, t.TempDir()) })
+}
