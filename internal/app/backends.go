@@ -16,6 +16,7 @@ import (
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/metrics"
+	"github.com/featurestore/featurestore/internal/service"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/store/postgres"
 	"github.com/featurestore/featurestore/internal/store/sqlite"
@@ -24,6 +25,7 @@ import (
 // backends are the opened storage and cache, with what observes them.
 type backends struct {
 	store      store.Store // what the service uses: the cache wrapper, or the system of record
+	sor        store.Store // the system of record itself
 	storeName  string      // postgres or sqlite
 	cacheName  string      // redis, memory or none
 	components []health.Component
@@ -84,6 +86,7 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 		b.components = append(b.components, health.Component{Name: "sqlite", Critical: true, Checker: lite})
 	}
 
+	b.sor = sor
 	var c cache.Cache
 	switch {
 	case cfg.RedisURL != "":
@@ -125,6 +128,19 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	}
 	b.store = wrapped
 	return b, nil
+}
+
+// serviceOptions completes o with what the service reads from the system of
+// record itself, past the cache: the movie corpus aggregate and, with
+// Postgres, the registry change notifications.
+func (b *backends) serviceOptions(o service.Options) service.Options {
+	if c, ok := b.sor.(service.CorpusReader); ok {
+		o.Corpus = c
+	}
+	if l, ok := b.sor.(service.RegistryListener); ok {
+		o.Registry = l
+	}
+	return o
 }
 
 // openBackendsRetrying retries openBackends while it fails like an outage

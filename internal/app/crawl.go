@@ -379,7 +379,7 @@ func (f crawlFlags) openSink(cfg Config, log *zap.Logger) func(context.Context) 
 		if err != nil {
 			return nil, err
 		}
-		svc, err := service.New(ctx, b.store, service.Options{Logger: quiet})
+		svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{Logger: quiet}))
 		if err != nil {
 			_ = b.Close()
 			return nil, err

@@ -118,9 +118,9 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	defer func() { stopBG(); wg.Wait() }()
-	svc, err := service.New(ctx, b.store, service.Options{
+	svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{
 		Logger: log, Observer: m, RecomputeDelay: cfg.RecomputeDelay, RefreshInterval: cfg.RefreshInterval,
-	})
+	}))
 	if err != nil {
 		_ = shutdown()
 		return fmt.Errorf("start service: %w", err)
