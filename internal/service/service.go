@@ -76,9 +76,9 @@ type Service struct {
 	st     store.Store
 	corpus CorpusReader
 	now    func() time.Time
-	log  *zap.Logger
-	obs  Observer
-	opts Options
+	log    *zap.Logger
+	obs    Observer
+	opts   Options
 
 	regMu    sync.Mutex                               // serialises registry changes
 	registry atomic.Pointer[map[string]feature.Group] // read without locks on every request

@@ -79,4 +79,3 @@ func (c CorpusStats) Relative(voteAverage, popularity float64, atMost int64) fea
 		"rating_percentile": num(pct),
 	}
 }
-
