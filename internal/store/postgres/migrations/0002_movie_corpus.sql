@@ -41,44 +41,53 @@ WITH m AS (
 INSERT INTO movie_corpus
 SELECT 1, count(*), coalesce(sum(r), 0), coalesce(sum(r * r), 0), coalesce(sum(p), 0), coalesce(sum(p * p), 0) FROM m;
 
+-- One statement-level trigger per operation: each write statement applies
+-- the net change of all the movie_basic rows it replaced (old_rows) and wrote
+-- (new_rows) with one update of the aggregate row, then one upsert per
+-- distinct rating, in rating order. The aggregate row is thus locked once per
+-- statement, after every feature_latest row the statement locks, and before
+-- any rating row, so that concurrent writers cannot deadlock on them. A
+-- statement that changes no movie touches neither.
 CREATE FUNCTION movie_corpus_apply() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
-    r numeric;
-    p numeric;
+    olds jsonb[];
+    news jsonb[];
+    ds   int[];
+    rs   numeric[];
+    ps   numeric[];
 BEGIN
-    IF TG_OP <> 'INSERT'
-       AND jsonb_typeof(OLD.feature_values -> 'vote_average') = 'number'
-       AND jsonb_typeof(OLD.feature_values -> 'popularity') = 'number' THEN
-        r := (OLD.feature_values ->> 'vote_average')::numeric;
-        p := (OLD.feature_values ->> 'popularity')::numeric;
-        UPDATE movie_corpus SET movies = movies - 1,
-            rating_sum = rating_sum - r, rating_squares = rating_squares - r * r,
-            popularity_sum = popularity_sum - p, popularity_squares = popularity_squares - p * p
-        WHERE id = 1;
-        UPDATE movie_rating_counts SET movies = movies - 1 WHERE rating = r;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        SELECT array_agg(feature_values) INTO olds FROM old_rows WHERE group_name = 'movie_basic';
     END IF;
-    IF TG_OP <> 'DELETE'
-       AND jsonb_typeof(NEW.feature_values -> 'vote_average') = 'number'
-       AND jsonb_typeof(NEW.feature_values -> 'popularity') = 'number' THEN
-        r := (NEW.feature_values ->> 'vote_average')::numeric;
-        p := (NEW.feature_values ->> 'popularity')::numeric;
-        UPDATE movie_corpus SET movies = movies + 1,
-            rating_sum = rating_sum + r, rating_squares = rating_squares + r * r,
-            popularity_sum = popularity_sum + p, popularity_squares = popularity_squares + p * p
-        WHERE id = 1;
-        INSERT INTO movie_rating_counts AS c (rating, movies) VALUES (r, 1)
-        ON CONFLICT (rating) DO UPDATE SET movies = c.movies + 1;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        SELECT array_agg(feature_values) INTO news FROM new_rows WHERE group_name = 'movie_basic';
     END IF;
+    SELECT array_agg(x.d), array_agg((x.v ->> 'vote_average')::numeric), array_agg((x.v ->> 'popularity')::numeric)
+    INTO ds, rs, ps
+    FROM (SELECT -1 AS d, v FROM unnest(olds) AS v UNION ALL SELECT 1, v FROM unnest(news) AS v) x
+    WHERE jsonb_typeof(x.v -> 'vote_average') = 'number' AND jsonb_typeof(x.v -> 'popularity') = 'number';
+    IF ds IS NULL THEN
+        RETURN NULL; -- no movie changed
+    END IF;
+    UPDATE movie_corpus c SET movies = c.movies + n.movies,
+        rating_sum = c.rating_sum + n.rs, rating_squares = c.rating_squares + n.rq,
+        popularity_sum = c.popularity_sum + n.ps, popularity_squares = c.popularity_squares + n.pq
+    FROM (SELECT sum(d) AS movies, sum(d * r) AS rs, sum(d * r * r) AS rq, sum(d * p) AS ps, sum(d * p * p) AS pq
+          FROM unnest(ds, rs, ps) AS x(d, r, p)) n
+    WHERE c.id = 1;
+    INSERT INTO movie_rating_counts AS c (rating, movies)
+    SELECT r, sum(d) FROM unnest(ds, rs) AS x(d, r) GROUP BY r HAVING sum(d) <> 0 ORDER BY r
+    ON CONFLICT (rating) DO UPDATE SET movies = c.movies + excluded.movies;
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER movie_corpus_insert AFTER INSERT ON feature_latest
-    FOR EACH ROW WHEN (NEW.group_name = 'movie_basic') EXECUTE FUNCTION movie_corpus_apply();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION movie_corpus_apply();
 CREATE TRIGGER movie_corpus_update AFTER UPDATE ON feature_latest
-    FOR EACH ROW WHEN (NEW.group_name = 'movie_basic' OR OLD.group_name = 'movie_basic') EXECUTE FUNCTION movie_corpus_apply();
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION movie_corpus_apply();
 CREATE TRIGGER movie_corpus_delete AFTER DELETE ON feature_latest
-    FOR EACH ROW WHEN (OLD.group_name = 'movie_basic') EXECUTE FUNCTION movie_corpus_apply();
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION movie_corpus_apply();
 
 CREATE FUNCTION registry_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
