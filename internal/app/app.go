@@ -41,7 +41,7 @@ const usageText = `featurestore: an instrumented online feature store for TMDB m
 Usage:
   featurestore [serve] [flags]          run the HTTP service (the default command)
   featurestore ingest [flags] FILE      ingest a TMDB JSON file (- for standard input)
-  featurestore recompute [flags]        recompute the corpus-relative statistical features
+  featurestore recompute [flags]        deprecated: statistics are computed at read time; writes nothing
   featurestore migrate [flags]          apply storage migrations and exit
   featurestore crawl [flags]            collect movies from the TMDB API (crawl --help)
   featurestore verify [flags]           check the running stack: the operators' checklist (verify --help)
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cmd == "ingest" {
 		fs.StringVar(&ing.api, "api", "", "send the file to a running service at this base URL (e.g. http://localhost:8001) instead of writing to the store directly")
 		fs.IntVar(&ing.batch, "batch-size", 500, "records per write transaction (or per request with --api)")
-		fs.BoolVar(&ing.noRecompute, "no-recompute", false, "skip the recompute of statistical features after the ingest")
+		fs.BoolVar(&ing.noRecompute, "no-recompute", false, "deprecated, no effect (statistics are computed at read time)")
 	}
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageText)

@@ -77,8 +77,8 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	dur(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "deadline of one request's work")
 	dur(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish on SIGTERM")
 	dur(&cfg.ShutdownDelay, "shutdown-delay", 0, "how long to keep serving with readiness 503 after SIGTERM before draining (Kubernetes: a few seconds)")
-	dur(&cfg.RecomputeDelay, "recompute-delay", 5*time.Second, "recompute corpus statistics this long after the last ingest (0: only on demand)")
-	dur(&cfg.RefreshInterval, "refresh-interval", 15*time.Second, "how often the registry and storage statistics are re-read")
+	dur(&cfg.RecomputeDelay, "recompute-delay", 5*time.Second, "deprecated and ignored: corpus statistics are computed at read time")
+	dur(&cfg.RefreshInterval, "refresh-interval", 15*time.Second, "how often the registry and storage statistics are re-read (registry changes are also pushed by Postgres)")
 	dur(&cfg.HealthInterval, "health-interval", 10*time.Second, "how often dependencies are checked for the dependency metrics")
 	dur(&cfg.StartupTimeout, "startup-timeout", 2*time.Minute, "how long to keep retrying the storage backends at start-up while they cannot be reached (a malformed URL or a read-only Postgres fails at once)")
 	return fs, flags

@@ -8,7 +8,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -115,7 +114,8 @@ func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 	if corpus == nil {
 		c, ok := st.(CorpusReader)
 		if !ok {
-			return nil, errors.New("service: the store does not keep the movie corpus; pass the system of record as Options.Corpus")
+			opts.Logger.Warn("the store keeps no movie corpus aggregate: corpus-relative statistical features scan the corpus on every read; pass the system of record as Options.Corpus")
+			c = scanCorpus{st: st}
 		}
 		corpus = c
 	}
