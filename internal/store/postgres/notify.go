@@ -48,6 +48,7 @@ func (s *Store) listenOnce(ctx context.Context, changed func()) (listened bool, 
 		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	s.listenerPID.Store(conn.PgConn().PID())
 	var schema string
 	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return false, err

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
 	log  *zap.Logger
+
+	listenerPID atomic.Uint32 // backend of the last registry listener connection (for tests)
 }
 
 var (
