@@ -2,7 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -13,30 +13,37 @@ import (
 
 // MovieCorpus returns the movie corpus aggregate (see store.MovieCorpus):
 // the sums the triggers keep, and one range sum over the distinct ratings per
-// rating asked for, in one read transaction.
+// rating asked for, in one statement.
 func (s *Store) MovieCorpus(ctx context.Context, q store.MovieCorpusQuery) (store.MovieCorpus, error) {
 	if q.AsOf != nil {
 		return s.movieCorpusAsOf(ctx, q.Ratings, *q.AsOf)
 	}
-	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return store.MovieCorpus{}, dbError("movie corpus", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only
-	var c store.MovieCorpus
-	if err := tx.QueryRowContext(ctx, `
-		SELECT movies, rating_sum, rating_squares, popularity_sum, popularity_squares FROM movie_corpus WHERE id = 1`,
-	).Scan(&c.Movies, &c.RatingSum, &c.RatingSquares, &c.PopularitySum, &c.PopularitySquares); err != nil {
-		return store.MovieCorpus{}, dbError("movie corpus", err)
-	}
-	c.AtMost = make([]int64, len(q.Ratings))
+	// Ratings travel as the text the rows hold, so SQLite parses them
+	// exactly as it parsed the stored ones; one statement reads one
+	// snapshot.
+	texts := make([]string, len(q.Ratings))
 	for i, r := range q.Ratings {
-		// The rating travels as the text the row holds, so SQLite parses it
-		// exactly as it parsed the stored one.
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(movies), 0) FROM movie_rating_counts WHERE rating <= CAST(? AS REAL)`,
-			store.DecimalText(r)).Scan(&c.AtMost[i]); err != nil {
-			return store.MovieCorpus{}, dbError("movie corpus", err)
-		}
+		texts[i] = store.DecimalText(r)
+	}
+	arg, err := json.Marshal(texts)
+	if err != nil {
+		return store.MovieCorpus{}, fmt.Errorf("sqlite: encode ratings: %w", err)
+	}
+	var (
+		c      store.MovieCorpus
+		atMost string
+	)
+	if err := s.reader.QueryRowContext(ctx, `
+		SELECT c.movies, c.rating_sum, c.rating_squares, c.popularity_sum, c.popularity_squares,
+		       (SELECT json_group_array(n) FROM (
+		            SELECT (SELECT coalesce(sum(movies), 0) FROM movie_rating_counts WHERE rating <= CAST(k.value AS REAL)) AS n
+		            FROM json_each(?) AS k ORDER BY k.key))
+		FROM movie_corpus c WHERE c.id = 1`, string(arg),
+	).Scan(&c.Movies, &c.RatingSum, &c.RatingSquares, &c.PopularitySum, &c.PopularitySquares, &atMost); err != nil {
+		return store.MovieCorpus{}, dbError("movie corpus", err)
+	}
+	if err := json.Unmarshal([]byte(atMost), &c.AtMost); err != nil {
+		return store.MovieCorpus{}, fmt.Errorf("sqlite: movie corpus: decode counts: %w", err)
 	}
 	return c, nil
 }
