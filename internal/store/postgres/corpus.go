@@ -8,11 +8,14 @@ import (
 )
 
 // movieCorpusSQL reads the aggregate the triggers keep and, for each rating
-// of $1, how many movies are rated at most it: one index range sum over the
-// distinct ratings per rating asked for.
+// x of $1, how many movies are rated at most x: the buckets below x's plus
+// the distinct ratings of x's bucket up to x, two bounded index range sums
+// per rating asked for.
 const movieCorpusSQL = `
 SELECT c.movies, c.rating_sum::text, c.rating_squares::text, c.popularity_sum::text, c.popularity_squares::text,
-       ARRAY(SELECT (SELECT coalesce(sum(n.movies), 0) FROM movie_rating_counts n WHERE n.rating <= q.x)::bigint
+       ARRAY(SELECT ((SELECT coalesce(sum(b.movies), 0) FROM movie_rating_buckets b WHERE b.bucket < floor(q.x * 10)::int)
+                   + (SELECT coalesce(sum(n.movies), 0) FROM movie_rating_counts n
+                      WHERE n.bucket = floor(q.x * 10)::int AND n.rating <= q.x))::bigint
              FROM unnest($1::numeric[]) WITH ORDINALITY AS q(x, ord) ORDER BY q.ord)
 FROM movie_corpus c WHERE c.id = 1`
 

@@ -12,8 +12,8 @@ import (
 )
 
 // MovieCorpus returns the movie corpus aggregate (see store.MovieCorpus):
-// the sums the triggers keep, and one range sum over the distinct ratings per
-// rating asked for, in one statement.
+// the sums the triggers keep and, per rating asked for, the buckets below it
+// plus the distinct ratings of its bucket up to it, in one statement.
 func (s *Store) MovieCorpus(ctx context.Context, q store.MovieCorpusQuery) (store.MovieCorpus, error) {
 	if q.AsOf != nil {
 		return s.movieCorpusAsOf(ctx, q.Ratings, *q.AsOf)
@@ -36,7 +36,10 @@ func (s *Store) MovieCorpus(ctx context.Context, q store.MovieCorpusQuery) (stor
 	if err := s.reader.QueryRowContext(ctx, `
 		SELECT c.movies, c.rating_sum, c.rating_squares, c.popularity_sum, c.popularity_squares,
 		       (SELECT json_group_array(n) FROM (
-		            SELECT (SELECT coalesce(sum(movies), 0) FROM movie_rating_counts WHERE rating <= CAST(k.value AS REAL)) AS n
+		            SELECT (SELECT coalesce(sum(movies), 0) FROM movie_rating_buckets
+		                    WHERE bucket < CAST(CAST(k.value AS REAL) * 10 AS INTEGER))
+		                 + (SELECT coalesce(sum(movies), 0) FROM movie_rating_counts
+		                    WHERE bucket = CAST(CAST(k.value AS REAL) * 10 AS INTEGER) AND rating <= CAST(k.value AS REAL)) AS n
 		            FROM json_each(?) AS k ORDER BY k.key))
 		FROM movie_corpus c WHERE c.id = 1`, string(arg),
 	).Scan(&c.Movies, &c.RatingSum, &c.RatingSquares, &c.PopularitySum, &c.PopularitySquares, &atMost); err != nil {

@@ -36,6 +36,7 @@ func RunMovieCorpus(t *testing.T, newStore func(t *testing.T) CorpusStore) {
 		{"AsOf", testCorpusAsOf},
 		{"ExactUnderChurn", testCorpusExactUnderChurn},
 		{"ConcurrentWriters", testCorpusConcurrentWriters},
+		{"RatingsAtBucketEdges", testCorpusBucketEdges},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,4 +212,21 @@ func testCorpusConcurrentWriters(t *testing.T, s CorpusStore) {
 		t.Fatal(err)
 	}
 	checkCorpus(t, s, "after concurrent writers", nil, latest, []float64{0, 2.5, 5, 9.9, 10})
+}
+
+// testCorpusBucketEdges: "rated at most r" counts right for ratings at and
+// around the edges of the stores' 0.1-wide buckets, including values whose
+// float product by 10 falls just below the edge (2.3 × 10 = 22.999…).
+func testCorpusBucketEdges(t *testing.T, s CorpusStore) {
+	corpusGroups(t, s)
+	stored := []float64{0, 0.1, 0.2, 0.3, 0.7, 1.1, 2.2, 2.2999, 2.3, 2.3001, 4.35, 5.8, 8.2, 9.9, 9.95, 9.999, 10}
+	movies := map[string]movieStat{}
+	var rows []feature.Row
+	for i, r := range stored {
+		rows = append(rows, basicRow("movie_basic", i+1, at(1), r, 1.0))
+		movies[strconv.Itoa(i+1)] = movieStat{r, 1}
+	}
+	write(t, s, rows...)
+	asked := append(slices.Clone(stored), 0.05, 0.15, 2.25, 2.35, 5.79, 8.19999, 9.9999, 11)
+	checkCorpus(t, s, "ratings at bucket edges", nil, movies, asked)
 }

@@ -19,12 +19,22 @@ CREATE TABLE movie_corpus (
     popularity_squares numeric NOT NULL
 );
 
--- The rating distribution: how many movies have each distinct vote_average.
--- "How many movies are rated at most r" is a range sum over distinct ratings
--- (at most 10,001 for TMDB's three-decimal ratings), never over movies.
+-- The rating distribution, in two levels: how many movies have each
+-- distinct vote_average, and how many fall in each bucket of width 0.1
+-- (bucket = floor(rating × 10), 0 to 100). "How many movies are rated at most
+-- r" is the sum of the buckets below r's (at most 100 rows) plus the ratings
+-- of r's bucket up to r (at most 100 distinct values for TMDB's
+-- three-decimal ratings): bounded whatever the number of movies.
 CREATE TABLE movie_rating_counts (
     rating numeric PRIMARY KEY,
+    bucket int     NOT NULL,
     movies bigint  NOT NULL
+);
+CREATE INDEX movie_rating_counts_bucket_idx ON movie_rating_counts (bucket, rating) INCLUDE (movies);
+
+CREATE TABLE movie_rating_buckets (
+    bucket int    PRIMARY KEY,
+    movies bigint NOT NULL
 );
 
 -- Build the aggregates from the movies already stored (a database upgraded
@@ -36,7 +46,9 @@ WITH m AS (
       AND jsonb_typeof(feature_values -> 'vote_average') = 'number'
       AND jsonb_typeof(feature_values -> 'popularity') = 'number'
 ), counts AS (
-    INSERT INTO movie_rating_counts (rating, movies) SELECT r, count(*) FROM m GROUP BY r
+    INSERT INTO movie_rating_counts (rating, bucket, movies) SELECT r, floor(r * 10)::int, count(*) FROM m GROUP BY r
+), buckets AS (
+    INSERT INTO movie_rating_buckets (bucket, movies) SELECT floor(r * 10)::int, count(*) FROM m GROUP BY 1
 )
 INSERT INTO movie_corpus
 SELECT 1, count(*), coalesce(sum(r), 0), coalesce(sum(r * r), 0), coalesce(sum(p), 0), coalesce(sum(p * p), 0) FROM m;
@@ -44,7 +56,7 @@ SELECT 1, count(*), coalesce(sum(r), 0), coalesce(sum(r * r), 0), coalesce(sum(p
 -- One statement-level trigger per operation: each write statement applies
 -- the net change of all the movie_basic rows it replaced (old_rows) and wrote
 -- (new_rows) with one update of the aggregate row, then one upsert per
--- distinct rating, in rating order. The aggregate row is thus locked once per
+-- distinct rating, in rating order, and one per bucket, in bucket order. The aggregate row is thus locked once per
 -- statement, after every feature_latest row the statement locks, and before
 -- any rating row, so that concurrent writers cannot deadlock on them. A
 -- statement that changes no movie touches neither.
@@ -75,9 +87,12 @@ BEGIN
     FROM (SELECT sum(d) AS movies, sum(d * r) AS rs, sum(d * r * r) AS rq, sum(d * p) AS ps, sum(d * p * p) AS pq
           FROM unnest(ds, rs, ps) AS x(d, r, p)) n
     WHERE c.id = 1;
-    INSERT INTO movie_rating_counts AS c (rating, movies)
-    SELECT r, sum(d) FROM unnest(ds, rs) AS x(d, r) GROUP BY r HAVING sum(d) <> 0 ORDER BY r
+    INSERT INTO movie_rating_counts AS c (rating, bucket, movies)
+    SELECT r, floor(r * 10)::int, sum(d) FROM unnest(ds, rs) AS x(d, r) GROUP BY r HAVING sum(d) <> 0 ORDER BY r
     ON CONFLICT (rating) DO UPDATE SET movies = c.movies + excluded.movies;
+    INSERT INTO movie_rating_buckets AS b (bucket, movies)
+    SELECT floor(r * 10)::int, sum(d) FROM unnest(ds, rs) AS x(d, r) GROUP BY 1 HAVING sum(d) <> 0 ORDER BY 1
+    ON CONFLICT (bucket) DO UPDATE SET movies = b.movies + excluded.movies;
     RETURN NULL;
 END
 $$;

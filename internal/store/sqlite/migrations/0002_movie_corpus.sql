@@ -17,9 +17,18 @@ CREATE TABLE movie_corpus (
 
 INSERT INTO movie_corpus VALUES (1, 0, '0', '0', '0', '0');
 
--- How many movies have each distinct vote_average.
+-- The rating distribution in two levels, as in Postgres: per distinct
+-- vote_average, and per bucket CAST(rating × 10 AS INTEGER) (monotonic in the
+-- rating, which is all the range sums need).
 CREATE TABLE movie_rating_counts (
     rating REAL    PRIMARY KEY,
+    bucket INTEGER NOT NULL,
+    movies INTEGER NOT NULL
+) STRICT;
+CREATE INDEX movie_rating_counts_bucket_idx ON movie_rating_counts (bucket, rating, movies);
+
+CREATE TABLE movie_rating_buckets (
+    bucket INTEGER PRIMARY KEY,
     movies INTEGER NOT NULL
 ) STRICT;
 
@@ -40,6 +49,8 @@ BEGIN
         popularity_squares = fs_exact_add(popularity_squares, OLD.feature_values -> '$.popularity', -1, 2)
     WHERE id = 1;
     UPDATE movie_rating_counts SET movies = movies - 1 WHERE rating = OLD.feature_values ->> '$.vote_average';
+    UPDATE movie_rating_buckets SET movies = movies - 1
+    WHERE bucket = CAST((OLD.feature_values ->> '$.vote_average') * 10 AS INTEGER);
 END;
 
 CREATE TRIGGER movie_corpus_delete AFTER DELETE ON feature_latest
@@ -54,6 +65,8 @@ BEGIN
         popularity_squares = fs_exact_add(popularity_squares, OLD.feature_values -> '$.popularity', -1, 2)
     WHERE id = 1;
     UPDATE movie_rating_counts SET movies = movies - 1 WHERE rating = OLD.feature_values ->> '$.vote_average';
+    UPDATE movie_rating_buckets SET movies = movies - 1
+    WHERE bucket = CAST((OLD.feature_values ->> '$.vote_average') * 10 AS INTEGER);
 END;
 
 CREATE TRIGGER movie_corpus_add_insert AFTER INSERT ON feature_latest
@@ -67,8 +80,12 @@ BEGIN
         popularity_sum     = fs_exact_add(popularity_sum, NEW.feature_values -> '$.popularity', 1, 1),
         popularity_squares = fs_exact_add(popularity_squares, NEW.feature_values -> '$.popularity', 1, 2)
     WHERE id = 1;
-    INSERT INTO movie_rating_counts (rating, movies) VALUES (NEW.feature_values ->> '$.vote_average', 1)
+    INSERT INTO movie_rating_counts (rating, bucket, movies)
+    VALUES (NEW.feature_values ->> '$.vote_average', CAST((NEW.feature_values ->> '$.vote_average') * 10 AS INTEGER), 1)
     ON CONFLICT (rating) DO UPDATE SET movies = movies + 1;
+    INSERT INTO movie_rating_buckets (bucket, movies)
+    VALUES (CAST((NEW.feature_values ->> '$.vote_average') * 10 AS INTEGER), 1)
+    ON CONFLICT (bucket) DO UPDATE SET movies = movies + 1;
 END;
 
 CREATE TRIGGER movie_corpus_add_update AFTER UPDATE ON feature_latest
@@ -82,8 +99,12 @@ BEGIN
         popularity_sum     = fs_exact_add(popularity_sum, NEW.feature_values -> '$.popularity', 1, 1),
         popularity_squares = fs_exact_add(popularity_squares, NEW.feature_values -> '$.popularity', 1, 2)
     WHERE id = 1;
-    INSERT INTO movie_rating_counts (rating, movies) VALUES (NEW.feature_values ->> '$.vote_average', 1)
+    INSERT INTO movie_rating_counts (rating, bucket, movies)
+    VALUES (NEW.feature_values ->> '$.vote_average', CAST((NEW.feature_values ->> '$.vote_average') * 10 AS INTEGER), 1)
     ON CONFLICT (rating) DO UPDATE SET movies = movies + 1;
+    INSERT INTO movie_rating_buckets (bucket, movies)
+    VALUES (CAST((NEW.feature_values ->> '$.vote_average') * 10 AS INTEGER), 1)
+    ON CONFLICT (bucket) DO UPDATE SET movies = movies + 1;
 END;
 
 INSERT INTO feature_latest SELECT * FROM temp.movie_basic_backfill;
