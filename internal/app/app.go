@@ -43,7 +43,7 @@ const usageText = `featurestore: an instrumented online feature store for TMDB m
 Usage:
   featurestore [serve] [flags]          run the HTTP service (the default command)
   featurestore ingest [flags] FILE      ingest a TMDB JSON file (- for standard input)
-  featurestore recompute [flags]        recompute the corpus-relative statistical features
+  featurestore recompute [flags]        deprecated: statistics are computed at read time; writes nothing
   featurestore historical [flags] FILE  build a point-in-time training set (historical --help)
   featurestore migrate [flags]          apply storage migrations and exit
   featurestore crawl [flags]            collect movies from the TMDB API
@@ -84,22 +84,24 @@ FILE (- for standard input) is one movie, an array of movies, a TMDB list page
 validated one by one; the valid ones are written in batches of --batch-size,
 each in one transaction, directly into the store the flags name or, with
 --api, through a running service (needed while a service holds the embedded
-store's directory). A progress bar goes to standard error. After a direct
-ingest the statistical features are recomputed over the whole corpus.
+store's directory). A progress bar goes to standard error. The statistical
+features relative to the corpus are computed at read time, so nothing runs
+after the ingest.
 Rejected records are listed with the fields at fault and the command exits
 non-zero; every failure says exactly what was stored. Flags go before FILE.
 
 Flags:
 `
 
-const recomputeUsage = `featurestore recompute: recompute the statistical features.
+const recomputeUsage = `featurestore recompute: deprecated; writes nothing.
 
 Usage:
   featurestore recompute [flags]
 
-Recomputes movie_statistical (z-scores, percentiles) of every stored movie
-against the whole stored corpus, with a progress bar on standard error. A
-running service does this by itself a few seconds after ingests stop.
+The corpus-relative statistical features (z-scores, percentiles) are
+computed at read time from the corpus aggregate the store keeps with every
+write (docs/statistics.md), so there is nothing to recompute. The command
+only reports the number of movies in the corpus.
 
 Flags:
 `
@@ -215,7 +217,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cmd == "ingest" {
 		fs.StringVar(&ing.api, "api", "", "send the file to a running service at this base URL (e.g. http://localhost:8001) instead of writing to the store directly")
 		fs.IntVar(&ing.batch, "batch-size", 500, "records per write transaction (or per request with --api)")
-		fs.BoolVar(&ing.noRecompute, "no-recompute", false, "skip the recompute of statistical features after a direct ingest")
+		fs.BoolVar(&ing.noRecompute, "no-recompute", false, "deprecated, no effect (statistics are computed at read time)")
 		fs.StringVar(&ing.tokenFile, "token-file", "", "with --api: a file holding the bearer token to send (default: the "+auth.TokenEnv+" variable)")
 	}
 	if err := fs.Parse(args); err != nil {

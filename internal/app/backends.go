@@ -16,6 +16,7 @@ import (
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/metrics"
+	"github.com/featurestore/featurestore/internal/service"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/store/postgres"
 	"github.com/featurestore/featurestore/internal/store/sqlite"
@@ -24,7 +25,7 @@ import (
 // backends are the opened storage and cache, with what observes them.
 type backends struct {
 	store      store.Store // what the service uses: the cache wrapper, or the system of record
-	sor        store.Store // the system of record: history and feature services are read from it
+	sor        store.Store // the system of record: history, feature services and the corpus aggregate are read from it
 	storeName  string      // postgres or sqlite
 	cacheName  string      // redis, memory or none
 	components []health.Component
@@ -130,6 +131,22 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	}
 	b.store = wrapped
 	return b, nil
+}
+
+// serviceOptions completes o with what the service reads from the system of
+// record itself, past the cache: training-set reads, the feature-service
+// registry, the movie corpus aggregate and, with Postgres, the registry
+// change notifications.
+func (b *backends) serviceOptions(o service.Options) service.Options {
+	o.History, _ = b.sor.(service.HistoryReader)
+	o.FeatureServices, _ = b.sor.(service.ServiceRegistry)
+	if c, ok := b.sor.(service.CorpusReader); ok {
+		o.Corpus = c
+	}
+	if l, ok := b.sor.(service.RegistryListener); ok {
+		o.Registry = l
+	}
+	return o
 }
 
 // openBackendsRetrying retries openBackends while it fails like an outage

@@ -24,7 +24,7 @@ func TestCommandHelp(t *testing.T) {
 			[]string{"-batch-size", "-api", "featurestore ingest [flags] FILE"}},
 		{[]string{"ingest", "--help"}, []string{"featurestore ingest: ingest a TMDB JSON file", "-api", "-batch-size", "-no-recompute",
 			"-data-dir", "-postgres-url", "-redis-url", "FEATURESTORE_DATA_DIR"}, []string{"-addr", "-shutdown-timeout", "-log-dir", "-metrics-addr"}},
-		{[]string{"recompute", "-h"}, []string{"featurestore recompute: recompute the statistical features", "-data-dir", "-postgres-url"},
+		{[]string{"recompute", "-h"}, []string{"featurestore recompute: deprecated; writes nothing", "-data-dir", "-postgres-url"},
 			[]string{"-addr", "-api", "-batch-size", "-log-dir"}},
 		{[]string{"migrate", "--help"}, []string{"featurestore migrate: apply the storage migrations", "-data-dir", "-postgres-url"},
 			[]string{"-addr", "-redis-url", "-api", "-cache-ttl"}},

@@ -70,7 +70,7 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 			return err
 		}
 		defer b.Close()
-		svc, err = service.New(ctx, b.store, service.Options{Logger: log})
+		svc, err = service.New(ctx, b.store, b.serviceOptions(service.Options{Logger: log}))
 		if err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func recomputeCmd(ctx context.Context, cfg Config, stdout, stderr io.Writer) err
 		return err
 	}
 	defer b.Close()
-	svc, err := service.New(ctx, b.store, service.Options{Logger: log})
+	svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{Logger: log}))
 	if err != nil {
 		return err
 	}

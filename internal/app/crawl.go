@@ -119,7 +119,7 @@ func declareCrawlFlags(fs *flag.FlagSet, getenv func(string) string, f *crawlFla
 	fs.BoolVar(&f.ingest, "ingest", false, "ingest the movies into the feature store as they are crawled (the store of --data-dir or --postgres-url, or the service at --api)")
 	str(&f.api, "api", "", "with --ingest: send the movies to a running service at this base URL (e.g. http://localhost:8001) instead of writing to the store directly")
 	str(&f.tokenFile, "token-file", "", "with --api: a file holding the bearer token to send (default: the "+auth.TokenEnv+" variable)")
-	fs.BoolVar(&f.noRecompute, "no-recompute", false, "with --ingest into the store: skip the recompute of statistical features after the crawl")
+	fs.BoolVar(&f.noRecompute, "no-recompute", false, "deprecated, no effect (statistics are computed at read time)")
 	dur(&f.every, "every", 0, "repeat the crawl on this interval (e.g. 24h) until stopped; 0: crawl once")
 	dur(&f.retryFailedAfter, "retry-failed-after", 30*time.Minute, "with --every: after a failed crawl, try again (resuming) this long after")
 	str(&f.metricsAddr, "metrics-addr", "", "serve the crawler's Prometheus metrics at /metrics on this address (e.g. :9102); empty: none")
@@ -390,7 +390,7 @@ func (f crawlFlags) openSink(cfg Config, log *zap.Logger) func(context.Context) 
 		if err != nil {
 			return nil, err
 		}
-		svc, err := service.New(ctx, b.store, service.Options{Logger: quiet})
+		svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{Logger: quiet}))
 		if err != nil {
 			_ = b.Close()
 			return nil, err

@@ -84,7 +84,7 @@ func TestCrawlCommandIntoTheEmbeddedStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	svc, err := service.New(t.Context(), b.store, service.Options{})
+	svc, err := service.New(t.Context(), b.store, b.serviceOptions(service.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,15 +95,6 @@ func historicalCmd(ctx context.Context, args []string, getenv func(string) strin
 	return runHistorical(ctx, cfg, f, fs.Arg(0), stdout, stderr)
 }
 
-// serviceOptions completes o with what only the system of record provides
-// (the cache wrapper in front of it does not): training-set reads and the
-// feature-service registry.
-func (b *backends) serviceOptions(o service.Options) service.Options {
-	o.History, _ = b.sor.(service.HistoryReader)
-	o.FeatureServices, _ = b.sor.(service.ServiceRegistry)
-	return o
-}
-
 // runHistorical reads the entity rows, opens the store and writes the
 // training set with a progress bar on stderr.
 func runHistorical(ctx context.Context, cfg Config, f historicalFlags, path string, stdout, stderr io.Writer) error {

@@ -145,10 +145,12 @@ func newEnv(tb testing.TB, b backend) *env {
 	}
 	opts := service.Options{Now: e.clock.Now}
 	// The system of record (the first, critical component) answers what
-	// the cache does not: training sets and feature services.
+	// the cache does not: training sets, feature services and the movie
+	// corpus aggregate.
 	sor := components[0].Checker
 	opts.History, _ = sor.(service.HistoryReader)
 	opts.FeatureServices, _ = sor.(service.ServiceRegistry)
+	opts.Corpus, _ = sor.(service.CorpusReader)
 	svc, err := service.New(context.Background(), st, opts)
 	if err != nil {
 		tb.Fatalf("service.New: %v", err)

@@ -65,6 +65,11 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	}
 }
 
+// systems maps each store the helpers open (a cache in front of a system of
+// record) to its system of record, which newService passes as the corpus
+// reader and registry listener, as internal/app does.
+var systems sync.Map // store.Store -> store.Store
+
 func openEmbedded(tb testing.TB) store.Store {
 	tb.Helper()
 	lite, err := sqlite.Open(context.Background(), tb.TempDir(), sqlite.Options{})
@@ -72,6 +77,7 @@ func openEmbedded(tb testing.TB) store.Store {
 		tb.Fatalf("open sqlite: %v", err)
 	}
 	st := cache.Wrap(lite, cache.NewMemory(cache.MemoryOptions{}), cache.WrapOptions{})
+	systems.Store(store.Store(st), store.Store(lite))
 	tb.Cleanup(func() {
 		if err := st.Close(); err != nil {
 			tb.Errorf("close: %v", err)
@@ -82,8 +88,16 @@ func openEmbedded(tb testing.TB) store.Store {
 
 func openPostgres(tb testing.TB) store.Store {
 	tb.Helper()
+	return openPostgresURL(tb, testenv.PostgresSchemaURL(tb, "fs_t"), fmt.Sprintf("fs_t_%016x", rand.Uint64()))
+}
+
+// openPostgresURL opens the Postgres store at url with a Redis cache in
+// front that keeps its keys under prefix: two calls with one url and one
+// prefix are two replicas of one deployment.
+func openPostgresURL(tb testing.TB, url, prefix string) store.Store {
+	tb.Helper()
 	ctx := context.Background()
-	pg, err := postgres.Open(ctx, testenv.PostgresSchemaURL(tb, "fs_t"), postgres.Options{MaxConns: 8})
+	pg, err := postgres.Open(ctx, url, postgres.Options{MaxConns: 8})
 	if err != nil {
 		tb.Fatalf("open postgres: %v", err)
 	}
@@ -94,13 +108,14 @@ func openPostgres(tb testing.TB) store.Store {
 	}
 	client := redis.NewClient(ropts)
 	tb.Cleanup(func() { client.Close() })
-	rc := cache.NewRedis(client, cache.RedisOptions{Prefix: fmt.Sprintf("fs_t_%016x", rand.Uint64())})
+	rc := cache.NewRedis(client, cache.RedisOptions{Prefix: prefix})
 	tb.Cleanup(func() {
 		if err := rc.Clear(context.Background()); err != nil {
 			tb.Errorf("clear test redis prefix: %v", err)
 		}
 	})
 	st := cache.Wrap(pg, rc, cache.WrapOptions{})
+	systems.Store(store.Store(st), store.Store(pg))
 	tb.Cleanup(func() {
 		if err := st.Close(); err != nil {
 			tb.Errorf("close: %v", err)
@@ -113,6 +128,9 @@ func openPostgres(tb testing.TB) store.Store {
 func newService(tb testing.TB, st store.Store, c *testClock, opts Options) *Service {
 	tb.Helper()
 	opts.Now = c.Now
+	if sor, ok := systems.Load(st); ok && opts.Corpus == nil {
+		opts.Corpus = sor.(CorpusReader)
+	}
 	s, err := New(context.Background(), st, opts)
 	if err != nil {
 		tb.Fatalf("New: %v", err)

@@ -70,7 +70,7 @@ func (s *Service) writeFrame(ctx context.Context, group, groupField string, df m
 		return WriteResult{}, feature.Invalid(groupField+" is required", feature.FieldError{Field: groupField, Problem: "must name a feature group"})
 	}
 	if allowCache != nil && !*allowCache {
-		if err := s.reloadRegistry(ctx); err != nil {
+		if err := s.rereadRegistry(ctx); err != nil {
 			return WriteResult{}, err
 		}
 	}
@@ -86,8 +86,9 @@ func (s *Service) writeFrame(ctx context.Context, group, groupField string, df m
 	return s.writeRows(ctx, group, groupField, rows, frameField(g.EntityKey))
 }
 
-// reloadRegistry re-reads the registry from the system of record.
-func (s *Service) reloadRegistry(ctx context.Context) error {
+// rereadRegistry re-reads the registry from the system of record and
+// returns a failure to the caller (a push that asked for a fresh registry).
+func (s *Service) rereadRegistry(ctx context.Context) error {
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	return s.reloadRegistryLocked(ctx)

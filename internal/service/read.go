@@ -3,10 +3,12 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
 // EntityResult is one entity's features, as GET .../entities/{id} returns.
@@ -52,17 +54,7 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 			return res, feature.NotFound("unknown feature", fields...)
 		}
 	}
-	key := feature.Key{Group: g.Name, EntityID: id}
-	var row *feature.Row
-	if asOf != nil {
-		row, err = s.st.GetAsOf(ctx, key, *asOf)
-	} else {
-		var rows []*feature.Row
-		rows, err = s.st.GetLatest(ctx, []feature.Key{key})
-		if err == nil {
-			row = rows[0]
-		}
-	}
+	row, err := s.readEntity(ctx, g, id, asOf, g.Name == tmdb.GroupStatistical && needsCorpus(specs))
 	if err != nil {
 		return res, err
 	}
@@ -87,6 +79,42 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 	}
 	counts.report(s.obs, g.Name)
 	return res, nil
+}
+
+// readEntity reads one entity's latest row, or the row that was latest at
+// asOf. With relative, the row is a movie_statistical row completed with its
+// corpus-relative features: its movie_basic row is read with it (in the same
+// round trip for a latest read) and the corpus in one more.
+func (s *Service) readEntity(ctx context.Context, g feature.Group, id string, asOf *time.Time, relative bool) (*feature.Row, error) {
+	key := feature.Key{Group: g.Name, EntityID: id}
+	basicKey := feature.Key{Group: tmdb.GroupBasic, EntityID: id}
+	var row, basic *feature.Row
+	var err error
+	switch {
+	case asOf != nil:
+		row, err = s.st.GetAsOf(ctx, key, *asOf)
+		if err == nil && row != nil && relative {
+			basic, err = s.st.GetAsOf(ctx, basicKey, *asOf)
+		}
+	case relative:
+		var rows []*feature.Row
+		if rows, err = s.st.GetLatest(ctx, []feature.Key{key, basicKey}); err == nil {
+			row, basic = rows[0], rows[1]
+		}
+	default:
+		var rows []*feature.Row
+		if rows, err = s.st.GetLatest(ctx, []feature.Key{key}); err == nil {
+			row = rows[0]
+		}
+	}
+	if err != nil || row == nil || !relative {
+		return row, err
+	}
+	rows, err := s.withRelative(ctx, []*feature.Row{row}, []*feature.Row{basic}, asOf)
+	if err != nil {
+		return nil, err
+	}
+	return rows[0], nil
 }
 
 // ofType returns v if it is a value of type t, else nil: a row written
@@ -177,11 +205,54 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 	if err != nil {
 		return resp, err
 	}
-	rows, err := s.st.GetLatest(ctx, plan.keys())
+	keys := plan.keys()
+	stat, basic, relative := plan.relative()
+	if relative && basic < 0 { // read the movies' movie_basic rows in the same round trip
+		for _, id := range plan.ids {
+			keys = append(keys, feature.Key{Group: tmdb.GroupBasic, EntityID: id})
+		}
+	}
+	rows, err := s.st.GetLatest(ctx, keys)
 	if err != nil {
 		return resp, err
 	}
+	if relative {
+		n := len(plan.ids)
+		basicRows := rows[len(rows)-n:]
+		if basic >= 0 {
+			basicRows = rows[basic*n : (basic+1)*n]
+		}
+		filled, err := s.withRelative(ctx, rows[stat*n:(stat+1)*n], basicRows, nil)
+		if err != nil {
+			return resp, err
+		}
+		copy(rows[stat*n:], filled)
+	}
 	return s.assembleOnline(plan, rows, req), nil
+}
+
+// relative reports whether the plan asks for a corpus-relative feature of
+// movie_statistical, with the indexes in p.groups of movie_statistical and
+// of movie_basic (-1 if the plan does not read it).
+func (p *onlinePlan) relative() (stat, basic int, ok bool) {
+	stat, basic = -1, -1
+	for gi, g := range p.groups {
+		switch g.Name {
+		case tmdb.GroupStatistical:
+			stat = gi
+		case tmdb.GroupBasic:
+			basic = gi
+		}
+	}
+	if stat < 0 {
+		return stat, basic, false
+	}
+	for _, ref := range p.refs {
+		if ref.gi == stat && slices.Contains(tmdb.CorpusRelative, ref.spec.Name) {
+			return stat, basic, true
+		}
+	}
+	return stat, basic, false
 }
 
 // instrumentOnline counts a batch read once per group it read, and times

@@ -1,8 +1,9 @@
 // Package service is the feature store's behaviour, independent of transport:
-// the in-memory registry, TMDB ingest, typed row writes, latest and
-// point-in-time reads, the Feast-compatible batch read, and the recompute of
-// corpus-relative statistical features. The HTTP layer and the CLI both call
-// it, so both are instrumented the same way.
+// the registry (a snapshot of the system of record's, refreshed when any
+// replica changes it), TMDB ingest, typed row writes, latest and
+// point-in-time reads with the corpus-relative statistical features computed
+// at read time, and the Feast-compatible batch read. The HTTP layer and the
+// CLI both call it, so both are instrumented the same way.
 package service
 
 import (
@@ -43,13 +44,21 @@ type Options struct {
 	Logger *zap.Logger
 	// Observer for metrics; none when nil.
 	Observer Observer
-	// RecomputeDelay is how long after the last ingest the statistical
-	// features of the whole corpus are recomputed; 0 disables the automatic
-	// recompute (the operation stays available).
+	// Corpus reads the movie corpus aggregate from the system of record; nil
+	// means the store itself, which must then be a CorpusReader (a cache in
+	// front of the system of record is not: pass the system of record).
+	Corpus CorpusReader
+	// Registry pushes registry changes made through other replicas or the
+	// CLI; nil means none (the embedded store has one writer), and the
+	// periodic refresh is the only way they are seen.
+	Registry RegistryListener
+	// RecomputeDelay is ignored: nothing is recomputed after an ingest any
+	// more (the corpus-relative features are computed at read time). Kept so
+	// that existing configurations still start.
 	RecomputeDelay time.Duration
 	// RefreshInterval is how often the registry and storage statistics are
-	// re-read from the store (so a group changed through another replica is
-	// seen); 0 means 15s.
+	// re-read from the store, the fallback for a registry change whose
+	// notification was lost; 0 means 15s.
 	RefreshInterval time.Duration
 	// Limits; zero means the defaults below.
 	MaxBatchRecords int
@@ -82,11 +91,12 @@ const (
 
 // Service is the feature store.
 type Service struct {
-	st   store.Store
-	now  func() time.Time
-	log  *zap.Logger
-	obs  Observer
-	opts Options
+	st     store.Store
+	corpus CorpusReader
+	now    func() time.Time
+	log    *zap.Logger
+	obs    Observer
+	opts   Options
 
 	regMu    sync.Mutex                               // serialises registry changes
 	registry atomic.Pointer[map[string]feature.Group] // read without locks on every request
@@ -96,22 +106,14 @@ type Service struct {
 	fsReg       ServiceRegistry                                   // nil: no feature services
 	svcRegistry atomic.Pointer[map[string]feature.FeatureService] // in-memory copy of fsReg
 
-	corpusMu sync.Mutex
-	corpus   *tmdb.Corpus
-	// sinceScan holds the movies ingested since the running recompute
-	// began its scan (nil when none runs), so that replacing the corpus
-	// with the scanned one does not drop them.
-	sinceScan []basicInput
-
 	wclock writeClock
 
-	recomputeMu   sync.Mutex // held while a recompute runs
-	recomputeKick chan struct{}
-	progress      atomic.Pointer[RecomputeStatus]
+	progress atomic.Pointer[RecomputeStatus]
 }
 
 // New registers the built-in TMDB groups (creating or upgrading them), loads
-// the registry and the movie corpus, and returns a ready Service.
+// the registry and returns a ready Service. It reads nothing of the corpus:
+// start-up costs the same whatever the number of movies.
 func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -140,22 +142,23 @@ func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 	if opts.FeatureServices == nil {
 		opts.FeatureServices, _ = st.(ServiceRegistry)
 	}
+	corpus := opts.Corpus
+	if corpus == nil {
+		c, ok := st.(CorpusReader)
+		if !ok {
+			opts.Logger.Warn("the store keeps no movie corpus aggregate: corpus-relative statistical features scan the corpus on every read; pass the system of record as Options.Corpus")
+			c = scanCorpus{st: st}
+		}
+		corpus = c
+	}
 	s := &Service{
-		st: st, now: opts.Now, log: opts.Logger, obs: opts.Observer, opts: opts,
-		builtin:       map[string]bool{},
-		recomputeKick: make(chan struct{}, 1),
-		history:       opts.History,
-		fsReg:         opts.FeatureServices,
+		st: st, corpus: corpus, now: opts.Now, log: opts.Logger, obs: opts.Observer, opts: opts,
+		builtin: map[string]bool{},
+		history: opts.History,
+		fsReg:   opts.FeatureServices,
 	}
 	s.progress.Store(&RecomputeStatus{State: "idle"})
 	if err := s.ensureBuiltins(ctx); err != nil {
-		return nil, err
-	}
-	if opts.ReadOnly {
-		s.corpus = tmdb.NewCorpus()
-		return s, nil
-	}
-	if err := s.loadCorpus(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -211,34 +214,31 @@ func (s *Service) reloadRegistryLocked(ctx context.Context) error {
 	return s.reloadServicesLocked(ctx)
 }
 
-// loadCorpus reads the stored movies' rating and popularity from their
-// latest movie_basic rows.
-func (s *Service) loadCorpus(ctx context.Context) error {
-	c := tmdb.NewCorpus()
-	err := s.st.ScanLatest(ctx, tmdb.GroupBasic, func(r feature.Row) error {
-		in, ok := basicInputs(r)
-		if ok {
-			c.Set(in.id, in.voteAverage, in.popularity)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("load movie corpus: %w", err)
-	}
-	s.corpusMu.Lock()
-	s.corpus = c
-	s.corpusMu.Unlock()
-	return nil
-}
-
-// Run refreshes the registry and storage statistics and runs the debounced
-// recompute until ctx ends.
+// Run refreshes the registry when another writer changes it (pushed by
+// Options.Registry), refreshes the registry and storage statistics
+// periodically, and returns when ctx ends.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { defer wg.Done(); s.refreshLoop(ctx) }()
-	go func() { defer wg.Done(); s.recomputeLoop(ctx) }()
+	if s.opts.Registry != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.opts.Registry.ListenRegistry(ctx, func() { s.reloadRegistry(ctx) }) }()
+	}
 	wg.Wait()
+}
+
+// reloadRegistry re-reads the registry; a failure is logged and the last
+// known registry stays in force.
+func (s *Service) reloadRegistry(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s.regMu.Lock()
+	err := s.reloadRegistryLocked(ctx)
+	s.regMu.Unlock()
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("registry refresh failed", zap.Error(err))
+	}
 }
 
 func (s *Service) refreshLoop(ctx context.Context) {
@@ -259,14 +259,9 @@ func (s *Service) refreshLoop(ctx context.Context) {
 // storage and freshness metrics. Failures are logged, not fatal: the last
 // known registry stays in force.
 func (s *Service) Refresh(ctx context.Context) {
+	s.reloadRegistry(ctx)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s.regMu.Lock()
-	err := s.reloadRegistryLocked(ctx)
-	s.regMu.Unlock()
-	if err != nil && ctx.Err() == nil {
-		s.log.Warn("registry refresh failed", zap.Error(err))
-	}
 	st, err := s.st.Stats(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -428,9 +423,10 @@ func (s *Service) Stats(ctx context.Context) (out Stats, err error) {
 	if err != nil {
 		return out, err
 	}
-	s.corpusMu.Lock()
-	n := s.corpus.Len()
-	s.corpusMu.Unlock()
+	n, err := s.corpusMovies(ctx)
+	if err != nil {
+		return out, err
+	}
 	return Stats{Stats: st, RegisteredGroups: len(s.groups()), CorpusMovies: n, Recompute: *s.progress.Load()}, nil
 }
 
@@ -459,9 +455,14 @@ func (nopObserver) SetStorageBytes(string, int64)                           {}
 func (nopObserver) ForgetGroup(string)                                      {}
 func (nopObserver) Recomputed(int, time.Duration, error)                    {}
 
-// CorpusSize is the number of movies in the corpus statistics.
+// CorpusSize is the number of movies in the corpus, as the system of record
+// holds it; 0 if it cannot be read within 5 seconds.
 func (s *Service) CorpusSize() int {
-	s.corpusMu.Lock()
-	defer s.corpusMu.Unlock()
-	return s.corpus.Len()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := s.corpusMovies(ctx)
+	if err != nil {
+		s.log.Warn("read movie corpus size", zap.Error(err))
+	}
+	return n
 }

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
-	"github.com/featurestore/featurestore/internal/testenv"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
@@ -111,7 +109,8 @@ func TestNewUpgradesBuiltins(t *testing.T) {
 }
 
 // TestCorpusSurvivesRestart: a new service over a store that already holds
-// movies scores a new movie against all of them.
+// movies reads nothing at start-up, yet scores a new movie against all of
+// them.
 func TestCorpusSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	raws := realMovies(t)
@@ -130,17 +129,18 @@ func TestCorpusSurvivesRestart(t *testing.T) {
 		if _, err := second.Ingest(ctx, []json.RawMessage{movie(990000001, 3.5, 2)}); err != nil {
 			t.Fatal(err)
 		}
-		want := tmdb.NewCorpus()
+		corpus := map[int64]movieStat{}
 		for _, raw := range append(raws, movie(990000001, 3.5, 2)) {
 			m, _ := tmdb.ParseMovie(raw)
-			want.Set(m.ID, m.VoteAverage, m.Popularity)
+			corpus[m.ID] = movieStat{m.VoteAverage, m.Popularity}
 		}
-		got := latest(t, second, tmdb.GroupStatistical, "990000001")
-		if diff := cmp.Diff(tmdb.Statistical(3.5, 2, 10, want), got.Values); diff != "" {
-			t.Errorf("statistical features after a restart (-want +got):\n%s", diff)
+		got, err := second.GetEntity(ctx, tmdb.GroupStatistical, "990000001", nil, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if got.Values["rating_percentile"] == 100.0 || got.Values["rating_zscore"] == 0.0 {
-			t.Errorf("scored against itself: %v", got.Values)
+		checkRelative(t, "after a restart", bruteForce(corpus, 3.5, 2), got.Features)
+		if got.Features["rating_percentile"] == 100.0 || got.Features["rating_zscore"] == 0.0 {
+			t.Errorf("scored against itself: %v", got.Features)
 		}
 	})
 }
@@ -178,9 +178,9 @@ func TestRefresh(t *testing.T) {
 	})
 }
 
-// TestRecompute: one recompute at a time; progress in chunks; the status
-// records the outcome with the injected clock.
-func TestRecompute(t *testing.T) {
+// TestRecomputeWritesNothing: the deprecated recompute reports the corpus
+// size, records its outcome with the injected clock and writes no row.
+func TestRecomputeWritesNothing(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
@@ -192,33 +192,26 @@ func TestRecompute(t *testing.T) {
 		if n, err := s.Recompute(ctx, nil); err != nil || n != 0 {
 			t.Errorf("recompute of an empty store: %d, %v", n, err)
 		}
-
-		n := recomputeChunk + 200
+		const n = 30
 		raws := make([]json.RawMessage, n)
 		for i := range raws {
-			raws[i] = movie(int64(i+1), float64(i%101)/10, float64(i%37))
+			raws[i] = movie(int64(i+1), float64(i%11), float64(i))
 		}
 		if res, err := s.Ingest(ctx, raws); err != nil || res.Accepted != n {
 			t.Fatalf("ingest: accepted %d, %v", res.Accepted, err)
 		}
-
-		s.recomputeMu.Lock()
-		if _, err := s.Recompute(ctx, nil); !errors.Is(err, ErrRecomputeRunning) || feature.ErrorCode(err) != feature.CodeConflict {
-			t.Errorf("Recompute while one runs: %v, want ErrRecomputeRunning (conflict)", err)
-		}
-		if err := s.StartRecompute(ctx); !errors.Is(err, ErrRecomputeRunning) {
-			t.Errorf("StartRecompute while one runs: %v, want ErrRecomputeRunning", err)
-		}
-		s.recomputeMu.Unlock()
-
+		before := historyRows(t, s)
 		c.Advance(time.Minute)
 		var calls [][2]int
 		got, err := s.Recompute(ctx, func(done, total int) { calls = append(calls, [2]int{done, total}) })
 		if err != nil || got != n {
 			t.Fatalf("Recompute: %d, %v; want %d", got, err, n)
 		}
-		if diff := cmp.Diff([][2]int{{recomputeChunk, n}, {n, n}}, calls); diff != "" {
+		if diff := cmp.Diff([][2]int{{n, n}}, calls); diff != "" {
 			t.Errorf("progress calls (-want +got):\n%s", diff)
+		}
+		if err := s.StartRecompute(ctx); err != nil {
+			t.Fatal(err)
 		}
 		status := s.RecomputeStatus()
 		start := t0.Add(time.Minute)
@@ -226,95 +219,24 @@ func TestRecompute(t *testing.T) {
 			status.StartedAt == nil || !status.StartedAt.Equal(start) || status.FinishedAt == nil || !status.FinishedAt.Equal(start) {
 			t.Errorf("status %+v, want succeeded %d/%d started and finished at %v", status, n, n, start)
 		}
-		// The last movie of the second chunk was recomputed too.
-		row := latest(t, s, tmdb.GroupStatistical, strconv.Itoa(n))
-		if !row.EventTime.After(t0.Add(time.Second)) {
-			t.Errorf("movie %d not recomputed: event time %v", n, row.EventTime)
-		}
-
-		if err := s.StartRecompute(ctx); err != nil {
-			t.Fatal(err)
-		}
-		testenv.Eventually(t, time.Minute, "the background recompute", func() (bool, string) {
-			st := s.RecomputeStatus()
-			return st.State != "running", fmt.Sprintf("%+v", st)
-		})
-		if st := s.RecomputeStatus(); st.State != "succeeded" || st.Done != n {
-			t.Errorf("background recompute: %+v", st)
+		if after := historyRows(t, s); after != before {
+			t.Errorf("recompute wrote history rows: %d before, %d after", before, after)
 		}
 	})
 }
 
-// TestAutoRecompute: after ingests have been quiet for RecomputeDelay, Run
-// recomputes the statistical features of every movie.
-func TestAutoRecompute(t *testing.T) {
-	t.Parallel()
-	forEachBackend(t, func(t *testing.T, st store.Store) {
-		ctx, cancel := context.WithCancel(context.Background())
-		c := newClock()
-		s := newService(t, st, c, Options{RecomputeDelay: 20 * time.Millisecond})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Run(ctx) }()
-		defer func() { cancel(); wg.Wait() }()
-
-		for i := range 3 {
-			if _, err := s.Ingest(ctx, []json.RawMessage{movie(int64(i+1), float64(i+4), float64(i))}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		testenv.Eventually(t, time.Minute, "the automatic recompute", func() (bool, string) {
-			st := s.RecomputeStatus()
-			return st.State == "succeeded" && st.Total == 3, fmt.Sprintf("%+v", st)
-		})
-		// Movie 1 was first scored against a corpus of itself alone.
-		row := latest(t, s, tmdb.GroupStatistical, "1")
-		want := tmdb.NewCorpus()
-		for i := range 3 {
-			want.Set(int64(i+1), float64(i+4), float64(i))
-		}
-		if diff := cmp.Diff(tmdb.Statistical(4, 0, 10, want), row.Values); diff != "" {
-			t.Errorf("movie 1 after the automatic recompute (-want +got):\n%s", diff)
-		}
-	})
-}
-
-// TestRecomputeRacesIngest: ingests that land while a recompute runs are
-// not dropped from the in-memory corpus the next ingests are scored against.
-func TestRecomputeRacesIngest(t *testing.T) {
-	t.Parallel()
-	forEachBackend(t, func(t *testing.T, st store.Store) {
-		ctx := context.Background()
-		s := newService(t, st, newClock(), Options{})
-		const movies = 60
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				if _, err := s.Recompute(ctx, nil); err != nil {
-					t.Errorf("Recompute: %v", err)
-					return
-				}
-			}
-		}()
-		for i := range movies {
-			if _, err := s.Ingest(ctx, []json.RawMessage{movie(int64(i+1), float64(i%10), float64(i))}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		close(done)
-		wg.Wait()
-		if n := s.CorpusSize(); n != movies {
-			t.Errorf("corpus has %d movies after %d ingests raced recomputes", n, movies)
-		}
-	})
+// historyRows counts the history rows of every group.
+func historyRows(t *testing.T, s *Service) int64 {
+	t.Helper()
+	st, err := s.st.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, g := range st.Groups {
+		n += g.Rows
+	}
+	return n
 }
 
 func TestLimits(t *testing.T) {
@@ -429,8 +351,12 @@ func TestObserver(t *testing.T) {
 			t.Errorf("ingested %v, want 2 accepted 1 rejected", obs.ingested)
 		}
 		for _, g := range tmdb.Groups() {
-			if obs.written[g.Name] != 2*len(g.Features) {
-				t.Errorf("features written to %s: %d, want %d", g.Name, obs.written[g.Name], 2*len(g.Features))
+			want := 2 * len(g.Features)
+			if g.Name == tmdb.GroupStatistical { // the corpus-relative features are computed by reads, not written
+				want = 2 * (len(g.Features) - len(tmdb.CorpusRelative))
+			}
+			if obs.written[g.Name] != want {
+				t.Errorf("features written to %s: %d, want %d", g.Name, obs.written[g.Name], want)
 			}
 		}
 
@@ -501,8 +427,9 @@ func TestObserver(t *testing.T) {
 	})
 }
 
-// TestIngestValues: what Ingest writes is exactly tmdb's features of each
-// record at the event time, for every group.
+// TestIngestValues: what Ingest writes is exactly tmdb's stored features of
+// each record at the event time, for every group; a read completes
+// movie_statistical with the corpus-relative features.
 func TestIngestValues(t *testing.T) {
 	t.Parallel()
 	raws := realMovies(t)[:10]
@@ -514,8 +441,8 @@ func TestIngestValues(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !res.EventTime.Equal(t0) || res.FeaturesWritten != 10*71 {
-			t.Errorf("event time %v, features written %d; want %v and %d", res.EventTime, res.FeaturesWritten, t0, 10*71)
+		if !res.EventTime.Equal(t0) || res.FeaturesWritten != 10*68 {
+			t.Errorf("event time %v, features written %d; want %v and %d", res.EventTime, res.FeaturesWritten, t0, 10*68)
 		}
 		corpus := tmdb.NewCorpus()
 		var movies []tmdb.Movie
@@ -527,17 +454,25 @@ func TestIngestValues(t *testing.T) {
 			corpus.Set(m.ID, m.VoteAverage, m.Popularity)
 			movies = append(movies, m)
 		}
+		approx := cmp.Comparer(func(a, b float64) bool { return a == b || math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) })
 		for _, m := range movies {
-			for group, want := range tmdb.Features(m, t0, corpus) {
-				got := latest(t, s, group, strconv.FormatInt(m.ID, 10))
+			id := strconv.FormatInt(m.ID, 10)
+			for group, want := range tmdb.StoredFeatures(m, t0) {
+				got := latest(t, s, group, id)
 				if got == nil {
 					t.Fatalf("%s/%d not written", group, m.ID)
 				}
-				if diff := cmp.Diff(want, got.Values, cmp.Comparer(func(a, b float64) bool {
-					return a == b || math.Abs(a-b) <= 1e-12*math.Abs(b)
-				})); diff != "" || !got.EventTime.Equal(t0) {
+				if diff := cmp.Diff(want, got.Values, approx); diff != "" || !got.EventTime.Equal(t0) {
 					t.Errorf("%s/%d at %v (-want +got):\n%s", group, m.ID, got.EventTime, diff)
 				}
+			}
+			got, err := s.GetEntity(ctx, tmdb.GroupStatistical, id, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tmdb.Features(m, t0, corpus)[tmdb.GroupStatistical]
+			if diff := cmp.Diff(map[string]any(want), got.Features, approx); diff != "" {
+				t.Errorf("read of %s/%d (-want +got):\n%s", tmdb.GroupStatistical, m.ID, diff)
 			}
 		}
 	})

@@ -45,7 +45,8 @@ type IngestResult struct {
 	// Superseded lists the indexes of records whose movie id appears again
 	// later in the same payload: the later record is the one written.
 	Superseded []int `json:"superseded,omitempty"`
-	// FeaturesWritten counts the feature values written.
+	// FeaturesWritten counts the feature values written: 68 per movie, as
+	// the three corpus-relative statistical features are computed by reads.
 	FeaturesWritten int `json:"features_written"`
 	// EventTime is the event time of every row written.
 	EventTime time.Time `json:"event_time"`
@@ -72,7 +73,9 @@ func (s *Service) IngestPayload(ctx context.Context, body []byte) (IngestResult,
 }
 
 // Ingest validates each raw TMDB record, computes its six feature groups
-// against the stored corpus and writes every valid movie in one transaction:
+// (movie_statistical without its corpus-relative features, which reads
+// compute) and writes every valid movie in one transaction, which also
+// updates the corpus aggregate in the system of record:
 // all valid records are committed before it returns, or none is. Invalid
 // records are reported and never become partial rows.
 func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res IngestResult, err error) {
@@ -117,17 +120,11 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res Inges
 	}
 
 	eventTime := s.clock().next(s.now())
-	s.corpusMu.Lock()
-	corpus := s.corpus.Clone()
-	s.corpusMu.Unlock()
-	for _, m := range movies {
-		corpus.Set(m.ID, m.VoteAverage, m.Popularity)
-	}
 	rows := make([]feature.Row, 0, len(movies)*6)
 	perGroup := map[string]int{}
 	for _, m := range movies {
 		id := strconv.FormatInt(m.ID, 10)
-		for group, values := range tmdb.Features(m, eventTime, corpus) {
+		for group, values := range tmdb.StoredFeatures(m, eventTime) {
 			rows = append(rows, feature.Row{Group: group, EntityID: id, EventTime: eventTime, WriteTime: eventTime, Values: values})
 			perGroup[group] += len(values)
 		}
@@ -136,16 +133,6 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res Inges
 	if err := s.st.WriteRows(ctx, rows); err != nil {
 		return IngestResult{}, err
 	}
-	s.corpusMu.Lock()
-	for _, m := range movies {
-		s.corpus.Set(m.ID, m.VoteAverage, m.Popularity)
-	}
-	if s.sinceScan != nil {
-		for _, m := range movies {
-			s.sinceScan = append(s.sinceScan, basicInput{id: m.ID, voteAverage: m.VoteAverage, popularity: m.Popularity})
-		}
-	}
-	s.corpusMu.Unlock()
 
 	res.Accepted = len(movies)
 	res.EventTime = eventTime
@@ -157,7 +144,6 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res Inges
 	s.obs.Ingested(len(movies), 0)
 	s.log.Info("ingested movies", zap.Int("accepted", res.Accepted), zap.Int("rejected", len(res.Rejected)),
 		zap.Int("features_written", res.FeaturesWritten))
-	s.kickRecompute()
 	return res, nil
 }
 

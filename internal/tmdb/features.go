@@ -28,6 +28,27 @@ func Features(m Movie, eventTime time.Time, c *Corpus) map[string]feature.Values
 	}
 }
 
+// StoredFeatures computes the six built-in groups for m at eventTime as the
+// stores keep them: like Features, except that movie_statistical holds only
+// its per-movie features. The corpus-relative ones (CorpusRelative) are not
+// stored: a read computes them from the corpus the system of record keeps
+// (CorpusStats.Relative), so that they never go stale when the corpus
+// changes and ingesting a movie never rewrites the others.
+func StoredFeatures(m Movie, eventTime time.Time) map[string]feature.Values {
+	return map[string]feature.Values{
+		GroupBasic:       basic(m),
+		GroupTemporal:    temporal(m, eventTime),
+		GroupStatistical: statisticalOwn(m.VoteAverage, m.Popularity, m.VoteCount),
+		GroupText:        text(m),
+		GroupInteraction: interaction(m),
+		GroupAudience:    audience(m),
+	}
+}
+
+// CorpusRelative are the features of movie_statistical that depend on the
+// corpus (the others depend on the movie alone).
+var CorpusRelative = []string{"rating_zscore", "popularity_zscore", "rating_percentile"}
+
 // Statistical computes the movie_statistical group from a movie's
 // vote_average, popularity and vote_count, relative to corpus c. An empty (or
 // nil) corpus counts as the movie alone: z-scores 0, percentile 100.
@@ -38,11 +59,17 @@ func Statistical(voteAverage, popularity float64, voteCount int64, c *Corpus) fe
 		rz = (voteAverage - s.ratingMean) / (s.ratingStd + 1e-8)
 		pz = (popularity - s.popularityMean) / (s.popStd + 1e-8)
 	}
+	v := statisticalOwn(voteAverage, popularity, voteCount)
+	v["rating_zscore"] = num(rz)
+	v["popularity_zscore"] = num(pz)
+	v["rating_percentile"] = num(s.percentile(voteAverage))
+	return v
+}
+
+// statisticalOwn is the per-movie part of movie_statistical.
+func statisticalOwn(voteAverage, popularity float64, voteCount int64) feature.Values {
 	votes := float64(voteCount)
 	return feature.Values{
-		"rating_zscore":     num(rz),
-		"popularity_zscore": num(pz),
-		"rating_percentile": num(s.percentile(voteAverage)),
 		"popularity_tier":   popularityTier(popularity),
 		"weighted_rating":   num(voteAverage * math.Log1p(votes)),
 		"rating_confidence": num(math.Min(votes/100, 1)),

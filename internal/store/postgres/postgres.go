@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,6 +53,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
 	log  *zap.Logger
+
+	listenerPID atomic.Uint32 // backend of the last registry listener connection (for tests)
 }
 
 var (

@@ -30,6 +30,11 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openStore(t, testenv.PostgresSchemaURL(t, "fs_t")) })
 }
 
+func TestMovieCorpusContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunMovieCorpus(t, func(t *testing.T) storetest.CorpusStore { return openStore(t, testenv.PostgresSchemaURL(t, "fs_t")) })
+}
+
 func countMigrations(t *testing.T, url string) int {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
