@@ -146,6 +146,7 @@ func (s *responseSink) begun() bool { return s.out != nil }
 
 func (s *responseSink) Begin(cols []export.Column) error {
 	s.w.Header().Set("Content-Type", s.format.ContentType())
+	s.w.Header().Add("Vary", "Accept") // the format may come from Accept
 	out, err := export.New(s.format, s.w, export.Options{Flush: s.flush})
 	if err != nil {
 		return err

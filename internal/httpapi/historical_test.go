@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,9 @@ func TestHistoricalFeaturesFormats(t *testing.T) {
 				}
 				if got := w.Header().Get("Content-Type"); got != tc.contentType {
 					t.Errorf("Content-Type %q, want %q", got, tc.contentType)
+				}
+				if got := w.Header().Values("Vary"); !slices.Contains(got, "Accept") {
+					t.Errorf("Vary %q, want Accept among them", got)
 				}
 				switch tc.contentType {
 				case "application/jsonl":
