@@ -33,6 +33,9 @@ const (
 	// CodeUnsupportedMediaType is a request body that is not
 	// application/json: 415.
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
+	// CodeNotAcceptable is a request whose Accept header names no format
+	// the answer can be written in: 406.
+	CodeNotAcceptable Code = "not_acceptable"
 	// CodeCanceled is a request whose client went away before the answer
 	// (context.Canceled): 499, as nginx and Prometheus record it. It is not a
 	// server error; the client never reads the answer.
@@ -54,7 +57,7 @@ const (
 func Codes() []Code {
 	return []Code{
 		CodeInvalid, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodeTooLarge,
-		CodeUnauthenticated, CodeForbidden, CodeUnsupportedMediaType, CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
+		CodeUnauthenticated, CodeForbidden, CodeUnsupportedMediaType, CodeNotAcceptable, CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -180,9 +181,15 @@ func authorize(w http.ResponseWriter, id identity, need auth.Role, obs AuthObser
 // they carry.
 var feastPaths = map[string]bool{"/get-online-features": true, "/push": true, "/write-to-online-store": true}
 
-// checkMediaType wants a request body to be application/json (with no
-// charset, or UTF-8). A request without a body passes, and so does one
-// without a Content-Type on the Feast routes.
+// otherBodyTypes are the routes that take a body in a media type besides
+// application/json: a training set's entity rows may be uploaded as CSV.
+// Their handlers look at the Content-Type to read the body.
+var otherBodyTypes = map[string][]string{"/get-historical-features": {"text/csv"}}
+
+// checkMediaType wants a request body to be application/json, or one of
+// the route's otherBodyTypes (with no charset, or UTF-8). A request without
+// a body passes, and so does one without a Content-Type on the Feast
+// routes.
 func checkMediaType(r *http.Request) error {
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		return nil
@@ -191,8 +198,9 @@ func checkMediaType(r *http.Request) error {
 	if ct == "" && feastPaths[r.URL.Path] {
 		return nil
 	}
+	want := append([]string{"application/json"}, otherBodyTypes[r.URL.Path]...)
 	mt, params, err := mime.ParseMediaType(ct)
-	if err == nil && mt == "application/json" {
+	if err == nil && slices.Contains(want, mt) {
 		if cs, ok := params["charset"]; !ok || strings.EqualFold(cs, "utf-8") {
 			return nil
 		}
@@ -201,8 +209,9 @@ func checkMediaType(r *http.Request) error {
 	if ct != "" {
 		got = strconv.Quote(printableHeader(ct, 100))
 	}
-	return &feature.Error{Code: feature.CodeUnsupportedMediaType, Message: "the request body must be application/json, got " + got,
-		Fields: []feature.FieldError{{Field: "Content-Type", Problem: "must be application/json"}}}
+	must := "must be " + strings.Join(want, " or ")
+	return &feature.Error{Code: feature.CodeUnsupportedMediaType, Message: "the request body " + must + ", got " + got,
+		Fields: []feature.FieldError{{Field: "Content-Type", Problem: must}}}
 }
 
 // printableHeader cuts a header value a client sent to max bytes for an

@@ -159,6 +159,8 @@ func status(c feature.Code) int {
 		return http.StatusForbidden
 	case feature.CodeUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
+	case feature.CodeNotAcceptable:
+		return http.StatusNotAcceptable
 	case feature.CodeCanceled:
 		return StatusClientClosedRequest
 	case feature.CodeUnavailable:

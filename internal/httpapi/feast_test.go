@@ -51,7 +51,7 @@ func TestOnlineFeaturesFeastFields(t *testing.T) {
 				want: `{"metadata": {"feature_names": ["user_id", "user_profile__age"], "feature_view_metadata": [{"name": "user_profile", "version": 2}]}, "results": [
 					{"values": ["u1"], "statuses": ["PRESENT"], "event_timestamps": ["1970-01-01T00:00:00Z"]},
 					{"values": [31], "statuses": ["PRESENT"], "event_timestamps": ["2025-06-05T02:00:00Z"]}]}`},
-			{name: "feature service (none exist in this build)",
+			{name: "unknown feature service",
 				body:   `{"entities": {"user_id": ["u1"]}, "feature_service": "ranking_v1"}`,
 				status: http.StatusNotFound, code: "not_found", fields: []string{"feature_service"}},
 			{name: "feature service with an empty features list",

@@ -177,6 +177,8 @@ func curlRequest(t *testing.T, args []string) (r readmeRequest, ok bool) {
 		}
 		switch a {
 		case "-s", "-sS", "-f", "-fsS":
+		case "-o", "--output": // where curl saves the answer
+			next()
 		case "-X":
 			r.method = next()
 		case "-H":
