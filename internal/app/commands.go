@@ -60,7 +60,7 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 		}
 	} else {
 		log := cliLogger(stderr)
-		b, err := openBackends(ctx, cfg, log, nil, openOptions{})
+		b, err := openBackends(ctx, cfg, log, nil, openOptions{directWriter: true})
 		if err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func postBatch(ctx context.Context, client *http.Client, base string, batch []js
 // recomputeCmd recomputes statistical features with a progress bar.
 func recomputeCmd(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	log := cliLogger(stderr)
-	b, err := openBackends(ctx, cfg, log, nil, openOptions{})
+	b, err := openBackends(ctx, cfg, log, nil, openOptions{directWriter: true})
 	if err != nil {
 		return err
 	}

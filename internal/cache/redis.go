@@ -105,10 +105,13 @@ return 1
 type Redis struct {
 	client     redis.UniversalClient
 	prefix     string // with the trailing colon
+	ttl        time.Duration
 	ttlMS      string
 	absenceMS  string
 	now        func() time.Time
 	singleNode bool // MGET works: every key is on one server
+	owned      bool // Close closes the client
+	nodes      nodeWatch
 }
 
 var (
@@ -135,11 +138,38 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	return &Redis{
 		client:     client,
 		prefix:     opts.Prefix + ":",
+		ttl:        opts.TTL,
 		ttlMS:      strconv.FormatInt(max(1, opts.TTL.Milliseconds()), 10),
 		absenceMS:  strconv.FormatInt(max(1, opts.AbsenceTTL.Milliseconds()), 10),
 		now:        opts.Now,
 		singleNode: single,
 	}
+}
+
+// OpenRedis connects to Redis in mode (see NewRedisClient) and returns a
+// cache that owns the client (Close closes it) and checks every new
+// connection: a connection to a server the cache has not validated (a
+// restarted server, a promoted replica) distrusts the cache at once, before
+// the connection serves a read (see Store).
+func OpenRedis(mode, rawURL string, opts RedisOptions) (*Redis, error) {
+	var r *Redis
+	client, err := NewRedisClient(mode, rawURL, func(ctx context.Context, cn *redis.Conn) error {
+		return r.nodes.checkConn(ctx, cn)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r = NewRedis(client, opts)
+	r.owned = true
+	return r, nil
+}
+
+// Close closes the client if OpenRedis made it.
+func (r *Redis) Close() error {
+	if !r.owned {
+		return nil
+	}
+	return r.client.Close()
 }
 
 // Name returns "redis".
@@ -387,12 +417,18 @@ func globEscape(s string) string {
 
 // Health pings the server, checks that a probe key under the prefix can be
 // written, read and deleted, and reports the server version, memory,
-// clients and the client's pool statistics. On a cluster, INFO comes from
+// clients and the client's pool statistics. On a cluster it first reports
+// the cluster's state (CLUSTER INFO): down unless it is ok; INFO comes from
 // one node.
 func (r *Redis) Health(ctx context.Context) store.Component {
 	details := map[string]any{"pool": poolDetails(r.client.PoolStats())}
 	down := func(err error) store.Component {
 		return store.Component{Status: store.HealthDown, Details: details, Error: err.Error()}
+	}
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		if err := clusterHealth(ctx, cc, details); err != nil {
+			return down(err)
+		}
 	}
 	start := r.now()
 	if err := r.client.Ping(ctx).Err(); err != nil {
@@ -433,6 +469,32 @@ func (r *Redis) Health(ctx context.Context) store.Component {
 		details[detail] = n
 	}
 	return store.Component{Status: store.HealthUp, Details: details}
+}
+
+// clusterHealth adds the cluster's state to details, as CLUSTER INFO of a
+// reachable node reports it, and fails unless it is ok: a dead node whose
+// slots a replica took over leaves the cluster ok; slots without a master
+// do not.
+func clusterHealth(ctx context.Context, cc *redis.ClusterClient, details map[string]any) error {
+	info, err := cc.ClusterInfo(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("redis cluster info: %w", err)
+	}
+	f := parseInfo(info)
+	details["cluster_state"] = f["cluster_state"]
+	for detail, field := range map[string]string{
+		"cluster_slots_ok":    "cluster_slots_ok",
+		"cluster_slots_fail":  "cluster_slots_fail",
+		"cluster_known_nodes": "cluster_known_nodes",
+		"cluster_masters":     "cluster_size",
+	} {
+		n, _ := strconv.ParseInt(f[field], 10, 64)
+		details[detail] = n
+	}
+	if f["cluster_state"] != "ok" {
+		return fmt.Errorf("redis cluster state is %s (%s of 16384 slots ok)", f["cluster_state"], f["cluster_slots_ok"])
+	}
+	return nil
 }
 
 // parseInfo reads the field:value lines of an INFO reply.
