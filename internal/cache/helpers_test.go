@@ -76,7 +76,17 @@ func wrap(tb testing.TB, inner store.Store, c Cache, opts WrapOptions) *Store {
 	tb.Helper()
 	s := Wrap(nopClose{inner}, c, opts)
 	tb.Cleanup(func() { s.Close() })
+	waitChecked(tb, s)
 	return s
+}
+
+// waitChecked waits until s has checked its cache against the system of
+// record (and cleared it, the first time) and reads it.
+func waitChecked(tb testing.TB, s *Store) {
+	tb.Helper()
+	testenv.Eventually(tb, time.Minute, "cache checked and trusted", func() (bool, string) {
+		return s.Checked() && s.Trusted(), fmt.Sprintf("checked %v, trusted %v", s.Checked(), s.Trusted())
+	})
 }
 
 // nopClose keeps Store.Close from closing a store the test closes itself.
