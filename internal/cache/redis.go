@@ -283,14 +283,28 @@ func (r *Redis) mget(ctx context.Context, keys []string) ([]any, error) {
 	return vals, nil
 }
 
-// Set runs the compare-and-set script for each entry, all in one pipeline of
-// EVALSHA (each touches one key, so it is cluster-safe). Entries the server
-// has no script for (after a restart) are retried with EVAL.
+// setChunk bounds the commands of one pipeline: each pipeline's replies are
+// read under one read timeout, which a bulk write-through of many thousand
+// entries in one pipeline could pass on a busy server.
+const setChunk = 1000
+
+// Set runs the compare-and-set script for each entry, in pipelines of
+// EVALSHA of up to setChunk entries (each script touches one key, so it is
+// cluster-safe; a cluster client sends each node its share of a pipeline
+// in parallel). Entries the server has no script for (after a restart) are
+// retried with EVAL.
 func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
 	keys, args := r.casArgs(entries)
-	if len(keys) == 0 {
-		return nil
+	for lo := 0; lo < len(keys); lo += setChunk {
+		hi := min(lo+setChunk, len(keys))
+		if err := r.setPipelined(ctx, keys[lo:hi], args[lo:hi]); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func (r *Redis) setPipelined(ctx context.Context, keys []string, args [][]any) error {
 	cmds := make([]*redis.Cmd, len(keys))
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {

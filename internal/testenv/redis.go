@@ -22,6 +22,8 @@ type RedisOptions struct {
 	// temporary directory, so a restarted server comes back with the data
 	// it held when killed. Otherwise nothing is ever saved.
 	AppendOnly bool
+
+	extraArgs []string // more redis-server options (cluster nodes)
 }
 
 // Redis is a redis-server of the test's own on a free port, which the test
@@ -55,6 +57,7 @@ func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	} else {
 		r.args = append(r.args, "--appendonly", "no")
 	}
+	r.args = append(r.args, opts.extraArgs...)
 	r.start()
 	tb.Cleanup(r.Kill)
 	return r
