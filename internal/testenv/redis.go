@@ -95,7 +95,7 @@ func (r *Redis) Restart() {
 // file, which RestoreSnapshot brings back: a backup taken now.
 func (r *Redis) Snapshot() []byte {
 	r.tb.Helper()
-	if reply := r.command("SAVE"); reply != "+OK\r\n" {
+	if reply := r.Command("SAVE"); reply != "+OK\r\n" {
 		r.tb.Fatalf("redis SAVE: %q", reply)
 	}
 	b, err := os.ReadFile(filepath.Join(r.dir, "dump.rdb"))
@@ -118,9 +118,9 @@ func (r *Redis) RestoreSnapshot(snapshot []byte) {
 	r.start()
 }
 
-// command sends one inline command and returns the first line of the
+// Command sends one inline command and returns the first line of the
 // reply.
-func (r *Redis) command(cmd string) string {
+func (r *Redis) Command(cmd string) string {
 	r.tb.Helper()
 	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)), 5*time.Second)
 	if err != nil {

@@ -132,6 +132,20 @@ func (c *RedisCluster) Masters() []*Redis {
 	return out
 }
 
+// ReplicaOf returns the running replica of master, nil if it has none.
+func (c *RedisCluster) ReplicaOf(master *Redis) *Redis {
+	f, err := c.NodeInfo(master, "replication")
+	if err != nil {
+		c.tb.Fatalf("replication info of %s: %v", master.Addr(), err)
+	}
+	for _, n := range c.Running() {
+		if strings.Contains(f["slave0"], "port="+strconv.Itoa(n.port)+",") {
+			return n
+		}
+	}
+	return nil
+}
+
 // WaitHealthy waits until every running node reports cluster_state:ok and
 // sees masters masters among the running nodes, with every replica's link
 // to its master up.
