@@ -43,6 +43,9 @@ Usage:
   featurestore ingest [flags] FILE      ingest a TMDB JSON file (- for standard input)
   featurestore recompute [flags]        recompute the corpus-relative statistical features
   featurestore migrate [flags]          apply storage migrations and exit
+  featurestore invalidate-cache [flags] make every server clear its Redis cache (bumps the
+                                        cache generation in Postgres; e.g. after writing to
+                                        Postgres by hand, or restoring a Redis backup)
   featurestore crawl [flags]            collect movies from the TMDB API (crawl --help)
   featurestore verify [flags]           check the running stack: the operators' checklist (verify --help)
   featurestore version                  print the version
@@ -78,9 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return verify.Command(ctx, args, getenv, stdout, stderr)
 	case "crawl":
 		return crawlCmd(ctx, args, getenv, stdout, stderr)
-	case "serve", "ingest", "recompute", "migrate":
+	case "serve", "ingest", "recompute", "migrate", "invalidate-cache":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, crawl, verify or version; see --help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, invalidate-cache, crawl, verify or version; see --help)", cmd)
 	}
 
 	var cfg Config
@@ -126,6 +129,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return recomputeCmd(ctx, cfg, stdout, stderr)
 	case "migrate":
 		return migrateCmd(ctx, cfg, stdout)
+	case "invalidate-cache":
+		return invalidateCacheCmd(ctx, cfg, stdout)
 	}
 	return nil
 }

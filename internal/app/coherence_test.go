@@ -221,4 +221,19 @@ func TestDirectWritesKeepTheServersCacheCoherent(t *testing.T) {
 	if p := popularity(); p != 2.5 {
 		t.Fatalf("popularity of 552524 right after the ingest = %v, want 2.5", p)
 	}
+
+	// An operator's invalidate-cache makes the server clear its cache.
+	before := getCacheHealth(t, base)
+	if err := Run(context.Background(), []string{"invalidate-cache"}, envFrom(map[string]string{"FEATURESTORE_POSTGRES_URL": pgURL}), io.Discard, io.Discard); err != nil {
+		t.Fatalf("invalidate-cache: %v", err)
+	}
+	testenv.Eventually(t, time.Minute, "the cache rebuilt after invalidate-cache", func() (bool, string) {
+		h := getCacheHealth(t, base)
+		msg, _ := h.Details["last_mismatch"].(string)
+		return h.Details["generation"].(float64) > before.Details["generation"].(float64) && h.Details["checked"] == true &&
+			strings.HasPrefix(msg, "generation"), fmt.Sprint(h)
+	})
+	if v := scrape(t, base, `feature_store_cache_mismatches_total{cache_type="redis",reason="generation"}`); v != "1" {
+		t.Errorf("generation mismatches = %q, want 1", v)
+	}
 }
