@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/testenv"
@@ -292,4 +294,68 @@ func TestRedisClusterFailover(t *testing.T) {
 		ratio := float64(h1-h0) / float64(max(1, h1-h0+m1-m0))
 		return ratio >= 0.9, fmt.Sprintf("hit ratio %.2f", ratio)
 	})
+}
+
+// TestRedisSentinelFailover runs the cache on a Sentinel-managed master:
+// reads and writes go to the master the Sentinel names; after a failover
+// (SENTINEL FAILOVER) the promoted replica has another identity, so the
+// cache is checked, cleared and used again, and every read is correct.
+func TestRedisSentinelFailover(t *testing.T) {
+	t.Parallel()
+	rs := testenv.StartRedisSentinel(t)
+	rc, err := OpenRedis(RedisSentinel, rs.URL(), RedisOptions{Prefix: "fs_t_sentinel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.Close() })
+	obs := newCountingObserver()
+	s := wrap(t, newPostgres(t), rc, WrapOptions{Observer: obs, RetryInterval: 100 * time.Millisecond})
+	mustPut(t, s, moviesGroup("movies"), base)
+	const n = 100
+	keys := make([]feature.Key, n)
+	for i := range keys {
+		keys[i] = feature.Key{Group: "movies", EntityID: "e" + strconv.Itoa(i)}
+	}
+	want := func(what string, seq int64) {
+		t.Helper()
+		for i, r := range mustLatest(t, s, keys...) {
+			if seqOf(t, r) != seq {
+				t.Fatalf("%s: e%d = %+v, want seq %d", what, i, r, seq)
+			}
+		}
+	}
+	mustWrite(t, s, seqRows("movies", n, 1)...)
+	want("fill", 1)
+	want("from the cache", 1)
+	if h, _ := obs.counts("redis/movies"); h != n {
+		t.Fatalf("hits = %d, want %d", h, n)
+	}
+	before := s.HealthOf(rc).Health(t.Context()).Details["mismatches"].(int64)
+
+	if reply := rs.Sentinel.Command("SENTINEL FAILOVER " + rs.MasterName); reply != "+OK\r\n" {
+		t.Fatalf("SENTINEL FAILOVER = %q", reply)
+	}
+	promoted := redis.NewClient(&redis.Options{Addr: rs.Replica.Addr()})
+	defer promoted.Close()
+	testenv.Eventually(t, 2*time.Minute, "the replica promoted", func() (bool, string) {
+		info, err := promoted.Info(t.Context(), "replication").Result()
+		if err != nil {
+			return false, err.Error()
+		}
+		return parseInfo(info)["role"] == "master", info
+	})
+	testenv.Eventually(t, 2*time.Minute, "writes and reads on the new master, the cache checked again", func() (bool, string) {
+		if err := s.WriteRows(t.Context(), seqRows("movies", n, 2)); err != nil {
+			t.Fatal(err)
+		}
+		want("after the failover", 2)
+		d := s.HealthOf(rc).Health(t.Context()).Details
+		return d["mismatches"].(int64) > before && d["checked"] == true && d["trusted"] == true, fmt.Sprint(d)
+	})
+	h0, _ := obs.counts("redis/movies")
+	want("after the failover", 2)
+	want("after the failover, from the cache", 2)
+	if h1, _ := obs.counts("redis/movies"); h1-h0 < n {
+		t.Errorf("hits after the failover = %d, want at least %d", h1-h0, n)
+	}
 }

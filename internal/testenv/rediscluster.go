@@ -3,7 +3,9 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -176,4 +178,53 @@ func (c *RedisCluster) WaitHealthy(masters int) {
 		}
 		return n == masters, fmt.Sprintf("%d running masters, want %d", n, masters)
 	})
+}
+
+// RedisSentinel is a master, its replica and one Sentinel watching them,
+// of the test's own on loopback. Cleanup kills them.
+type RedisSentinel struct {
+	Master, Replica, Sentinel *Redis
+	// MasterName is the name the Sentinel knows the master by.
+	MasterName string
+}
+
+// StartRedisSentinel starts a master, a replica of it and a Sentinel
+// (quorum 1, a master is down after 1s) and waits until the replica's link
+// is up and the Sentinel knows the replica. It is skipped under go test
+// -short.
+func StartRedisSentinel(tb testing.TB) *RedisSentinel {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs Redis Sentinel: skipped with -short")
+	}
+	s := &RedisSentinel{MasterName: "fsmaster"}
+	s.Master = StartRedis(tb, RedisOptions{})
+	s.Replica = StartRedis(tb, RedisOptions{extraArgs: []string{"--replicaof", "127.0.0.1", strconv.Itoa(s.Master.port)}})
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redis-server not installed: %v", err)
+	}
+	dir := tb.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	sentinel := &Redis{tb: tb, port: FreePort(tb), dir: dir}
+	body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %d 1\n"+
+		"sentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 10000\n",
+		sentinel.port, dir, s.MasterName, s.Master.port, s.MasterName, s.MasterName)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	sentinel.args = []string{bin, conf, "--sentinel"}
+	sentinel.start()
+	tb.Cleanup(sentinel.Kill)
+	s.Sentinel = sentinel
+	Eventually(tb, time.Minute, "replica linked and known to the sentinel", func() (bool, string) {
+		reply := s.Sentinel.Command("SENTINEL REPLICAS " + s.MasterName)
+		return strings.HasPrefix(reply, "*1"), reply
+	})
+	return s
+}
+
+// URL is the Sentinel's URL for redis.ParseFailoverURL.
+func (s *RedisSentinel) URL() string {
+	return fmt.Sprintf("redis://%s?master_name=%s", s.Sentinel.Addr(), s.MasterName)
 }
