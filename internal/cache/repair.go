@@ -58,12 +58,12 @@ func (r *repairer) run(ctx context.Context) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
 	for {
-		r.pass(ctx) // at once at start: the cache is checked before it is read
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		r.pass(ctx)
 	}
 }
 

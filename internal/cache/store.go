@@ -88,8 +88,9 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Wrap returns inner with cache c in front of it and starts the repair loop;
-// Close stops it and closes inner (not the cache's client).
+// Wrap returns inner with cache c in front of it, having checked the cache
+// against the system of record (see EpochStore) once, and starts the repair
+// loop; Close stops it and closes inner (not the cache's client).
 func Wrap(inner store.Store, c Cache, opts WrapOptions) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -129,9 +130,19 @@ func Wrap(inner store.Store, c Cache, opts WrapOptions) *Store {
 		dirty:    s.dirty,
 		log:      log,
 	}
+	// The first pass runs now, so that a server is ready with its cache
+	// checked against the system of record (and cleared, if it must be),
+	// unless the cache or the store does not answer in time.
+	ctx, cancel := context.WithTimeout(context.Background(), firstPassTimeout)
+	s.repair.pass(ctx)
+	cancel()
 	s.repair.start()
 	return s
 }
+
+// firstPassTimeout bounds the repair loop's first pass, which Wrap runs
+// before it returns.
+const firstPassTimeout = 5 * time.Second
 
 // newValidator returns the validator of a cache with an identity, nil for
 // another.
