@@ -86,6 +86,37 @@ func checkCacheCoherence(ctx context.Context, sor store.Store, cfg Config) error
 	return nil
 }
 
+// checkSameRedis refuses a direct writer whose --redis-url reaches other
+// Redis masters than those the servers' cache (of the same key prefix) was
+// recorded on in the system of record: its write-through would miss the
+// servers' cache. A Redis it cannot reach is no reason to refuse: the
+// writes it cannot write through make it bump the cache generation when it
+// exits, which has the servers clear the cache.
+func checkSameRedis(ctx context.Context, sor store.Store, rc *cache.Redis, cfg Config) error {
+	pg, ok := sor.(*postgres.Store)
+	if !ok {
+		return nil
+	}
+	active, err := pg.ActiveCaches(ctx)
+	if err != nil || !slices.Contains(active, cfg.RedisKeyPrefix) {
+		return err
+	}
+	_, recorded, err := pg.CacheEpoch(ctx, cfg.RedisKeyPrefix, cfg.CacheTTL)
+	if err != nil || recorded == "" {
+		return err
+	}
+	current, err := rc.Identity(ctx)
+	if err != nil {
+		return nil // unreachable, which the generation covers: see above
+	}
+	if current == recorded {
+		return nil
+	}
+	return fmt.Errorf("%w: --redis-url reaches Redis masters %s, but the servers' cache (key prefix %s) is recorded on %s; "+
+		"give the servers' --redis-url and --redis-mode (if Redis was just restarted or failed over, the servers record it within a second: try again)",
+		errCacheBypass, current, cfg.RedisKeyPrefix, recorded)
+}
+
 // openBackends opens the system of record (Postgres or the embedded store)
 // and the online cache, and registers their pool collectors on reg (nil: none).
 func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.Metrics, opts openOptions) (_ *backends, err error) {
@@ -142,6 +173,11 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
 		b.closers = append(b.closers, rc.Close)
+		if opts.directWriter {
+			if err := checkSameRedis(ctx, sor, rc, cfg); err != nil {
+				return nil, err
+			}
+		}
 		c, b.cacheName, cacheHealth = rc, "redis", rc
 		if m != nil {
 			_ = m.Register(metrics.NewRedisPoolCollector(rc.PoolStats))

@@ -210,6 +210,12 @@ func TestDirectWritesKeepTheServersCacheCoherent(t *testing.T) {
 	if !errors.Is(err, errCacheBypass) || !strings.Contains(err.Error(), "--redis-key-prefix") {
 		t.Fatalf("ingest with another key prefix: %v, want a refusal naming --redis-key-prefix", err)
 	}
+	// With another Redis: refused too.
+	other := testenv.StartRedis(t, testenv.RedisOptions{})
+	err = ingest(map[string]string{"FEATURESTORE_POSTGRES_URL": pgURL, "FEATURESTORE_REDIS_URL": other.URL()})
+	if !errors.Is(err, errCacheBypass) || !strings.Contains(err.Error(), "--redis-url reaches Redis masters") {
+		t.Fatalf("ingest with another Redis: %v, want a refusal naming the other masters", err)
+	}
 	if p := popularity(); p != 630.3236 {
 		t.Fatalf("popularity of 552524 after refused ingests = %v, want the old 630.3236", p)
 	}
