@@ -243,3 +243,34 @@ func TestDirectWritesKeepTheServersCacheCoherent(t *testing.T) {
 		t.Errorf("generation mismatches = %q, want 1", v)
 	}
 }
+
+// TestServiceOnRedisCluster runs the service with --redis-mode cluster on a
+// real 6-node cluster: writes and reads are right, the second read hits,
+// and /health reports the cluster's state.
+func TestServiceOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	cl := testenv.StartRedisCluster(t)
+	base, logs, _ := startServer(t, []string{"--redis-mode", "cluster"}, map[string]string{
+		"FEATURESTORE_POSTGRES_URL":    testenv.PostgresSchemaURL(t, "fs_t_app"),
+		"FEATURESTORE_REDIS_URL":       cl.URL() + "&read_timeout=5s&write_timeout=5s&pool_timeout=5s",
+		"FEATURESTORE_RECOMPUTE_DELAY": "0s",
+	})
+	logOnFailure(t, logs)
+	wantStatus(t, "PUT group", mustFetch(t, "PUT", base+"/v1/feature-groups/fault_user", userGroup("user_id")), http.StatusCreated)
+	writeAll(t, base, 1)
+	wantAll(t, "v1", base, 1)
+	wantAll(t, "v1 from the cache", base, 1)
+	writeAll(t, base, 2)
+	wantAll(t, "v2 written through", base, 2)
+	hits, _ := strconv.Atoi(scrape(t, base, `feature_store_cache_hits_total{cache_type="redis",feature_group="fault_user"}`))
+	if hits < 2*coherenceEntities {
+		t.Errorf("cache hits = %d, want at least %d", hits, 2*coherenceEntities)
+	}
+	if v := scrape(t, base, `feature_store_cache_errors_total{cache_type="redis",operation="set"}`); v != "" && v != "0" {
+		t.Errorf("failed cache sets on a healthy cluster: %s", v)
+	}
+	h := getCacheHealth(t, base)
+	if h.Status != "UP" || h.Details["cluster_state"] != "ok" || h.Details["cluster_masters"] != float64(3) || h.Details["checked"] != true {
+		t.Errorf("/health redis = %+v, want UP, cluster_state ok, 3 masters, checked", h)
+	}
+}
