@@ -368,12 +368,17 @@ func (r *Redis) casArgs(entries []SetEntry) (keys []string, args [][]any) {
 	return keys, args
 }
 
+// clearScanCount is the COUNT of each SCAN of Clear.
+const clearScanCount = 10_000
+
 // Clear deletes every key under the prefix with SCAN and UNLINK, on every
 // master of a cluster.
 func (r *Redis) Clear(ctx context.Context) error {
 	pattern := globEscape(r.prefix) + "*"
 	clearNode := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		// A large COUNT: the clear walks the whole keyspace of the server,
+		// other prefixes' keys included, in as few round trips as it can.
+		iter := c.Scan(ctx, 0, pattern, clearScanCount).Iterator()
 		batch := make([]string, 0, 1000)
 		flush := func() error {
 			if len(batch) == 0 {
