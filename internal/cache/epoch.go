@@ -143,6 +143,12 @@ type validator struct {
 	lastAt       time.Time
 	lastStamp    time.Time
 	generation   int64
+	record       *epochRecord // the EpochStore's record as last read
+}
+
+type epochRecord struct {
+	gen      int64
+	identity string
 }
 
 const validBit = 1
@@ -217,8 +223,19 @@ func (v *validator) suspectConn(reason string) {
 }
 
 // epochAndIdentity reads the EpochStore's record and the cache's identity.
+// If the system of record cannot be read, the record last read stands in
+// for it (if there is one): nobody can write, nor bump the generation,
+// while it is down, so a cache that matched it still does, and cached
+// reads go on being served through an outage of the system of record.
 func (v *validator) epochAndIdentity(ctx context.Context) (gen int64, recorded, current string, err error) {
 	gen, recorded, err = v.epochs.CacheEpoch(ctx, v.ident.Prefix(), v.ident.TTL())
+	v.mu.Lock()
+	if err == nil {
+		v.record = &epochRecord{gen, recorded}
+	} else if v.record != nil {
+		gen, recorded, err = v.record.gen, v.record.identity, nil
+	}
+	v.mu.Unlock()
 	if err != nil {
 		return 0, "", "", fmt.Errorf("read cache epoch from the system of record: %w", err)
 	}
