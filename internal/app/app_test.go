@@ -266,7 +266,7 @@ func TestPostgresRedisServiceEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
 		"FEATURESTORE_POSTGRES_URL":     testenv.PostgresSchemaURL(t, "fs_t_app"),
-		"FEATURESTORE_REDIS_URL":        "redis://127.0.0.1:6379/0",
+		"FEATURESTORE_REDIS_URL":        testenv.RedisURL(), // generous timeouts: every package uses it at once
 		"FEATURESTORE_REDIS_KEY_PREFIX": fmt.Sprintf("fs_app_%d", time.Now().UnixNano()),
 	}
 	base, _, stop := startServer(t, nil, env)
