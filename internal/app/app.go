@@ -46,6 +46,9 @@ Usage:
   featurestore recompute [flags]        deprecated: statistics are computed at read time; writes nothing
   featurestore historical [flags] FILE  build a point-in-time training set (historical --help)
   featurestore migrate [flags]          apply storage migrations and exit
+  featurestore invalidate-cache [flags] make every server clear its Redis cache (bumps the
+                                        cache generation in Postgres; e.g. after writing to
+                                        Postgres by hand, or restoring a Redis backup)
   featurestore crawl [flags]            collect movies from the TMDB API
   featurestore verify [flags]           check the running stack: the operators' checklist
   featurestore token --name N --role R  make an API token and its --auth-tokens-file entry
@@ -201,9 +204,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return historicalCmd(ctx, args, getenv, stdout, stderr)
 	case "token":
 		return tokenCmd(args, stdout, stderr)
-	case "serve", "ingest", "recompute", "migrate":
+	case "serve", "ingest", "recompute", "migrate", "invalidate-cache":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, crawl, historical, verify, token or version; see --help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, ingest, recompute, migrate, invalidate-cache, crawl, historical, verify, token or version; see --help)", cmd)
 	}
 
 	var cfg Config
@@ -262,6 +265,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("migrate takes no arguments, got %q", rest)
 		}
 		return migrateCmd(ctx, cfg, stdout)
+	case "invalidate-cache":
+		return invalidateCacheCmd(ctx, cfg, stdout)
 	}
 	return nil
 }

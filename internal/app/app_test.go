@@ -266,10 +266,17 @@ func TestPostgresRedisServiceEndToEnd(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
 		"FEATURESTORE_POSTGRES_URL":     testenv.PostgresSchemaURL(t, "fs_t_app"),
-		"FEATURESTORE_REDIS_URL":        testenv.RedisURL(t),
+		"FEATURESTORE_REDIS_URL":        testenv.RedisURL(t), // generous timeouts: every package uses it at once
 		"FEATURESTORE_REDIS_KEY_PREFIX": fmt.Sprintf("fs_app_%d", time.Now().UnixNano()),
 	}
 	base, _, stop := startServer(t, nil, env)
+	// The cache is read once it is checked against Postgres, which the
+	// first time clears it: a SCAN of the whole shared Redis, which a busy
+	// machine may not finish before the server is ready.
+	testenv.Eventually(t, time.Minute, "the cache checked", func() (bool, string) {
+		h := getCacheHealth(t, base)
+		return h.Details["checked"] == true && h.Details["trusted"] == true, fmt.Sprint(h)
+	})
 	exerciseService(t, base, "postgres", "redis")
 	promtoolCheck(t, base)
 	var h struct {

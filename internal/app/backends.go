@@ -2,14 +2,16 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/cache"
@@ -21,6 +23,9 @@ import (
 	"github.com/featurestore/featurestore/internal/store/postgres"
 	"github.com/featurestore/featurestore/internal/store/sqlite"
 )
+
+// The metrics count the cache's mismatches with the system of record.
+var _ cache.MismatchObserver = (*metrics.Metrics)(nil)
 
 // backends are the opened storage and cache, with what observes them.
 type backends struct {
@@ -45,6 +50,74 @@ type openOptions struct {
 	// memoryCache enables the in-process cache of the embedded mode; off for
 	// one-shot commands, whose cache would die with them.
 	memoryCache bool
+	// directWriter is set for commands that write into the system of record
+	// themselves (ingest, recompute, crawl --ingest): they must keep the
+	// servers' cache coherent (see checkCacheCoherence).
+	directWriter bool
+}
+
+// errCacheBypass refuses a direct write that would leave the servers'
+// cache stale.
+var errCacheBypass = errors.New("refusing to write around the servers' Redis cache")
+
+// checkCacheCoherence refuses a command that would write into Postgres
+// around the Redis cache its servers use (the system of record lists the
+// caches that may still hold entries): without the cache configuration,
+// or with another key prefix, the servers would serve the rows it
+// replaces until they expire. With the same cache, the command writes
+// through it like a server.
+func checkCacheCoherence(ctx context.Context, sor store.Store, cfg Config) error {
+	pg, ok := sor.(*postgres.Store)
+	if !ok {
+		return nil // the embedded store: its directory lock keeps a running server out
+	}
+	active, err := pg.ActiveCaches(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(active) == 0:
+		return nil
+	case cfg.RedisURL == "":
+		return fmt.Errorf("%w: servers on this database cache rows in Redis (key prefix %s), which a write without that cache would leave stale; "+
+			"give the servers' --redis-url, --redis-mode and --redis-key-prefix (or FEATURESTORE_REDIS_*), or send the data through a server with --api URL",
+			errCacheBypass, strings.Join(active, ", "))
+	case !slices.Contains(active, cfg.RedisKeyPrefix):
+		return fmt.Errorf("%w: servers on this database cache rows under Redis key prefix %s, not %s; give the servers' --redis-key-prefix",
+			errCacheBypass, strings.Join(active, ", "), cfg.RedisKeyPrefix)
+	}
+	return nil
+}
+
+// checkSameRedis refuses a direct writer whose --redis-url reaches other
+// Redis masters than those the servers' cache (of the same key prefix) was
+// recorded on in the system of record: its write-through would miss the
+// servers' cache. A Redis it cannot reach is no reason to refuse: the
+// writes it cannot write through make it bump the cache generation when it
+// exits, which has the servers clear the cache.
+func checkSameRedis(ctx context.Context, sor store.Store, rc *cache.Redis, cfg Config) error {
+	pg, ok := sor.(*postgres.Store)
+	if !ok {
+		return nil
+	}
+	active, err := pg.ActiveCaches(ctx)
+	if err != nil || !slices.Contains(active, cfg.RedisKeyPrefix) {
+		return err
+	}
+	_, recorded, err := pg.CacheEpoch(ctx, cfg.RedisKeyPrefix, cfg.CacheTTL)
+	if err != nil || recorded == "" {
+		return err
+	}
+	current, err := rc.Identity(ctx)
+	if err != nil {
+		return nil // unreachable, which the generation covers: see above
+	}
+	if current == recorded {
+		return nil
+	}
+	return fmt.Errorf("%w: --redis-url reaches Redis masters %s, but the servers' cache (key prefix %s) is recorded on %s; "+
+		"give the servers' --redis-url and --redis-mode (if Redis was just restarted or failed over, the servers record it within a second: try again)",
+		errCacheBypass, current, cfg.RedisKeyPrefix, recorded)
 }
 
 // openBackends opens the system of record (Postgres or the embedded store)
@@ -87,29 +160,36 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	}
 
 	b.sor = sor
-	var c cache.Cache
+	if opts.directWriter {
+		if err := checkCacheCoherence(ctx, sor, cfg); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		c           cache.Cache
+		cacheHealth store.HealthChecker
+	)
 	switch {
 	case cfg.RedisURL != "":
-		ropts, err := cache.RedisOptionsFromURL(cfg.RedisURL)
+		routeRedisLogs(log)
+		rc, err := cache.OpenRedis(cfg.RedisMode, cfg.RedisURL, cache.RedisOptions{Prefix: cfg.RedisKeyPrefix, TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL,
+			ConfigureTLS: func(c *tls.Config) error { return redisTLS(c, cfg.SecurityConfig) }})
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
-		if err := redisTLS(ropts, cfg.SecurityConfig); err != nil {
-			return nil, err
+		b.closers = append(b.closers, rc.Close)
+		if opts.directWriter {
+			if err := checkSameRedis(ctx, sor, rc, cfg); err != nil {
+				return nil, err
+			}
 		}
-		routeRedisLogs(log)
-		client := redis.NewClient(ropts)
-		b.closers = append(b.closers, client.Close)
-		rc := cache.NewRedis(client, cache.RedisOptions{Prefix: cfg.RedisKeyPrefix, TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL})
-		c, b.cacheName = rc, "redis"
-		b.components = append(b.components, health.Component{Name: "redis", Critical: false, Checker: rc})
+		c, b.cacheName, cacheHealth = rc, "redis", rc
 		if m != nil {
 			_ = m.Register(metrics.NewRedisPoolCollector(rc.PoolStats))
 		}
 	case cfg.PostgresURL == "" && opts.memoryCache:
 		mc := cache.NewMemory(cache.MemoryOptions{TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL})
-		c, b.cacheName = mc, "memory"
-		b.components = append(b.components, health.Component{Name: "memory", Critical: false, Checker: mc})
+		c, b.cacheName, cacheHealth = mc, "memory", mc
 	default:
 		// Postgres without Redis: an in-process cache would go stale across
 		// replicas, so reads go to Postgres.
@@ -126,6 +206,7 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	// the Redis client closes after the wrapper.
 	b.closers[sorCloser] = func() error { return nil }
 	b.closers = append(b.closers, wrapped.Close)
+	b.components = append(b.components, health.Component{Name: b.cacheName, Critical: false, Checker: wrapped.HealthOf(cacheHealth)})
 	if m != nil {
 		m.RegisterCacheState(wrapped.Dirty, wrapped.Trusted)
 	}

@@ -65,7 +65,7 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 		}
 	} else {
 		log := cliLogger(stderr)
-		b, err := openBackends(ctx, cfg, log, nil, openOptions{})
+		b, err := openBackends(ctx, cfg, log, nil, openOptions{directWriter: true})
 		if err != nil {
 			return err
 		}
@@ -217,7 +217,7 @@ func postBatch(ctx context.Context, client *http.Client, base, token string, bat
 // recomputeCmd recomputes statistical features with a progress bar.
 func recomputeCmd(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	log := cliLogger(stderr)
-	b, err := openBackends(ctx, cfg, log, nil, openOptions{})
+	b, err := openBackends(ctx, cfg, log, nil, openOptions{directWriter: true})
 	if err != nil {
 		return err
 	}
@@ -251,4 +251,23 @@ func migrateCmd(ctx context.Context, cfg Config, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "embedded store migrations applied in %s\n", cfg.DataDir)
 	return b.Close()
+}
+
+// invalidateCacheCmd bumps the generation of every Redis cache recorded in
+// Postgres: each server finds its cache stamped with an older generation
+// at its next check (every second) and clears it.
+func invalidateCacheCmd(ctx context.Context, cfg Config, stdout io.Writer) error {
+	if cfg.PostgresURL == "" {
+		return errors.New("invalidate-cache needs --postgres-url: the embedded store's in-process cache lives and dies with its server")
+	}
+	pg, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{MaxConns: 2, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("open postgres: %w", err)
+	}
+	defer pg.Close()
+	if err := pg.BumpCacheGeneration(ctx, ""); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "cache generation bumped: every server clears its Redis cache at its next check (within about a second)")
+	return nil
 }

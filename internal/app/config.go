@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type Config struct {
 	PostgresURL      string
 	PostgresMaxConns int64
 	RedisURL         string
+	RedisMode        string
 	RedisKeyPrefix   string
 	CacheTTL         time.Duration
 	CacheAbsentTTL   time.Duration
@@ -69,7 +71,8 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	str(&cfg.DataDir, "data-dir", defaultDataDir(), "data directory of the embedded store, used when no Postgres URL is set")
 	secret(&cfg.PostgresURL, "postgres-url", "Postgres `URL`; when set, Postgres is the system of record instead of the embedded store")
 	num(&cfg.PostgresMaxConns, "postgres-max-conns", 16, "maximum Postgres connections in the pool")
-	secret(&cfg.RedisURL, "redis-url", "Redis `URL` (redis://host:6379/0); when set, Redis is the online cache")
+	secret(&cfg.RedisURL, "redis-url", "Redis `URL`; when set, Redis is the online cache. single: redis://host:6379/0; cluster: redis://h1:p1?addr=h2:p2&addr=h3:p3 (seed nodes); sentinel: redis://s1:26379?addr=s2:26379&master_name=NAME; rediss:// for TLS")
+	str(&cfg.RedisMode, "redis-mode", cache.RedisSingle, "how --redis-url is read: single (one server), cluster (Redis Cluster seed nodes) or sentinel (Sentinels and a master name)")
 	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "fs", "prefix of every Redis key the service writes")
 	dur(&cfg.CacheTTL, "cache-ttl", time.Hour, "how long a cached row lives")
 	dur(&cfg.CacheAbsentTTL, "cache-absent-ttl", time.Minute, "how long a cached 'entity not found' lives")
@@ -135,9 +138,11 @@ func (c *Config) urlProblems() []string {
 			errs = append(errs, "postgres-url is not a valid Postgres URL: "+maskIn(err.Error(), c.PostgresURL))
 		}
 	}
-	if c.RedisURL != "" {
-		if _, err := cache.RedisOptionsFromURL(c.RedisURL); err != nil {
-			errs = append(errs, "redis-url is not a valid Redis URL: "+maskIn(err.Error(), c.RedisURL))
+	if !slices.Contains(cache.RedisModes, c.RedisMode) {
+		errs = append(errs, "redis-mode must be single, cluster or sentinel")
+	} else if c.RedisURL != "" {
+		if err := cache.ValidateRedisURL(c.RedisMode, c.RedisURL); err != nil {
+			errs = append(errs, "redis-url is not a valid Redis URL (redis-mode "+c.RedisMode+"): "+maskIn(err.Error(), c.RedisURL))
 		}
 	}
 	return errs
@@ -156,7 +161,7 @@ func (c Config) masked() map[string]any {
 	m := map[string]any{
 		"addr": c.Addr, "metrics_addr": c.MetricsAddr, "data_dir": c.DataDir,
 		"postgres_url": maskURL(c.PostgresURL), "postgres_max_conns": c.PostgresMaxConns,
-		"redis_url": maskURL(c.RedisURL), "redis_key_prefix": c.RedisKeyPrefix,
+		"redis_url": maskURL(c.RedisURL), "redis_mode": c.RedisMode, "redis_key_prefix": c.RedisKeyPrefix,
 		"cache_ttl": c.CacheTTL.String(), "cache_absent_ttl": c.CacheAbsentTTL.String(),
 		"log_level": c.LogLevel, "max_body_bytes": c.MaxBodyBytes,
 		"log_dir": c.LogDir, "log_max_size": c.LogMaxSize, "log_max_files": c.LogMaxFiles,

@@ -92,7 +92,7 @@ type crawlFlags struct {
 
 // crawlStoreFlags are the service's flags the crawl shares: where --ingest
 // writes, and the log level.
-var crawlStoreFlags = []string{"data-dir", "postgres-url", "postgres-max-conns", "redis-url", "redis-key-prefix",
+var crawlStoreFlags = []string{"data-dir", "postgres-url", "postgres-max-conns", "redis-url", "redis-mode", "redis-key-prefix",
 	"cache-ttl", "cache-absent-ttl", "log-level"}
 
 // maxTMDBRate is TMDB's published limit (about 50 requests per second per IP).
@@ -386,7 +386,7 @@ func (f crawlFlags) openSink(cfg Config, log *zap.Logger) func(context.Context) 
 	// The service logs each ingest at info; per page that is noise here.
 	quiet := log.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
 	return func(ctx context.Context) (crawl.Sink, error) {
-		b, err := openBackends(ctx, cfg, quiet, nil, openOptions{})
+		b, err := openBackends(ctx, cfg, quiet, nil, openOptions{directWriter: true})
 		if err != nil {
 			return nil, err
 		}

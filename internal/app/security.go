@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/auth"
@@ -207,16 +206,17 @@ func (s *security) warnIfExposed(log *zap.Logger, addr net.Addr) {
 }
 
 // redisTLS completes the TLS configuration go-redis makes for a rediss://
-// URL: TLS 1.2 or newer, the CA of --redis-ca-file instead of the system's,
-// and the client certificate of --redis-cert-file.
-func redisTLS(opts *redis.Options, c SecurityConfig) error {
-	if opts.TLSConfig == nil {
+// URL (nil for redis://, which refuses the TLS flags): TLS 1.2 or newer,
+// the CA of --redis-ca-file instead of the system's, and the client
+// certificate of --redis-cert-file.
+func redisTLS(conf *tls.Config, c SecurityConfig) error {
+	if conf == nil {
 		if c.RedisCAFile != "" || c.RedisCertFile != "" {
 			return errors.New("redis-ca-file and redis-cert-file need a rediss:// redis-url")
 		}
 		return nil
 	}
-	opts.TLSConfig.MinVersion = tls.VersionTLS12
+	conf.MinVersion = tls.VersionTLS12
 	if c.RedisCAFile != "" {
 		pem, err := os.ReadFile(c.RedisCAFile)
 		if err != nil {
@@ -226,14 +226,14 @@ func redisTLS(opts *redis.Options, c SecurityConfig) error {
 		if !pool.AppendCertsFromPEM(pem) {
 			return fmt.Errorf("redis-ca-file %s holds no PEM certificate", c.RedisCAFile)
 		}
-		opts.TLSConfig.RootCAs = pool
+		conf.RootCAs = pool
 	}
 	if c.RedisCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.RedisCertFile, c.RedisKeyFile)
 		if err != nil {
 			return fmt.Errorf("redis-cert-file: %w", err)
 		}
-		opts.TLSConfig.Certificates = []tls.Certificate{cert}
+		conf.Certificates = []tls.Certificate{cert}
 	}
 	return nil
 }

@@ -198,7 +198,7 @@ func TestRedisTLSOptions(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := redisTLS(opts, c); err != nil {
+		if err := redisTLS(opts.TLSConfig, c); err != nil {
 			return err
 		}
 		opts.MaxRetries = -1
@@ -232,7 +232,7 @@ func TestRedisTLSOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := redisTLS(opts, SecurityConfig{RedisCAFile: ca.File}); err == nil {
+	if err := redisTLS(opts.TLSConfig, SecurityConfig{RedisCAFile: ca.File}); err == nil {
 		t.Error("a CA file with a redis:// URL is accepted")
 	}
 }

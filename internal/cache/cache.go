@@ -56,6 +56,17 @@
 //     cache.
 //   - guardedCache: every cache call's outcome reaches the breaker (and
 //     each failure the observer), and every Set goes through the barrier.
+//   - validator, for a cache with an identity (Redis): reads use the cache
+//     only while it matches the system of record's account of it (an
+//     EpochStore: a generation and the identity of the Redis masters the
+//     content was built on), as checked at start, every RetryInterval and
+//     after any failure; a read drops what it looked up if a check failed
+//     meanwhile. A mismatch (a restarted or restored Redis, a promoted
+//     replica, a writer that went around the cache) distrusts the cache;
+//     the repair loop clears it, stamps it with the identity and
+//     generation, and trusts it again. Every new Redis connection is
+//     checked too (nodeWatch), so a restarted server is distrusted before
+//     any read is served from it.
 package cache
 
 import (

@@ -22,6 +22,8 @@ type guardedCache struct {
 	gate    *barrier
 	obs     Observer
 	log     *zap.Logger
+	// onFail, if set, hears of every failure (before the caller does).
+	onFail func()
 }
 
 // errSkipped says a Set was not attempted because the cache is distrusted
@@ -35,6 +37,9 @@ func (g *guardedCache) ok() {
 }
 
 func (g *guardedCache) failed(op string, err error) {
+	if g.onFail != nil {
+		g.onFail()
+	}
 	if g.breaker.failure() {
 		g.log.Warn("cache failed; skipping it", zap.String("operation", op),
 			zap.Duration("retry_in", g.breaker.interval), zap.Error(err))
@@ -42,6 +47,16 @@ func (g *guardedCache) failed(op string, err error) {
 	if g.obs != nil {
 		g.obs.CacheError(g.name, op)
 	}
+}
+
+// call runs one other cache operation, op, reporting its outcome.
+func (g *guardedCache) call(op string, fn func() error) error {
+	if err := fn(); err != nil {
+		g.failed(op, err)
+		return err
+	}
+	g.ok()
+	return nil
 }
 
 // get looks keys up.

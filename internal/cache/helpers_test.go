@@ -74,9 +74,28 @@ func newSQLite(tb testing.TB) *sqlite.Store {
 // at cleanup; inner's own cleanup closes it.
 func wrap(tb testing.TB, inner store.Store, c Cache, opts WrapOptions) *Store {
 	tb.Helper()
-	s := Wrap(nopClose{inner}, c, opts)
+	s := Wrap(nopClose{inner}, c, withEpochs(inner, opts))
 	tb.Cleanup(func() { s.Close() })
+	waitChecked(tb, s)
 	return s
+}
+
+// waitChecked waits until s has checked its cache against the system of
+// record (and cleared it, the first time) and reads it.
+func waitChecked(tb testing.TB, s *Store) {
+	tb.Helper()
+	testenv.Eventually(tb, time.Minute, "cache checked and trusted", func() (bool, string) {
+		return s.Checked() && s.Trusted(), fmt.Sprintf("checked %v, trusted %v", s.Checked(), s.Trusted())
+	})
+}
+
+// withEpochs sets opts.Epochs to inner if it keeps them (Postgres), as
+// Wrap would find it unwrapped.
+func withEpochs(inner store.Store, opts WrapOptions) WrapOptions {
+	if e, ok := inner.(EpochStore); ok && opts.Epochs == nil {
+		opts.Epochs = e
+	}
+	return opts
 }
 
 // nopClose keeps Store.Close from closing a store the test closes itself.

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -75,6 +76,9 @@ type RedisOptions struct {
 	AbsenceTTL time.Duration
 	// Now is the clock for latency measurements; nil means time.Now.
 	Now func() time.Time
+	// ConfigureTLS, for OpenRedis, completes the TLS configuration of a
+	// rediss:// URL (nil for redis://); see NewRedisClient.
+	ConfigureTLS func(*tls.Config) error
 }
 
 // casScript is the compare-and-set of one key (see SetEntry). ARGV: the new
@@ -105,10 +109,13 @@ return 1
 type Redis struct {
 	client     redis.UniversalClient
 	prefix     string // with the trailing colon
+	ttl        time.Duration
 	ttlMS      string
 	absenceMS  string
 	now        func() time.Time
 	singleNode bool // MGET works: every key is on one server
+	owned      bool // Close closes the client
+	nodes      nodeWatch
 }
 
 var (
@@ -135,11 +142,38 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	return &Redis{
 		client:     client,
 		prefix:     opts.Prefix + ":",
+		ttl:        opts.TTL,
 		ttlMS:      strconv.FormatInt(max(1, opts.TTL.Milliseconds()), 10),
 		absenceMS:  strconv.FormatInt(max(1, opts.AbsenceTTL.Milliseconds()), 10),
 		now:        opts.Now,
 		singleNode: single,
 	}
+}
+
+// OpenRedis connects to Redis in mode (see NewRedisClient) and returns a
+// cache that owns the client (Close closes it) and checks every new
+// connection: a connection to a server the cache has not validated (a
+// restarted server, a promoted replica) distrusts the cache at once, before
+// the connection serves a read (see Store).
+func OpenRedis(mode, rawURL string, opts RedisOptions) (*Redis, error) {
+	var r *Redis
+	client, err := NewRedisClient(mode, rawURL, func(ctx context.Context, cn *redis.Conn) error {
+		return r.nodes.checkConn(ctx, cn)
+	}, opts.ConfigureTLS)
+	if err != nil {
+		return nil, err
+	}
+	r = NewRedis(client, opts)
+	r.owned = true
+	return r, nil
+}
+
+// Close closes the client if OpenRedis made it.
+func (r *Redis) Close() error {
+	if !r.owned {
+		return nil
+	}
+	return r.client.Close()
 }
 
 // Name returns "redis".
@@ -253,14 +287,28 @@ func (r *Redis) mget(ctx context.Context, keys []string) ([]any, error) {
 	return vals, nil
 }
 
-// Set runs the compare-and-set script for each entry, all in one pipeline of
-// EVALSHA (each touches one key, so it is cluster-safe). Entries the server
-// has no script for (after a restart) are retried with EVAL.
+// setChunk bounds the commands of one pipeline: each pipeline's replies are
+// read under one read timeout, which a bulk write-through of many thousand
+// entries in one pipeline could pass on a busy server.
+const setChunk = 1000
+
+// Set runs the compare-and-set script for each entry, in pipelines of
+// EVALSHA of up to setChunk entries (each script touches one key, so it is
+// cluster-safe; a cluster client sends each node its share of a pipeline
+// in parallel). Entries the server has no script for (after a restart) are
+// retried with EVAL.
 func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
 	keys, args := r.casArgs(entries)
-	if len(keys) == 0 {
-		return nil
+	for lo := 0; lo < len(keys); lo += setChunk {
+		hi := min(lo+setChunk, len(keys))
+		if err := r.setPipelined(ctx, keys[lo:hi], args[lo:hi]); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func (r *Redis) setPipelined(ctx context.Context, keys []string, args [][]any) error {
 	cmds := make([]*redis.Cmd, len(keys))
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
@@ -324,12 +372,17 @@ func (r *Redis) casArgs(entries []SetEntry) (keys []string, args [][]any) {
 	return keys, args
 }
 
+// clearScanCount is the COUNT of each SCAN of Clear.
+const clearScanCount = 10_000
+
 // Clear deletes every key under the prefix with SCAN and UNLINK, on every
 // master of a cluster.
 func (r *Redis) Clear(ctx context.Context) error {
 	pattern := globEscape(r.prefix) + "*"
 	clearNode := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		// A large COUNT: the clear walks the whole keyspace of the server,
+		// other prefixes' keys included, in as few round trips as it can.
+		iter := c.Scan(ctx, 0, pattern, clearScanCount).Iterator()
 		batch := make([]string, 0, 1000)
 		flush := func() error {
 			if len(batch) == 0 {
@@ -387,12 +440,18 @@ func globEscape(s string) string {
 
 // Health pings the server, checks that a probe key under the prefix can be
 // written, read and deleted, and reports the server version, memory,
-// clients and the client's pool statistics. On a cluster, INFO comes from
+// clients and the client's pool statistics. On a cluster it first reports
+// the cluster's state (CLUSTER INFO): down unless it is ok; INFO comes from
 // one node.
 func (r *Redis) Health(ctx context.Context) store.Component {
 	details := map[string]any{"pool": poolDetails(r.client.PoolStats())}
 	down := func(err error) store.Component {
 		return store.Component{Status: store.HealthDown, Details: details, Error: err.Error()}
+	}
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		if err := clusterHealth(ctx, cc, details); err != nil {
+			return down(err)
+		}
 	}
 	start := r.now()
 	if err := r.client.Ping(ctx).Err(); err != nil {
@@ -433,6 +492,32 @@ func (r *Redis) Health(ctx context.Context) store.Component {
 		details[detail] = n
 	}
 	return store.Component{Status: store.HealthUp, Details: details}
+}
+
+// clusterHealth adds the cluster's state to details, as CLUSTER INFO of a
+// reachable node reports it, and fails unless it is ok: a dead node whose
+// slots a replica took over leaves the cluster ok; slots without a master
+// do not.
+func clusterHealth(ctx context.Context, cc *redis.ClusterClient, details map[string]any) error {
+	info, err := cc.ClusterInfo(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("redis cluster info: %w", err)
+	}
+	f := parseInfo(info)
+	details["cluster_state"] = f["cluster_state"]
+	for detail, field := range map[string]string{
+		"cluster_slots_ok":    "cluster_slots_ok",
+		"cluster_slots_fail":  "cluster_slots_fail",
+		"cluster_known_nodes": "cluster_known_nodes",
+		"cluster_masters":     "cluster_size",
+	} {
+		n, _ := strconv.ParseInt(f[field], 10, 64)
+		details[detail] = n
+	}
+	if f["cluster_state"] != "ok" {
+		return fmt.Errorf("redis cluster state is %s (%s of 16384 slots ok)", f["cluster_state"], f["cluster_slots_ok"])
+	}
+	return nil
 }
 
 // parseInfo reads the field:value lines of an INFO reply.

@@ -28,6 +28,7 @@ const repairBatch = 1000
 // Keys of a group that no longer exists are forgotten without a cache write:
 // a re-created group has a new incarnation, hence new keys.
 type repairer struct {
+	valid    *validator // nil for a cache without an identity
 	interval time.Duration
 	latest   func(ctx context.Context, keys []feature.Key) ([]*feature.Row, error) // the store's GetLatest
 	cache    *guardedCache
@@ -68,6 +69,9 @@ func (r *repairer) run(ctx context.Context) {
 
 // pass is one round of the loop.
 func (r *repairer) pass(ctx context.Context) {
+	if r.valid != nil && r.cache.gate.IsOpen() && r.cache.breaker.allow() {
+		r.valid.check(ctx) // a mismatch distrusts the cache, which is cleared below
+	}
 	switch {
 	case !r.cache.gate.IsOpen():
 		if r.cache.breaker.allow() {
@@ -83,8 +87,19 @@ func (r *repairer) pass(ctx context.Context) {
 // clearCache deletes every cached entry and then trusts the cache again.
 func (r *repairer) clearCache(ctx context.Context) {
 	epoch := r.cache.gate.Epoch()
+	var vstate uint64
+	if r.valid != nil {
+		r.valid.invalidate()
+		vstate = r.valid.state.Load()
+	}
 	if r.cache.clear(ctx) != nil {
 		return
+	}
+	if r.valid != nil {
+		if err := r.valid.stamp(ctx, vstate); err != nil {
+			r.log.Warn("cache cleared but not stamped; trying again", zap.Error(err))
+			return
+		}
 	}
 	if r.dirty.Retrust(epoch) {
 		r.log.Info("cache cleared and trusted again")

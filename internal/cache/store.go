@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -45,6 +46,10 @@ type WrapOptions struct {
 	MaxDirty int
 	// Logger receives cache failures and recoveries; nil discards them.
 	Logger *zap.Logger
+	// Epochs is the system of record's account of the cache (see
+	// EpochStore), for a cache that has an identity (Redis). Nil means the
+	// inner store, if it is an EpochStore, or else one kept in memory.
+	Epochs EpochStore
 }
 
 // Store is a store.Store that serves GetLatest from a cache in front of the
@@ -78,12 +83,14 @@ type Store struct {
 	groups *incarnations
 	dirty  *dirtySet
 	repair *repairer
+	valid  *validator // nil for a cache without an identity
 }
 
 var _ store.Store = (*Store)(nil)
 
-// Wrap returns inner with cache c in front of it and starts the repair loop;
-// Close stops it and closes inner (not the cache's client).
+// Wrap returns inner with cache c in front of it, having checked the cache
+// against the system of record (see EpochStore) once, and starts the repair
+// loop; Close stops it and closes inner (not the cache's client).
 func Wrap(inner store.Store, c Cache, opts WrapOptions) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -114,16 +121,84 @@ func Wrap(inner store.Store, c Cache, opts WrapOptions) *Store {
 		dirty: newDirtySet(opts.MaxDirty, gate),
 	}
 	s.groups = newIncarnations(inner.GetGroup, s.distrust)
+	s.valid = newValidator(inner, c, s, opts)
 	s.repair = &repairer{
+		valid:    s.valid,
 		interval: opts.RetryInterval,
 		latest:   inner.GetLatest,
 		cache:    s.cache,
 		dirty:    s.dirty,
 		log:      log,
 	}
+	// The first pass runs now, so that a server is ready with its cache
+	// checked against the system of record (and cleared, if it must be),
+	// unless the cache or the store does not answer in time.
+	ctx, cancel := context.WithTimeout(context.Background(), firstPassTimeout)
+	s.repair.pass(ctx)
+	cancel()
 	s.repair.start()
 	return s
 }
+
+// firstPassTimeout bounds the repair loop's first pass, which Wrap runs
+// before it returns.
+const firstPassTimeout = 5 * time.Second
+
+// newValidator returns the validator of a cache with an identity, nil for
+// another.
+func newValidator(inner store.Store, c Cache, s *Store, opts WrapOptions) *validator {
+	ident, ok := c.(identified)
+	if !ok {
+		return nil
+	}
+	epochs := opts.Epochs
+	if epochs == nil {
+		if e, ok := inner.(EpochStore); ok {
+			epochs = e
+		} else {
+			epochs = &memEpochs{}
+		}
+	}
+	v := &validator{cache: s.cache, ident: ident, epochs: epochs, distrust: s.distrust, log: s.log}
+	if mo, ok := opts.Observer.(MismatchObserver); ok {
+		v.obs = mo
+	}
+	s.cache.onFail = v.invalidate
+	ident.watch(v.acceptedNodes, v.suspectConn)
+	return v
+}
+
+// Checked reports whether reads may use the cache as far as the system of
+// record's account goes: it matched at the last check, and nothing failed
+// since. Always true for a cache without an identity.
+func (s *Store) Checked() bool {
+	_, ok := s.valid.snapshot()
+	return ok
+}
+
+// HealthOf returns c's health (the cache's own check) with what Store
+// knows of the cache added to its details: whether it is trusted and
+// checked against the system of record, its dirty keys, and the
+// mismatches found (the last one's reason and time) and when the cache was
+// last cleared and rebuilt because of one.
+func (s *Store) HealthOf(c store.HealthChecker) store.HealthChecker {
+	return healthFunc(func(ctx context.Context) store.Component {
+		comp := c.Health(ctx)
+		d := make(map[string]any, len(comp.Details)+8)
+		maps.Copy(d, comp.Details)
+		d["trusted"] = s.Trusted()
+		d["dirty_keys"] = s.Dirty()
+		if s.valid != nil {
+			s.valid.details(d)
+		}
+		comp.Details = d
+		return comp
+	})
+}
+
+type healthFunc func(ctx context.Context) store.Component
+
+func (f healthFunc) Health(ctx context.Context) store.Component { return f(ctx) }
 
 // Dirty returns the number of keys whose cached value may be stale, which
 // reads bypass until the repair loop has fixed them.
@@ -133,9 +208,23 @@ func (s *Store) Dirty() int { return s.dirty.Len() }
 // dirty keys, until the repair loop has cleared the cache.
 func (s *Store) Trusted() bool { return s.cache.gate.IsOpen() }
 
-// Close stops the repair loop and closes the inner store.
+// Close stops the repair loop and closes the inner store. If keys are
+// still dirty, or the cache is distrusted, the cache holds entries older
+// than acknowledged writes that nobody will repair now: Close bumps the
+// cache generation in the system of record, so that the other servers
+// clear the cache.
 func (s *Store) Close() error {
 	s.repair.close()
+	if s.valid != nil && (s.dirty.Len() > 0 || !s.cache.gate.IsOpen()) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.valid.bump(ctx)
+		cancel()
+		if err != nil {
+			s.log.Error("cache holds entries older than acknowledged writes and the cache generation could not be bumped: other servers may read them until they expire", zap.Error(err))
+		} else {
+			s.log.Warn("cache generation bumped: it holds entries older than acknowledged writes, which the other servers will clear")
+		}
+	}
 	return s.inner.Close()
 }
 
@@ -238,15 +327,21 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 		return s.inner.GetLatest(ctx, keys)
 	}
 	epoch, trusted := s.cache.gate.State()
+	vstate, checked := s.valid.snapshot()
 	var (
 		ckeys []string // cache key per key; "" bypasses the cache
 		ents  []Entry  // one per non-empty ckey, if the cache answered
 		used  bool     // the cache answered
 	)
-	if trusted && s.cache.breaker.ready() {
+	if trusted && checked && s.cache.breaker.ready() {
 		var lookup []string
 		ckeys, lookup = s.cacheKeys(ctx, keys)
 		ents, used = s.lookup(ctx, lookup)
+		if used && (s.cache.gate.Epoch() != epoch || !s.valid.unchanged(vstate)) {
+			// Trust was lost during the lookup (it may have reached a
+			// restarted server): nothing it answered is used or filled.
+			ents, used = nil, false
+		}
 	}
 	out := make([]*feature.Row, len(keys))
 	miss := s.takeHits(keys, ckeys, ents, out)

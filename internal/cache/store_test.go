@@ -191,7 +191,7 @@ func TestGroupIncarnation(t *testing.T) {
 		}
 
 		// A group created behind the wrapper's back is learned on first use.
-		other := Wrap(nopClose{inner}, c, WrapOptions{})
+		other := Wrap(nopClose{inner}, c, withEpochs(inner, WrapOptions{}))
 		defer other.Close()
 		mustPut(t, other, moviesGroup("late"), base)
 		mustWrite(t, other, movie("late", "m1", at(1), at(1), "x"))

@@ -40,6 +40,7 @@ func fullRegistry(t *testing.T) *prometheus.Registry {
 	m.CacheHit(CacheRedis, "movie_stats", 1)
 	m.CacheMiss(CacheRedis, "movie_stats", 1)
 	m.CacheError(CacheRedis, "get")
+	m.CacheMismatch(CacheRedis, "identity")
 	m.FeaturesWritten("movie_stats", 1)
 	m.SetStorageBytes("postgres", 1)
 	m.Error(feature.OpGetEntity, feature.CodeNotFound)

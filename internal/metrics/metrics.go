@@ -84,6 +84,7 @@ type Metrics struct {
 	cacheHits      *prometheus.CounterVec
 	cacheMisses    *prometheus.CounterVec
 	cacheErrors    *prometheus.CounterVec
+	cacheMismatch  *prometheus.CounterVec
 	features       *prometheus.CounterVec
 	storageBytes   *prometheus.GaugeVec
 	errors         *prometheus.CounterVec
@@ -220,6 +221,10 @@ func New(reg prometheus.Registerer, build BuildInfo, now func() time.Time) *Metr
 			Name: "feature_store_cache_errors_total",
 			Help: "Failed cache operations (the request was served from the store), by cache type and cache operation.",
 		}, []string{"cache_type", "operation"}),
+		cacheMismatch: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "feature_store_cache_mismatches_total",
+			Help: "Times the cache did not match the system of record's account of it and was distrusted and cleared, by cache type and reason: identity (restarted, restored or failed-over Redis masters), generation (a writer went around the cache, or an operator invalidated it), connection (a new connection reached an unknown master).",
+		}, []string{"cache_type", "reason"}),
 		features: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "feature_store_features_total",
 			Help: "Feature values written, by feature group.",
@@ -429,6 +434,12 @@ func (m *Metrics) cacheChildren(cacheType, group string) *cacheChildren {
 		m.caches.put(cacheGroup{cacheType, group}, c)
 	}
 	return c
+}
+
+// CacheMismatch counts a mismatch between the cache and the system of
+// record's account of it (reason: identity, generation or connection).
+func (m *Metrics) CacheMismatch(cacheType, reason string) {
+	m.cacheMismatch.WithLabelValues(cacheType, reason).Inc()
 }
 
 // CacheError counts a failed cache operation ("get", "set" or "clear"); the

@@ -38,6 +38,8 @@ func TestEveryMetricMoves(t *testing.T) {
 			"feature_store_cache_misses_total", []string{"cache_type", "redis", "feature_group", "movie_stats"}, 2},
 		{"cache error", func() { m.CacheError(CacheRedis, "set") },
 			"feature_store_cache_errors_total", []string{"cache_type", "redis", "operation", "set"}, 1},
+		{"cache mismatch", func() { m.CacheMismatch(CacheRedis, "generation") },
+			"feature_store_cache_mismatches_total", []string{"cache_type", "redis", "reason", "generation"}, 1},
 		{"features written", func() { m.FeaturesWritten("movie_stats", 12) },
 			"feature_store_features_total", []string{"feature_group", "movie_stats"}, 12},
 		{"storage bytes", func() { m.SetStorageBytes("postgres", 4096) },

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -24,6 +26,8 @@ type RedisOptions struct {
 	// these files; a client must present a certificate the CA signed
 	// (tls-auth-clients yes, Redis's default).
 	TLS *RedisTLS
+
+	extraArgs []string // more redis-server options (cluster nodes)
 }
 
 // RedisTLS are the PEM files of a private redis-server's TLS port.
@@ -38,6 +42,7 @@ type Redis struct {
 	tb      testing.TB
 	port    int
 	tlsPort int
+	dir     string // the server's working directory: dump.rdb, the AOF
 	args    []string
 	logs    SyncBuffer
 
@@ -55,9 +60,9 @@ func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	if err != nil {
 		tb.Fatalf("redis-server not installed: %v", err)
 	}
-	r := &Redis{tb: tb, port: FreePort(tb)}
+	r := &Redis{tb: tb, port: FreePort(tb), dir: tb.TempDir()}
 	r.args = []string{bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--daemonize", "no",
-		"--save", "", "--dir", tb.TempDir()}
+		"--save", "", "--dir", r.dir, "--dbfilename", "dump.rdb"}
 	if opts.TLS != nil {
 		r.tlsPort = FreePort(tb)
 		r.args = append(r.args, "--tls-port", strconv.Itoa(r.tlsPort), "--tls-cert-file", opts.TLS.CertFile,
@@ -68,6 +73,7 @@ func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	} else {
 		r.args = append(r.args, "--appendonly", "no")
 	}
+	r.args = append(r.args, opts.extraArgs...)
 	r.start()
 	tb.Cleanup(r.Kill)
 	return r
@@ -115,6 +121,53 @@ func (r *Redis) Restart() {
 	r.tb.Helper()
 	r.Kill()
 	r.start()
+}
+
+// Snapshot saves the server's data (SAVE) and returns a copy of the RDB
+// file, which RestoreSnapshot brings back: a backup taken now.
+func (r *Redis) Snapshot() []byte {
+	r.tb.Helper()
+	if reply := r.Command("SAVE"); reply != "+OK\r\n" {
+		r.tb.Fatalf("redis SAVE: %q", reply)
+	}
+	b, err := os.ReadFile(filepath.Join(r.dir, "dump.rdb"))
+	if err != nil {
+		r.tb.Fatalf("read redis snapshot: %v", err)
+	}
+	return b
+}
+
+// RestoreSnapshot kills the server and starts it again from snapshot (an
+// RDB file from Snapshot), as an operator restoring a backup would: the
+// server comes back with the data it held when the snapshot was taken.
+// It requires a server without an append-only file.
+func (r *Redis) RestoreSnapshot(snapshot []byte) {
+	r.tb.Helper()
+	r.Kill()
+	if err := os.WriteFile(filepath.Join(r.dir, "dump.rdb"), snapshot, 0o600); err != nil {
+		r.tb.Fatalf("restore redis snapshot: %v", err)
+	}
+	r.start()
+}
+
+// Command sends one inline command and returns the first line of the
+// reply.
+func (r *Redis) Command(cmd string) string {
+	r.tb.Helper()
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)), 5*time.Second)
+	if err != nil {
+		r.tb.Fatalf("connect to redis-server: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := io.WriteString(conn, cmd+"\r\n"); err != nil {
+		r.tb.Fatalf("redis %s: %v", cmd, err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		r.tb.Fatalf("redis %s: %v", cmd, err)
+	}
+	return line
 }
 
 // Pause freezes the server (SIGSTOP): connections stay open, nothing
