@@ -50,6 +50,17 @@ func envExample(t *testing.T) map[string]string {
 	return env
 }
 
+// composeEnv is .env.example with every credential set, as an operator's .env
+// is (.env.example leaves them empty: TestEnvExample).
+func composeEnv(t *testing.T) map[string]string {
+	t.Helper()
+	env := envExample(t)
+	for _, name := range composeSecrets {
+		env[name] = "s3cr3t-" + strings.ToLower(name)
+	}
+	return env
+}
+
 // loadCompose loads docker-compose.yml the way `docker compose` does, with
 // env as the only environment (never the process's or a developer's .env).
 func loadCompose(t *testing.T, env map[string]string, profiles ...string) (*types.Project, error) {
@@ -69,9 +80,9 @@ func loadCompose(t *testing.T, env map[string]string, profiles ...string) (*type
 
 func mustLoadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	p, err := loadCompose(t, envExample(t), "api", "monitoring")
+	p, err := loadCompose(t, composeEnv(t), "api", "monitoring")
 	if err != nil {
-		t.Fatalf("load docker-compose.yml with .env.example and profiles api, monitoring: %v", err)
+		t.Fatalf("load docker-compose.yml with .env.example, its passwords set, and profiles api, monitoring: %v", err)
 	}
 	return p
 }
@@ -104,7 +115,7 @@ func TestComposeServicesAndProfiles(t *testing.T) {
 		{[]string{"api"}, []string{"featurestore", "postgres", "redis"}},
 		{[]string{"monitoring"}, []string{"alert-receiver", "alertmanager", "grafana", "postgres", "postgres-exporter", "prometheus", "redis", "redis-exporter"}},
 	} {
-		p, err := loadCompose(t, envExample(t), tc.profiles...)
+		p, err := loadCompose(t, composeEnv(t), tc.profiles...)
 		if err != nil {
 			t.Errorf("profiles %v: %v", tc.profiles, err)
 			continue
@@ -149,8 +160,8 @@ func TestComposeFeatureStore(t *testing.T) {
 	}
 
 	port := servicePort(t)
-	if len(fs.Ports) != 1 || fs.Ports[0].Target != uint32(port) || fs.Ports[0].Published != "8002" {
-		t.Errorf("ports = %+v, want 8002 -> %d (the original stack's published port)", fs.Ports, port)
+	if len(fs.Ports) != 1 || fs.Ports[0].Target != uint32(port) || fs.Ports[0].Published != "8002" || fs.Ports[0].HostIP != "127.0.0.1" {
+		t.Errorf("ports = %+v, want 127.0.0.1:8002 -> %d (the original stack's published port, loopback by default)", fs.Ports, port)
 	}
 	for _, dep := range []string{"postgres", "redis"} {
 		if got := fs.DependsOn[dep].Condition; got != types.ServiceConditionHealthy {
@@ -424,10 +435,7 @@ func TestComposeCredentialsComeFromEnv(t *testing.T) {
 	}
 
 	// Distinct values in, and each must come out where it belongs.
-	vars := envExample(t)
-	for _, name := range composeSecrets {
-		vars[name] = "s3cr3t-" + strings.ToLower(name)
-	}
+	vars := composeEnv(t)
 	p, err := loadCompose(t, vars, "api", "monitoring")
 	if err != nil {
 		t.Fatal(err)
@@ -450,16 +458,21 @@ func TestComposeCredentialsComeFromEnv(t *testing.T) {
 
 	// A missing credential stops `docker compose up`, naming the variable.
 	for _, name := range composeSecrets {
-		vars := envExample(t)
+		vars := composeEnv(t)
 		delete(vars, name)
 		if _, err := loadCompose(t, vars, "api", "monitoring"); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("loading without %s: error %v, want one naming it", name, err)
+		}
+		vars[name] = ""
+		if _, err := loadCompose(t, vars, "api", "monitoring"); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("loading with an empty %s: error %v, want one naming it", name, err)
 		}
 	}
 }
 
 // TestEnvExample checks .env.example against the variables the compose file
-// interpolates: all defined, none unused, credentials only as placeholders,
+// interpolates: all defined, none unused, credentials empty (so a copied
+// .env.example does not start with a known password: compose refuses it),
 // and the real .env kept out of git.
 func TestEnvExample(t *testing.T) {
 	t.Parallel()
@@ -482,9 +495,12 @@ func TestEnvExample(t *testing.T) {
 		if !used[name].Required {
 			t.Errorf("%s has a default in docker-compose.yml; a credential must be required (${%s:?...})", name, name)
 		}
-		if example[name] != "change-me" {
-			t.Errorf(".env.example: %s = %q, want the placeholder change-me", name, example[name])
+		if example[name] != "" {
+			t.Errorf(".env.example: %s = %q, want it empty: a value there is a password anyone can read", name, example[name])
 		}
+	}
+	if _, err := loadCompose(t, example, "api", "monitoring"); err == nil {
+		t.Error("docker-compose.yml loads with .env.example as it is: want it refused until every password is set")
 	}
 	if !slices.Contains(strings.Fields(string(readFile(t, filepath.Join(root, ".gitignore")))), "/.env") {
 		t.Error(".gitignore does not ignore /.env")
@@ -575,5 +591,85 @@ func TestComposeRunsTheTestedVersions(t *testing.T) {
 	}
 	if got := env(p.Services["featurestore"], "FEATURESTORE_HEALTH_INTERVAL"); got != "5s" {
 		t.Errorf("featurestore: FEATURESTORE_HEALTH_INTERVAL %q, want 5s (the dependency pages' arithmetic, docs/alerting.md)", got)
+	}
+}
+
+// composeExporters are the services only Prometheus needs to reach.
+var composeExporters = []string{"redis-exporter", "postgres-exporter"}
+
+// TestComposeSafeByDefault checks what a plain `docker compose up` exposes:
+// every published port on loopback (the API's by a documented override),
+// no exporter published or on a network with a route out, Prometheus
+// without its lifecycle API, Grafana without anonymous access, and the API
+// with authentication on from a token file that git ignores.
+func TestComposeSafeByDefault(t *testing.T) {
+	t.Parallel()
+	root := testenv.RepoRoot(t)
+	p := mustLoadCompose(t)
+
+	for name, s := range p.Services {
+		for _, port := range s.Ports {
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("%s: port %s -> %d is published on %q, want 127.0.0.1", name, port.Published, port.Target, port.HostIP)
+			}
+		}
+	}
+	vars := composeEnv(t)
+	vars["FEATURESTORE_HOST_ADDRESS"] = "0.0.0.0"
+	if open, err := loadCompose(t, vars, "api"); err != nil {
+		t.Error(err)
+	} else if ports := open.Services["featurestore"].Ports; len(ports) != 1 || ports[0].HostIP != "0.0.0.0" {
+		t.Errorf("FEATURESTORE_HOST_ADDRESS=0.0.0.0: featurestore ports %+v, want the API on 0.0.0.0", ports)
+	}
+
+	prom := p.Services["prometheus"]
+	for _, name := range composeExporters {
+		s := p.Services[name]
+		if len(s.Ports) > 0 || len(s.Expose) > 0 {
+			t.Errorf("%s: ports %+v, expose %v: want none, Prometheus scrapes it inside the stack", name, s.Ports, s.Expose)
+		}
+		if len(s.Networks) == 0 {
+			t.Errorf("%s: on the default network, want only internal ones", name)
+		}
+		shared := false
+		for n := range s.Networks {
+			if !p.Networks[n].Internal {
+				t.Errorf("%s: on network %q, which is not internal", name, n)
+			}
+			_, withProm := prom.Networks[n]
+			shared = shared || withProm
+		}
+		if !shared {
+			t.Errorf("%s: shares no network with prometheus, which scrapes it", name)
+		}
+	}
+	for _, a := range prom.Command {
+		if strings.HasPrefix(a, "--web.enable-lifecycle") || strings.HasPrefix(a, "--web.enable-admin-api") {
+			t.Errorf("prometheus command has %s: anyone reaching its port could shut it down or delete data", a)
+		}
+	}
+	if g := p.Services["grafana"]; env(g, "GF_AUTH_ANONYMOUS_ENABLED") != "false" || env(g, "GF_USERS_ALLOW_SIGN_UP") != "false" {
+		t.Error("grafana: want anonymous access and sign-up off")
+	}
+
+	// The API: its token file is a compose secret, mounted where
+	// FEATURESTORE_AUTH_TOKENS_FILE points, from secrets/, which git ignores.
+	fs := p.Services["featurestore"]
+	file := env(fs, "FEATURESTORE_AUTH_TOKENS_FILE")
+	var secret types.SecretConfig
+	for _, s := range fs.Secrets {
+		if s.Target == file {
+			secret = p.Secrets[s.Source]
+		}
+	}
+	if file == "" || secret.File == "" {
+		t.Fatalf("featurestore: FEATURESTORE_AUTH_TOKENS_FILE %q is not the target of a file secret (%+v)", file, fs.Secrets)
+	}
+	if filepath.Dir(secret.File) != filepath.Join(root, "secrets") {
+		t.Errorf("secret file %s, want it in secrets/", secret.File)
+	}
+	ignore := strings.Fields(string(readFile(t, filepath.Join(root, "secrets", ".gitignore"))))
+	if !slices.Contains(ignore, "*") || slices.ContainsFunc(ignore, func(l string) bool { return l != "!.gitignore" && strings.HasPrefix(l, "!") }) {
+		t.Errorf("secrets/.gitignore %q: want every file but itself ignored", ignore)
 	}
 }

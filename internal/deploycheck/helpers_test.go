@@ -24,21 +24,42 @@ func readFile(t *testing.T, path string) []byte {
 }
 
 // serviceFlags are the feature store's settings as the code declares them in
-// internal/app/config.go: environment variable name → default as written in
+// internal/app (config.go, security_config.go, ...): environment variable
+// name → default as written in
 // the source (string defaults unquoted, other defaults as Go expressions,
 // empty when the declaring helper takes none).
 // Reading the source keeps the deployment files honest about variable names
 // without exporting anything from the app.
 func serviceFlags(t *testing.T) map[string]string {
 	t.Helper()
-	path := filepath.Join(testenv.RepoRoot(t), "internal", "app", "config.go")
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(t), "internal", "app", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]string{}
+	for _, path := range files {
+		if !strings.HasSuffix(path, "_test.go") {
+			declaredFlags(t, path, flags)
+		}
+	}
+	// A refactoring of config.go must fail here, not make every check vacuous.
+	for _, want := range []string{"FEATURESTORE_ADDR", "FEATURESTORE_POSTGRES_URL", "FEATURESTORE_REDIS_URL", "FEATURESTORE_SHUTDOWN_DELAY", "FEATURESTORE_SHUTDOWN_TIMEOUT", "FEATURESTORE_DATA_DIR", "FEATURESTORE_AUTH_TOKENS_FILE"} {
+		if _, ok := flags[want]; !ok {
+			t.Fatalf("internal/app: no flag declared for %s (found %d flags); update serviceFlags", want, len(flags))
+		}
+	}
+	return flags
+}
+
+// declaredFlags adds the flags the Go file at path declares to flags.
+func declaredFlags(t *testing.T, path string, flags map[string]string) {
+	t.Helper()
 	src := readFile(t, path)
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, src, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags := map[string]string{}
 	ast.Inspect(f, func(n ast.Node) bool {
 		// The declaring helpers of flagSet: helper(&cfg.Field, "flag-name", [default,] usage).
 		call, ok := n.(*ast.CallExpr)
@@ -69,13 +90,6 @@ func serviceFlags(t *testing.T) map[string]string {
 		flags["FEATURESTORE_"+strings.ToUpper(strings.ReplaceAll(name, "-", "_"))] = def
 		return true
 	})
-	// A refactoring of config.go must fail here, not make every check vacuous.
-	for _, want := range []string{"FEATURESTORE_ADDR", "FEATURESTORE_POSTGRES_URL", "FEATURESTORE_REDIS_URL", "FEATURESTORE_SHUTDOWN_DELAY", "FEATURESTORE_SHUTDOWN_TIMEOUT", "FEATURESTORE_DATA_DIR"} {
-		if _, ok := flags[want]; !ok {
-			t.Fatalf("internal/app/config.go: no flag declared for %s (found %d flags); update serviceFlags", want, len(flags))
-		}
-	}
-	return flags
 }
 
 // checkServiceEnv reports every FEATURESTORE_* name the service does not read.
@@ -87,7 +101,7 @@ func checkServiceEnv(t *testing.T, where string, names []string) {
 			continue
 		}
 		if _, ok := flags[name]; !ok {
-			t.Errorf("%s: %s is not a setting of the service (internal/app/config.go)", where, name)
+			t.Errorf("%s: %s is not a setting of the service (internal/app)", where, name)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -19,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -46,7 +48,7 @@ type manifest struct {
 func strictDecoder(t *testing.T) *kjson.Serializer {
 	t.Helper()
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme, autoscalingv2.AddToScheme, rbacv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme, autoscalingv2.AddToScheme, rbacv1.AddToScheme, networkingv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -141,9 +143,11 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	want := []id{
 		{"configmap.yaml", "ConfigMap", "featurestore", "featurestore-config"},
 		{"deployment.yaml", "Deployment", "featurestore", "featurestore"},
+		{"examples/secret-tokens.yaml", "Secret", "featurestore", "featurestore-tokens"},
 		{"examples/secret.yaml", "Secret", "featurestore", "featurestore-secrets"},
 		{"hpa.yaml", "HorizontalPodAutoscaler", "featurestore", "featurestore"},
 		{"namespace.yaml", "Namespace", "", "featurestore"},
+		{"networkpolicy.yaml", "NetworkPolicy", "featurestore", "featurestore"},
 		{"pdb.yaml", "PodDisruptionBudget", "featurestore", "featurestore"},
 		{"prometheus/alert-receiver.yaml", "Deployment", "monitoring", "alert-receiver"},
 		{"prometheus/alert-receiver.yaml", "Service", "monitoring", "alert-receiver"},
@@ -350,6 +354,7 @@ func TestDeployment(t *testing.T) {
 		}
 		return d
 	}
+	checkTokensMounted(t, ms, d, c, vars["FEATURESTORE_AUTH_TOKENS_FILE"])
 	delay, timeout := duration("FEATURESTORE_SHUTDOWN_DELAY"), duration("FEATURESTORE_SHUTDOWN_TIMEOUT")
 	if delay != 5*time.Second {
 		t.Errorf("FEATURESTORE_SHUTDOWN_DELAY = %v, want 5s so endpoints drop the pod before it drains", delay)
@@ -800,6 +805,11 @@ func TestPrometheusDeployment(t *testing.T) {
 			}
 		}
 	}
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--web.enable-lifecycle") || strings.HasPrefix(a, "--web.enable-admin-api") {
+			t.Errorf("prometheus args have %s: anything reaching its port could shut it down or delete data", a)
+		}
+	}
 	if !mounted || path.Base(configFile) != "prometheus.yml" {
 		t.Errorf("--config.file=%s is not the prometheus.yml of the mounted ConfigMap prometheus-config", configFile)
 	}
@@ -821,4 +831,165 @@ func TestPrometheusDeployment(t *testing.T) {
 	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
 		t.Errorf("service prometheus does not select the prometheus pod")
 	}
+}
+
+// checkTokensMounted wants authentication on: file, the token file the
+// container is given, is a key of the Secret featurestore-tokens mounted as a
+// whole directory (a subPath mount is a copy the kubelet never updates, so a
+// rotated token would not reach the pods), not optional.
+func checkTokensMounted(t *testing.T, ms []manifest, d *appsv1.Deployment, c corev1.Container, file string) {
+	t.Helper()
+	if file == "" {
+		t.Error("FEATURESTORE_AUTH_TOKENS_FILE is not set: the API would be open")
+		return
+	}
+	secret := find[*corev1.Secret](t, ms, "featurestore-tokens")
+	if secret.Namespace != d.Namespace {
+		t.Errorf("Secret featurestore-tokens in %q, the pods in %q", secret.Namespace, d.Namespace)
+	}
+	if _, ok := secret.StringData[path.Base(file)]; !ok {
+		t.Errorf("FEATURESTORE_AUTH_TOKENS_FILE %s: Secret featurestore-tokens has no key %s", file, path.Base(file))
+	}
+	for _, m := range c.VolumeMounts {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name != m.Name || v.Secret == nil || v.Secret.SecretName != secret.Name {
+				continue
+			}
+			if m.SubPath != "" || m.SubPathExpr != "" {
+				t.Errorf("volume %s is mounted with a subPath: Secret updates would never reach the pods", m.Name)
+			}
+			if m.MountPath != path.Dir(file) || !m.ReadOnly {
+				t.Errorf("volume %s is mounted at %s (read-only %v), want %s read-only", m.Name, m.MountPath, m.ReadOnly, path.Dir(file))
+			}
+			if v.Secret.Optional != nil && *v.Secret.Optional {
+				t.Errorf("volume %s: the Secret is optional", m.Name)
+			}
+			return
+		}
+	}
+	t.Errorf("Secret %s is not mounted in container %s", secret.Name, c.Name)
+}
+
+// namespaceLabels are the labels of namespace ns as the API server keeps
+// them: the manifest's and kubernetes.io/metadata.name.
+func namespaceLabels(t *testing.T, ms []manifest, ns string) labels.Set {
+	t.Helper()
+	set := labels.Set{"kubernetes.io/metadata.name": ns}
+	maps.Copy(set, find[*corev1.Namespace](t, ms, ns).Labels)
+	return set
+}
+
+// admits reports whether peer lets in the pods of d.
+func admits(t *testing.T, ms []manifest, policyNS string, peer networkingv1.NetworkPolicyPeer, d *appsv1.Deployment) bool {
+	t.Helper()
+	if peer.NamespaceSelector == nil && d.Namespace != policyNS {
+		return false
+	}
+	if peer.NamespaceSelector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+		if err != nil || !sel.Matches(namespaceLabels(t, ms, d.Namespace)) {
+			return false
+		}
+	}
+	if peer.PodSelector == nil {
+		return true
+	}
+	sel, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+	return err == nil && sel.Matches(labels.Set(d.Spec.Template.Labels))
+}
+
+type protoPort struct {
+	proto corev1.Protocol
+	port  string
+}
+
+func policyPorts(ports []networkingv1.NetworkPolicyPort) []protoPort {
+	var out []protoPort
+	for _, p := range ports {
+		pp := protoPort{corev1.ProtocolTCP, "all"}
+		if p.Protocol != nil {
+			pp.proto = *p.Protocol
+		}
+		if p.Port != nil {
+			pp.port = p.Port.String()
+		}
+		if p.EndPort != nil {
+			pp.port += "-" + strconv.Itoa(int(*p.EndPort))
+		}
+		out = append(out, pp)
+	}
+	return out
+}
+
+// TestNetworkPolicy checks that the feature store's pods take connections on
+// the API port only, from the in-cluster Prometheus and from labelled
+// clients, never from everyone; and connect only to Postgres, Redis and DNS,
+// on the ports of the URLs the Secret example gives.
+func TestNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	ms := loadManifests(t)
+	d := find[*appsv1.Deployment](t, ms, "featurestore")
+	np := find[*networkingv1.NetworkPolicy](t, ms, "featurestore")
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || sel.Empty() || np.Namespace != d.Namespace || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("NetworkPolicy %s/%s selects %v: want the featurestore pods of namespace %s", np.Namespace, np.Name, np.Spec.PodSelector, d.Namespace)
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) || !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) {
+		t.Errorf("policyTypes %v: want Ingress and Egress", np.Spec.PolicyTypes)
+	}
+
+	api := protoPort{corev1.ProtocolTCP, strconv.Itoa(servicePort(t))}
+	prometheus := false
+	for i, r := range np.Spec.Ingress {
+		if got := policyPorts(r.Ports); len(got) == 0 || slices.ContainsFunc(got, func(p protoPort) bool { return p != api && p != (protoPort{corev1.ProtocolTCP, "http"}) }) {
+			t.Errorf("ingress rule %d: ports %v, want only %v", i, got, api)
+		}
+		if len(r.From) == 0 {
+			t.Errorf("ingress rule %d has no from: it admits everyone", i)
+		}
+		for _, peer := range r.From {
+			if peer.IPBlock == nil && (peer.PodSelector == nil || len(peer.PodSelector.MatchLabels)+len(peer.PodSelector.MatchExpressions) == 0) {
+				t.Errorf("ingress rule %d: peer %+v admits every pod of a namespace: want a pod selector", i, peer)
+			}
+		}
+		prometheus = prometheus || slices.ContainsFunc(r.From, func(p networkingv1.NetworkPolicyPeer) bool {
+			return admits(t, ms, np.Namespace, p, find[*appsv1.Deployment](t, ms, "prometheus"))
+		})
+	}
+	if !prometheus {
+		t.Error("no ingress rule admits the in-cluster Prometheus: it could not scrape /metrics")
+	}
+
+	// Egress: exactly Postgres, Redis and DNS, on every rule a port.
+	var got []protoPort
+	for i, r := range np.Spec.Egress {
+		if len(r.Ports) == 0 {
+			t.Errorf("egress rule %d has no ports: it allows every port", i)
+		}
+		got = append(got, policyPorts(r.Ports)...)
+	}
+	want := []protoPort{{corev1.ProtocolTCP, "53"}, {corev1.ProtocolUDP, "53"}}
+	secret := find[*corev1.Secret](t, ms, "featurestore-secrets")
+	for _, name := range []string{"FEATURESTORE_POSTGRES_URL", "FEATURESTORE_REDIS_URL"} {
+		u, err := url.Parse(secret.StringData[name])
+		if err != nil || u.Port() == "" {
+			t.Fatalf("Secret featurestore-secrets: %s has no port (%v)", name, err)
+		}
+		want = append(want, protoPort{corev1.ProtocolTCP, u.Port()})
+	}
+	key := func(p protoPort) string { return string(p.proto) + "/" + p.port }
+	gotKeys, wantKeys := mapSlice(got, key), mapSlice(want, key)
+	slices.Sort(gotKeys)
+	slices.Sort(wantKeys)
+	if !slices.Equal(slices.Compact(gotKeys), wantKeys) {
+		t.Errorf("egress ports %v, want %v (Postgres, Redis, DNS)", gotKeys, wantKeys)
+	}
+}
+
+func mapSlice[T, U any](s []T, f func(T) U) []U {
+	out := make([]U, 0, len(s))
+	for _, v := range s {
+		out = append(out, f(v))
+	}
+	return out
 }
