@@ -23,6 +23,10 @@ const (
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	CodeConflict         Code = "conflict"  // state conflict, e.g. a schema change that drops data: 409
 	CodeTooLarge         Code = "too_large" // request body or batch over its limit: 413
+	// CodeHistoryExpired is an as-of read of a time older than the group's
+	// history retention: the history that would answer it may have been
+	// pruned, so no value is given rather than a possibly wrong one: 410.
+	CodeHistoryExpired Code = "history_expired"
 	// CodeCanceled is a request whose client went away before the answer
 	// (context.Canceled): 499, as nginx and Prometheus record it. It is not a
 	// server error; the client never reads the answer.
@@ -43,7 +47,7 @@ const (
 // Codes returns every code, in the order above.
 func Codes() []Code {
 	return []Code{
-		CodeInvalid, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodeTooLarge,
+		CodeInvalid, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodeTooLarge, CodeHistoryExpired,
 		CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
 	}
 }
@@ -101,6 +105,11 @@ func Canceled(msg string, cause error) error {
 // Conflict is a state conflict.
 func Conflict(msg string, fields ...FieldError) error {
 	return &Error{Code: CodeConflict, Message: msg, Fields: fields}
+}
+
+// HistoryExpired is an as-of read older than the retained history.
+func HistoryExpired(msg string, fields ...FieldError) error {
+	return &Error{Code: CodeHistoryExpired, Message: msg, Fields: fields}
 }
 
 // ErrorCode returns the code of err: the code of the first *Error in its

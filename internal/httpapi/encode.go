@@ -153,6 +153,8 @@ func status(c feature.Code) int {
 		return http.StatusConflict
 	case feature.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case feature.CodeHistoryExpired:
+		return http.StatusGone
 	case feature.CodeCanceled:
 		return StatusClientClosedRequest
 	case feature.CodeUnavailable:

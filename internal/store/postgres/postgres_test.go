@@ -30,6 +30,13 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openStore(t, testenv.PostgresSchemaURL(t, "fs_t")) })
 }
 
+func TestHistoryContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunHistory(t, func(t *testing.T) storetest.HistoryStore {
+		return openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	})
+}
+
 func countMigrations(t *testing.T, url string) int {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
@@ -260,4 +267,46 @@ func BenchmarkGetLatest(b *testing.B) {
 // BenchmarkWriteRows writes batches of 1,000 rows over existing entities.
 func BenchmarkWriteRows(b *testing.B) {
 	storetest.BenchWriteRows(b, openStore(b, testenv.PostgresSchemaURL(b, "fs_t")))
+}
+
+// TestPruneOncePerCluster: while one process holds the maintenance lock,
+// another's PruneHistory skips, deletes nothing and moves no watermark.
+func TestPruneOncePerCluster(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresSchemaURL(t, "fs_t")
+	a, b := openStore(t, url), openStore(t, url)
+	g := feature.Group{Name: "g", EntityKey: "id", Features: []feature.Spec{{Name: "x", Type: feature.Int64}}}
+	if _, err := a.PutGroup(t.Context(), g, time.Now()); err != nil {
+		t.Fatalf("PutGroup: %v", err)
+	}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	rows := []feature.Row{
+		{Group: "g", EntityID: "e", EventTime: t0, WriteTime: t0, Values: feature.Values{"x": int64(1)}},
+		{Group: "g", EntityID: "e", EventTime: t0.Add(time.Hour), WriteTime: t0.Add(time.Hour), Values: feature.Values{"x": int64(2)}},
+	}
+	if err := a.WriteRows(t.Context(), rows); err != nil {
+		t.Fatalf("WriteRows: %v", err)
+	}
+	conn, err := a.Pool().Acquire(t.Context())
+	if err != nil {
+		t.Fatalf("Acquire: %v", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(t.Context(), `SELECT pg_advisory_lock(`+maintenanceLockKey+`)`); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	horizon := []store.Horizon{{Group: "g", Before: t0.Add(2 * time.Hour)}}
+	res, err := b.PruneHistory(t.Context(), horizon, 10)
+	if err != nil || !res.Skipped || res.Rows != 0 {
+		t.Fatalf("PruneHistory while another process holds the lock = %+v, %v; want skipped", res, err)
+	}
+	if r, err := b.GetAsOf(t.Context(), feature.Key{Group: "g", EntityID: "e"}, t0); err != nil || r == nil {
+		t.Errorf("GetAsOf after a skipped prune = %v, %v; want the first row", r, err)
+	}
+	if _, err := conn.Exec(t.Context(), `SELECT pg_advisory_unlock(`+maintenanceLockKey+`)`); err != nil {
+		t.Fatalf("unlock: %v", err)
+	}
+	if res, err = b.PruneHistory(t.Context(), horizon, 10); err != nil || res.Skipped || res.Rows != 1 {
+		t.Fatalf("PruneHistory once the lock is free = %+v, %v; want 1 row", res, err)
+	}
 }
