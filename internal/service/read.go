@@ -55,6 +55,9 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 	key := feature.Key{Group: g.Name, EntityID: id}
 	var row *feature.Row
 	if asOf != nil {
+		if err := s.checkRetention(g, *asOf); err != nil {
+			return res, err
+		}
 		row, err = s.st.GetAsOf(ctx, key, *asOf)
 	} else {
 		var rows []*feature.Row

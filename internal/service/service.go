@@ -50,6 +50,10 @@ type Options struct {
 	// re-read from the store (so a group changed through another replica is
 	// seen); 0 means 15s.
 	RefreshInterval time.Duration
+	// HistoryRetention is the history retention of groups that set none:
+	// as-of reads older than it are refused (feature.CodeHistoryExpired);
+	// 0 keeps all history. Pruning itself is Retention's job.
+	HistoryRetention time.Duration
 	// Limits; zero means the defaults below.
 	MaxBatchRecords int
 	MaxEntities     int
