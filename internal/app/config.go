@@ -32,22 +32,22 @@ type Config struct {
 	PostgresStatementTimeout time.Duration
 	HistoryRetention         time.Duration
 	HistoryPruneInterval     time.Duration
-	RedisURL         string
-	RedisKeyPrefix   string
-	CacheTTL         time.Duration
-	CacheAbsentTTL   time.Duration
-	LogLevel         string
-	LogDir           string
-	LogMaxSize       int64
-	LogMaxFiles      int64
-	MaxBodyBytes     int64
-	RequestTimeout   time.Duration
-	ShutdownTimeout  time.Duration
-	ShutdownDelay    time.Duration
-	RecomputeDelay   time.Duration
-	RefreshInterval  time.Duration
-	HealthInterval   time.Duration
-	StartupTimeout   time.Duration
+	RedisURL                 string
+	RedisKeyPrefix           string
+	CacheTTL                 time.Duration
+	CacheAbsentTTL           time.Duration
+	LogLevel                 string
+	LogDir                   string
+	LogMaxSize               int64
+	LogMaxFiles              int64
+	MaxBodyBytes             int64
+	RequestTimeout           time.Duration
+	ShutdownTimeout          time.Duration
+	ShutdownDelay            time.Duration
+	RecomputeDelay           time.Duration
+	RefreshInterval          time.Duration
+	HealthInterval           time.Duration
+	StartupTimeout           time.Duration
 }
 
 func defaultDataDir() string {
