@@ -2,15 +2,15 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/featurestore/featurestore/internal/store"
 )
 
-// maintenanceLockKey names the session advisory lock that makes history
+// maintenanceLockKey names the transaction-scoped advisory lock that makes history
 // pruning and the folding of counts run in one process of the cluster at a
 // time; it is keyed by the schema, like the migration lock.
 const maintenanceLockKey = `hashtextextended('featurestore.maintenance.' || coalesce(current_schema(), ''), 0)`
@@ -54,90 +54,93 @@ SELECT count(*), coalesce(max(entity_id), '') FROM deleted`
 // an as-of read of an earlier time is refused from then on rather than
 // answered from a partly pruned history.
 //
-// It runs under a session advisory lock: when another process of the
-// cluster holds it, PruneHistory returns at once with Skipped set. It
-// stops between batches when ctx ends.
+// Every transaction of a pass first takes the cluster's maintenance lock
+// with pg_try_advisory_xact_lock: when another process holds it, the pass
+// stops with Skipped set (that process is doing the work). The lock is
+// transaction-scoped, so it is never left behind on a pooled connection
+// (it works through pgbouncer in transaction mode). It stops between
+// batches when ctx ends.
 func (s *Store) PruneHistory(ctx context.Context, horizons []store.Horizon, batch int) (store.PruneResult, error) {
 	var res store.PruneResult
 	if batch <= 0 {
 		batch = 1000
 	}
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return res, dbError("prune history: connect", err)
-	}
-	defer conn.Release()
-	var locked bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+maintenanceLockKey+`)`).Scan(&locked); err != nil {
-		return res, dbError("prune history: lock", err)
-	}
-	if !locked {
-		res.Skipped = true
-		return res, nil
-	}
-	defer func() {
-		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(`+maintenanceLockKey+`)`); err != nil {
-			// The lock is the session's: a connection that cannot unlock is
-			// closed, which releases it.
-			_ = conn.Conn().Close(context.WithoutCancel(ctx))
-		}
-	}()
 	for _, h := range horizons {
-		n, err := pruneGroup(ctx, conn, h, batch)
+		n, skipped, err := s.pruneGroup(ctx, h, batch)
 		res.Rows += n
-		if err != nil {
+		if err != nil || skipped {
+			res.Skipped = skipped
 			return res, err
 		}
 	}
-	return res, foldCounts(ctx, conn)
+	skipped, err := s.locked(ctx, "fold counts", func(tx pgx.Tx) error { return foldCounts(ctx, tx) })
+	res.Skipped = skipped
+	return res, err
 }
 
-func pruneGroup(ctx context.Context, conn *pgxpool.Conn, h store.Horizon, batch int) (int64, error) {
-	before := h.Before.Truncate(time.Microsecond)
-	_, err := conn.Exec(ctx, `
-		UPDATE feature_groups SET history_expired_before = $2
-		WHERE name = $1 AND (history_expired_before IS NULL OR history_expired_before < $2)`, h.Group, before)
-	if err != nil {
-		return 0, dbError("prune history: watermark", err)
+// errBusy ends a locked transaction whose lock another process holds.
+var errBusy = errors.New("maintenance lock held by another process")
+
+// locked runs fn in a transaction holding the maintenance lock; skipped
+// when another process holds it.
+func (s *Store) locked(ctx context.Context, op string, fn func(pgx.Tx) error) (skipped bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var ok bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(`+maintenanceLockKey+`)`).Scan(&ok); err != nil {
+			return err
+		}
+		if !ok {
+			return errBusy
+		}
+		return fn(tx)
+	})
+	switch {
+	case errors.Is(err, errBusy):
+		return true, nil
+	case err != nil:
+		return false, dbError(op, err)
 	}
-	var (
-		total int64
-		from  string
-	)
-	for {
+	return false, nil
+}
+
+func (s *Store) pruneGroup(ctx context.Context, h store.Horizon, batch int) (total int64, skipped bool, err error) {
+	before := h.Before.Truncate(time.Microsecond)
+	skipped, err = s.locked(ctx, "prune history: watermark", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			UPDATE feature_groups SET history_expired_before = $2
+			WHERE name = $1 AND (history_expired_before IS NULL OR history_expired_before < $2)`, h.Group, before)
+		return err
+	})
+	from := ""
+	for !skipped && err == nil {
 		var (
 			n    int64
 			last string
 		)
-		if err := conn.QueryRow(ctx, pruneBatchSQL, h.Group, before, from, batch).Scan(&n, &last); err != nil {
-			return total, dbError("prune history", err)
-		}
+		skipped, err = s.locked(ctx, "prune history", func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, pruneBatchSQL, h.Group, before, from, batch).Scan(&n, &last)
+		})
 		total += n
 		if n < int64(batch) {
-			return total, nil
+			break
 		}
 		from = last
 	}
+	return total, skipped, err
 }
 
 // foldCounts replaces each group's count deltas by their sum, so Stats
 // sums a handful of rows. The groups are locked (KEY SHARE) first, so a
 // concurrent DeleteGroup waits for the fold instead of deadlocking with it;
 // deltas appended concurrently are not in the fold's snapshot and stay.
-func foldCounts(ctx context.Context, conn *pgxpool.Conn) error {
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM feature_groups FOR KEY SHARE`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `
-			WITH d AS (DELETE FROM feature_group_counts RETURNING *)
-			INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
-			SELECT group_name, sum(entities), sum(history_rows), max(newest_event_time)
-			FROM d GROUP BY group_name`)
+func foldCounts(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM feature_groups FOR KEY SHARE`); err != nil {
 		return err
-	})
-	if err != nil {
-		return dbError("fold counts", err)
 	}
-	return nil
+	_, err := tx.Exec(ctx, `
+		WITH d AS (DELETE FROM feature_group_counts RETURNING *)
+		INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
+		SELECT group_name, sum(entities), sum(history_rows), max(newest_event_time)
+		FROM d GROUP BY group_name`)
+	return err
 }
