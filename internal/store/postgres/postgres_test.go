@@ -310,3 +310,36 @@ func TestPruneOncePerCluster(t *testing.T) {
 		t.Fatalf("PruneHistory once the lock is free = %+v, %v; want 1 row", res, err)
 	}
 }
+
+// TestPruneVacuums: a pass that prunes many rows vacuums the history, so
+// the next writes reuse the space instead of growing the table.
+func TestPruneVacuums(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	g := feature.Group{Name: "g", EntityKey: "id", Features: []feature.Spec{{Name: "x", Type: feature.Int64}}}
+	if _, err := s.PutGroup(t.Context(), g, time.Now()); err != nil {
+		t.Fatalf("PutGroup: %v", err)
+	}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var rows []feature.Row
+	for e := range vacuumAfter / 4 {
+		for v := range 5 {
+			at := t0.Add(time.Duration(v) * time.Hour)
+			rows = append(rows, feature.Row{Group: "g", EntityID: fmt.Sprint(e), EventTime: at, WriteTime: at, Values: feature.Values{"x": int64(v)}})
+		}
+	}
+	if err := s.WriteRows(t.Context(), rows); err != nil {
+		t.Fatalf("WriteRows: %v", err)
+	}
+	res, err := s.PruneHistory(t.Context(), []store.Horizon{{Group: "g", Before: t0.Add(10 * time.Hour)}}, 1000)
+	if err != nil || res.Rows != vacuumAfter {
+		t.Fatalf("PruneHistory = %+v, %v; want %d rows", res, err, vacuumAfter)
+	}
+	testenv.Eventually(t, time.Minute, "feature_rows vacuumed", func() (bool, string) {
+		var vacuumed bool
+		err := s.Pool().QueryRow(t.Context(), `
+			SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables
+			WHERE relid = 'feature_rows'::regclass`).Scan(&vacuumed)
+		return err == nil && vacuumed, fmt.Sprintf("vacuumed %v, err %v", vacuumed, err)
+	})
+}

@@ -75,8 +75,21 @@ func (s *Store) PruneHistory(ctx context.Context, horizons []store.Horizon, batc
 	}
 	skipped, err := s.locked(ctx, "fold counts", func(tx pgx.Tx) error { return foldCounts(ctx, tx) })
 	res.Skipped = skipped
-	return res, err
+	if err != nil || res.Rows < vacuumAfter {
+		return res, err
+	}
+	// Make the deleted rows' space reusable now rather than when autovacuum
+	// gets to it, so the next writes fill it instead of growing the table.
+	// (Plain VACUUM: no exclusive lock; it cannot run in a transaction, so
+	// it runs after the locked part, by the process that deleted.)
+	if _, err := s.pool.Exec(ctx, `VACUUM (ANALYZE) feature_rows`); err != nil {
+		return res, dbError("vacuum history", err)
+	}
+	return res, nil
 }
+
+// vacuumAfter is how many pruned rows make PruneHistory vacuum the history.
+const vacuumAfter = 10_000
 
 // errBusy ends a locked transaction whose lock another process holds.
 var errBusy = errors.New("maintenance lock held by another process")
