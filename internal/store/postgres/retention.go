@@ -16,23 +16,23 @@ import (
 const maintenanceLockKey = `hashtextextended('featurestore.maintenance.' || coalesce(current_schema(), ''), 0)`
 
 // pruneBatchSQL deletes up to $4 superseded history rows of group $1 whose
-// event time is at or before the horizon $2, among entities >= $3 in entity
-// order, and appends the negative row delta to feature_group_counts. A row
-// is superseded when a newer row of its entity (by event then write time)
-// also has an event time at or before the horizon: that newer row answers
-// every as-of read at or after the horizon, so the older one can go. The
-// newest row at or before the horizon and every later row stay, and so the
-// latest row always stays. The ranking walks the as-of index in its order
-// and LIMIT stops it early: a batch costs the rows it visits, not the table.
-// It returns how many rows it deleted and the greatest entity id among them
-// (the next batch's start).
+// event time is at or before the horizon $2, among entities from $3 up to
+// (not including) $5 in entity order, and appends the negative row delta to
+// feature_group_counts. A row is superseded when a newer row of its entity
+// (by event then write time) also has an event time at or before the
+// horizon: that newer row answers every as-of read at or after the horizon,
+// so the older one can go. The newest row at or before the horizon and
+// every later row stay, and so the latest row always stays. The entity range
+// keeps each batch to the rows of a bounded number of entities: without an
+// upper bound the planner sorts the whole rest of the group for every batch.
+// It returns how many rows it deleted and the greatest entity id among them.
 const pruneBatchSQL = `
 WITH victims AS (
     SELECT ctid, entity_id FROM (
         SELECT ctid, entity_id,
                row_number() OVER (PARTITION BY entity_id ORDER BY event_time DESC, write_time DESC) AS rn
         FROM feature_rows
-        WHERE group_name = $1 AND entity_id >= $3 AND event_time <= $2
+        WHERE group_name = $1 AND entity_id >= $3 AND entity_id < $5 AND event_time <= $2
     ) ranked
     WHERE rn > 1
     ORDER BY entity_id
@@ -45,6 +45,19 @@ WITH victims AS (
     SELECT $1, 0, -count(*) FROM deleted HAVING count(*) > 0
 )
 SELECT count(*), coalesce(max(entity_id), '') FROM deleted`
+
+// pruneBoundSQL is the end of the next batch's entity range: the entity
+// $4 places after $3 (an index range of feature_latest's primary key), or
+// NULL when fewer remain. Every entity with history has a latest row.
+const pruneBoundSQL = `
+SELECT entity_id FROM feature_latest
+WHERE group_name = $1 AND entity_id >= $2
+ORDER BY entity_id
+OFFSET $3 LIMIT 1`
+
+// noUpperBound sorts after every entity id (ids are UTF-8 without control
+// characters, and compare by bytes).
+const noUpperBound = "\U0010FFFF\U0010FFFF"
 
 // PruneHistory deletes, group by group, the history rows that no as-of read
 // at or after the group's horizon needs, in batches of batch rows (each its
@@ -129,15 +142,27 @@ func (s *Store) pruneGroup(ctx context.Context, h store.Horizon, batch int) (tot
 		var (
 			n    int64
 			last string
+			upto *string
 		)
 		skipped, err = s.locked(ctx, "prune history", func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, pruneBatchSQL, h.Group, before, from, batch).Scan(&n, &last)
+			if err := tx.QueryRow(ctx, pruneBoundSQL, h.Group, from, batch).Scan(&upto); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			end := noUpperBound
+			if upto != nil {
+				end = *upto
+			}
+			return tx.QueryRow(ctx, pruneBatchSQL, h.Group, before, from, batch, end).Scan(&n, &last)
 		})
 		total += n
-		if n < int64(batch) {
-			break
+		switch {
+		case n == int64(batch):
+			from = last // the range may hold more: go on from the last entity touched
+		case upto == nil:
+			return total, skipped, err
+		default:
+			from = *upto
 		}
-		from = last
 	}
 	return total, skipped, err
 }
