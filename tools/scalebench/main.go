@@ -149,7 +149,6 @@ type result struct {
 	prunedBytesPerMovie      float64
 	secondCycleBytesPerMovie float64 // after a second cycle of re-ingests and pruning
 	historyRowsAfterLoad     int64   // of the n movies, before the probes
-	historyRowsAfterReingest int64
 }
 
 // service is one featurestore process.
