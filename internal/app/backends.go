@@ -35,6 +35,9 @@ type backends struct {
 	cacheName  string      // redis, memory or none
 	components []health.Component
 	closers    []func() error
+	// pruner is the system of record itself, for the retention loop (the
+	// cache wrapper passes no pruning through).
+	pruner service.HistoryPruner
 }
 
 func (b *backends) Close() error {
@@ -132,14 +135,22 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	var sor store.Store
 	sorCloser := -1 // index of the system of record's Close in b.closers
 	if cfg.PostgresURL != "" {
-		pg, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{MaxConns: int32(cfg.PostgresMaxConns), Logger: log})
+		pg, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{
+			MaxConns: int32(cfg.PostgresMaxConns), Logger: log,
+			ReadURL: cfg.PostgresReadURL, StatementTimeout: cfg.PostgresStatementTimeout,
+		})
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
 		b.closers = append(b.closers, pg.Close)
 		sorCloser = len(b.closers) - 1
-		b.storeName, sor = "postgres", pg
+		b.storeName, sor, b.pruner = "postgres", pg, pg
 		b.components = append(b.components, health.Component{Name: "postgres", Critical: true, Checker: pg})
+		if rh := pg.ReadHealth(); rh != nil {
+			// Not critical: without the replica, latest reads and writes
+			// still work; as-of reads, scans and stats answer 503.
+			b.components = append(b.components, health.Component{Name: "postgres_replica", Critical: false, Checker: rh})
+		}
 		if m != nil {
 			_ = m.Register(metrics.NewPgxPoolCollector(pg.Pool().Stat))
 		}
@@ -155,7 +166,7 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 		}
 		b.closers = append(b.closers, lite.Close)
 		sorCloser = len(b.closers) - 1
-		b.storeName, sor = "sqlite", lite
+		b.storeName, sor, b.pruner = "sqlite", lite, lite
 		b.components = append(b.components, health.Component{Name: "sqlite", Critical: true, Checker: lite})
 	}
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/featurestore/featurestore/internal/cache"
 	"github.com/featurestore/featurestore/internal/envflag"
+	"github.com/featurestore/featurestore/internal/feature"
 )
 
 // Config is the whole configuration, parsed once from flags and the
@@ -27,25 +28,31 @@ type Config struct {
 	DataDir          string
 	PostgresURL      string
 	PostgresMaxConns int64
-	RedisURL         string
-	RedisMode        string
-	RedisKeyPrefix   string
-	CacheTTL         time.Duration
-	CacheAbsentTTL   time.Duration
-	LogLevel         string
-	LogDir           string
-	LogMaxSize       int64
-	LogMaxFiles      int64
-	LogMaxAge        time.Duration
-	LogSlowRequest   time.Duration
-	MaxBodyBytes     int64
-	RequestTimeout   time.Duration
-	ShutdownTimeout  time.Duration
-	ShutdownDelay    time.Duration
-	RecomputeDelay   time.Duration
-	RefreshInterval  time.Duration
-	HealthInterval   time.Duration
-	StartupTimeout   time.Duration
+	PostgresReadURL  string
+	// PostgresStatementTimeout is the statement_timeout of every Postgres
+	// connection; 0 leaves the server's.
+	PostgresStatementTimeout time.Duration
+	HistoryRetention         time.Duration
+	HistoryPruneInterval     time.Duration
+	RedisURL                 string
+	RedisMode                string
+	RedisKeyPrefix           string
+	CacheTTL                 time.Duration
+	CacheAbsentTTL           time.Duration
+	LogLevel                 string
+	LogDir                   string
+	LogMaxSize               int64
+	LogMaxFiles              int64
+	LogMaxAge                time.Duration
+	LogSlowRequest           time.Duration
+	MaxBodyBytes             int64
+	RequestTimeout           time.Duration
+	ShutdownTimeout          time.Duration
+	ShutdownDelay            time.Duration
+	RecomputeDelay           time.Duration
+	RefreshInterval          time.Duration
+	HealthInterval           time.Duration
+	StartupTimeout           time.Duration
 	SecurityConfig
 }
 
@@ -70,7 +77,11 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	str(&cfg.MetricsAddr, "metrics-addr", "", "optional separate listen address for /metrics (empty: served on --addr)")
 	str(&cfg.DataDir, "data-dir", defaultDataDir(), "data directory of the embedded store, used when no Postgres URL is set")
 	secret(&cfg.PostgresURL, "postgres-url", "Postgres `URL`; when set, Postgres is the system of record instead of the embedded store")
-	num(&cfg.PostgresMaxConns, "postgres-max-conns", 16, "maximum Postgres connections in the pool")
+	num(&cfg.PostgresMaxConns, "postgres-max-conns", 16, "maximum Postgres connections in the pool (and in the read pool, with --postgres-read-url)")
+	secret(&cfg.PostgresReadURL, "postgres-read-url", "optional Postgres `URL` of a streaming replica of --postgres-url: as-of reads, scans and /v1/stats read from it; writes, latest reads and the registry stay on the primary")
+	dur(&cfg.PostgresStatementTimeout, "postgres-statement-timeout", 0, "statement_timeout of every Postgres connection: the server cancels a longer statement (504 timeout); 0 keeps the server's setting")
+	dur(&cfg.HistoryRetention, "history-retention", 0, "history retention of groups that set no history_retention_seconds: older superseded history is pruned and as-of reads before it answer 410 history_expired (0: keep all history)")
+	dur(&cfg.HistoryPruneInterval, "history-prune-interval", time.Minute, "how often history past its retention is pruned (one replica at a time) and the stats counters folded")
 	secret(&cfg.RedisURL, "redis-url", "Redis `URL`; when set, Redis is the online cache. single: redis://host:6379/0; cluster: redis://h1:p1?addr=h2:p2&addr=h3:p3 (seed nodes); sentinel: redis://s1:26379?addr=s2:26379&master_name=NAME; rediss:// for TLS")
 	str(&cfg.RedisMode, "redis-mode", cache.RedisSingle, "how --redis-url is read: single (one server), cluster (Redis Cluster seed nodes) or sentinel (Sentinels and a master name)")
 	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "fs", "prefix of every Redis key the service writes")
@@ -117,6 +128,18 @@ func (c *Config) validate() error {
 	if c.PostgresMaxConns < 1 || c.PostgresMaxConns > 1000 {
 		errs = append(errs, "postgres-max-conns must be between 1 and 1000")
 	}
+	if c.PostgresReadURL != "" && c.PostgresURL == "" {
+		errs = append(errs, "postgres-read-url needs postgres-url (the primary)")
+	}
+	if c.PostgresStatementTimeout < 0 {
+		errs = append(errs, "postgres-statement-timeout must be >= 0")
+	}
+	if c.HistoryRetention < 0 || c.HistoryRetention > feature.MaxHistoryRetention {
+		errs = append(errs, "history-retention must be between 0 (keep all) and 100 years")
+	}
+	if c.HistoryPruneInterval < time.Second {
+		errs = append(errs, "history-prune-interval must be at least 1s")
+	}
 	errs = append(errs, c.urlProblems()...)
 	errs = append(errs, c.SecurityConfig.problems(c.RedisURL)...)
 	if c.PostgresURL == "" && c.DataDir == "" {
@@ -136,6 +159,11 @@ func (c *Config) urlProblems() []string {
 	if c.PostgresURL != "" {
 		if _, err := pgxpool.ParseConfig(c.PostgresURL); err != nil {
 			errs = append(errs, "postgres-url is not a valid Postgres URL: "+maskIn(err.Error(), c.PostgresURL))
+		}
+	}
+	if c.PostgresReadURL != "" {
+		if _, err := pgxpool.ParseConfig(c.PostgresReadURL); err != nil {
+			errs = append(errs, "postgres-read-url is not a valid Postgres URL: "+maskIn(err.Error(), c.PostgresReadURL))
 		}
 	}
 	if !slices.Contains(cache.RedisModes, c.RedisMode) {
@@ -161,6 +189,8 @@ func (c Config) masked() map[string]any {
 	m := map[string]any{
 		"addr": c.Addr, "metrics_addr": c.MetricsAddr, "data_dir": c.DataDir,
 		"postgres_url": maskURL(c.PostgresURL), "postgres_max_conns": c.PostgresMaxConns,
+		"postgres_read_url": maskURL(c.PostgresReadURL), "postgres_statement_timeout": c.PostgresStatementTimeout.String(),
+		"history_retention": c.HistoryRetention.String(), "history_prune_interval": c.HistoryPruneInterval.String(),
 		"redis_url": maskURL(c.RedisURL), "redis_mode": c.RedisMode, "redis_key_prefix": c.RedisKeyPrefix,
 		"cache_ttl": c.CacheTTL.String(), "cache_absent_ttl": c.CacheAbsentTTL.String(),
 		"log_level": c.LogLevel, "max_body_bytes": c.MaxBodyBytes,

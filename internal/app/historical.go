@@ -120,7 +120,8 @@ func runHistorical(ctx context.Context, cfg Config, f historicalFlags, path stri
 		return err
 	}
 	defer b.Close()
-	svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{Logger: log, MaxHistoricalRows: f.maxRows, ReadOnly: true}))
+	svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{Logger: log, MaxHistoricalRows: f.maxRows, ReadOnly: true,
+		HistoryRetention: cfg.HistoryRetention}))
 	if err != nil {
 		return err
 	}

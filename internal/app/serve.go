@@ -128,15 +128,20 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	defer func() { stopBG(); wg.Wait() }()
 	svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{
 		Logger: log, Observer: m, RecomputeDelay: cfg.RecomputeDelay, RefreshInterval: cfg.RefreshInterval,
+		HistoryRetention: cfg.HistoryRetention,
 	}))
 	if err != nil {
 		_ = shutdown()
 		return fmt.Errorf("start service: %w", err)
 	}
 	checker := &health.Checker{Components: b.components, Timeout: 2 * time.Second, Observer: m}
-	wg.Add(2)
+	retention := service.NewRetention(b.pruner, svc.Groups, service.RetentionOptions{
+		Default: cfg.HistoryRetention, Interval: cfg.HistoryPruneInterval, Logger: log, Observer: m,
+	})
+	wg.Add(3)
 	go func() { defer wg.Done(); svc.Run(bg) }()
 	go func() { defer wg.Done(); checker.Run(bg, cfg.HealthInterval) }()
+	go func() { defer wg.Done(); retention.Run(bg) }()
 
 	full := httpapi.NewRouter(httpapi.Deps{
 		Service: svc, Health: checker, Metrics: m, MetricsHandler: apiMetrics, Logger: log,

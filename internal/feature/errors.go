@@ -36,6 +36,10 @@ const (
 	// CodeNotAcceptable is a request whose Accept header names no format
 	// the answer can be written in: 406.
 	CodeNotAcceptable Code = "not_acceptable"
+	// CodeHistoryExpired is an as-of read of a time older than the group's
+	// history retention: the history that would answer it may have been
+	// pruned, so no value is given rather than a possibly wrong one: 410.
+	CodeHistoryExpired Code = "history_expired"
 	// CodeCanceled is a request whose client went away before the answer
 	// (context.Canceled): 499, as nginx and Prometheus record it. It is not a
 	// server error; the client never reads the answer.
@@ -57,7 +61,8 @@ const (
 func Codes() []Code {
 	return []Code{
 		CodeInvalid, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodeTooLarge,
-		CodeUnauthenticated, CodeForbidden, CodeUnsupportedMediaType, CodeNotAcceptable, CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
+		CodeUnauthenticated, CodeForbidden, CodeUnsupportedMediaType, CodeNotAcceptable, CodeHistoryExpired,
+		CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
 	}
 }
 
@@ -114,6 +119,11 @@ func Canceled(msg string, cause error) error {
 // Conflict is a state conflict.
 func Conflict(msg string, fields ...FieldError) error {
 	return &Error{Code: CodeConflict, Message: msg, Fields: fields}
+}
+
+// HistoryExpired is an as-of read older than the retained history.
+func HistoryExpired(msg string, fields ...FieldError) error {
+	return &Error{Code: CodeHistoryExpired, Message: msg, Fields: fields}
 }
 
 // ErrorCode returns the code of err: the code of the first *Error in its

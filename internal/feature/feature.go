@@ -43,15 +43,21 @@ type Spec struct {
 // entity key, with a time-to-live after which values count as outside their
 // maximum age.
 type Group struct {
-	Name          string            `json:"name"`
-	EntityKey     string            `json:"entity_key"`
-	Features      []Spec            `json:"features"`
-	TTL           Duration          `json:"ttl_seconds"`
-	Description   string            `json:"description,omitempty"`
-	Tags          map[string]string `json:"tags,omitempty"`
-	SchemaVersion int               `json:"schema_version"`
-	CreatedAt     time.Time         `json:"created_at"`
-	UpdatedAt     time.Time         `json:"updated_at"`
+	Name      string   `json:"name"`
+	EntityKey string   `json:"entity_key"`
+	Features  []Spec   `json:"features"`
+	TTL       Duration `json:"ttl_seconds"`
+	// HistoryRetention is how far back the group's history answers as-of
+	// reads: older rows that a newer row already superseded before
+	// now-HistoryRetention are pruned, and as-of reads of such times are
+	// refused (CodeHistoryExpired). nil means the service's default; 0 keeps
+	// all history.
+	HistoryRetention *Duration         `json:"history_retention_seconds,omitempty"`
+	Description      string            `json:"description,omitempty"`
+	Tags             map[string]string `json:"tags,omitempty"`
+	SchemaVersion    int               `json:"schema_version"`
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
 }
 
 // Feature returns the spec of the named feature.
@@ -87,6 +93,18 @@ const ReservedGroupName = "none"
 // MaxFeaturesPerGroup bounds a group's width.
 const MaxFeaturesPerGroup = 512
 
+// MaxHistoryRetention bounds a group's history retention: 100 years.
+const MaxHistoryRetention = 36525 * 24 * time.Hour
+
+// Retention returns the group's effective history retention: its own, or
+// def when it has none. 0 means all history is kept.
+func (g Group) Retention(def time.Duration) time.Duration {
+	if g.HistoryRetention != nil {
+		return time.Duration(*g.HistoryRetention)
+	}
+	return def
+}
+
 // Validate checks a group definition as a client sent it (times and schema
 // version are set by the registry, not the client).
 func (g Group) Validate() error {
@@ -121,6 +139,9 @@ func (g Group) Validate() error {
 	if g.TTL < 0 {
 		fields = append(fields, FieldError{Field: "ttl_seconds", Problem: "must be >= 0 (0 means no maximum age)"})
 	}
+	if g.HistoryRetention != nil && (*g.HistoryRetention < 0 || time.Duration(*g.HistoryRetention) > MaxHistoryRetention) {
+		fields = append(fields, FieldError{Field: "history_retention_seconds", Problem: fmt.Sprintf("must be between 0 (keep all history) and %d seconds (100 years); leave it out for the service default", int64(MaxHistoryRetention/time.Second))})
+	}
 	if len(g.Tags) > 64 {
 		fields = append(fields, FieldError{Field: "tags", Problem: "at most 64 tags"})
 	}
@@ -140,7 +161,7 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || f != math.Trunc(f) || math.Abs(f) > math.MaxInt64/float64(time.Second) {
-		return fmt.Errorf("ttl_seconds must be a whole number of seconds")
+		return fmt.Errorf("must be a whole number of seconds")
 	}
 	*d = Duration(time.Duration(f) * time.Second)
 	return nil

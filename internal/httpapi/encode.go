@@ -161,6 +161,8 @@ func status(c feature.Code) int {
 		return http.StatusUnsupportedMediaType
 	case feature.CodeNotAcceptable:
 		return http.StatusNotAcceptable
+	case feature.CodeHistoryExpired:
+		return http.StatusGone
 	case feature.CodeCanceled:
 		return StatusClientClosedRequest
 	case feature.CodeUnavailable:

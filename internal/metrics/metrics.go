@@ -99,6 +99,10 @@ type Metrics struct {
 	recomputeMovies      prometheus.Gauge
 	recomputeLastSuccess prometheus.Gauge
 
+	pruneRuns        *prometheus.CounterVec
+	prunedRows       prometheus.Counter
+	pruneLastSuccess prometheus.Gauge
+
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 	httpInFlight prometheus.Gauge
@@ -276,6 +280,19 @@ func New(reg prometheus.Registerer, build BuildInfo, now func() time.Time) *Metr
 			Help: "Unix time the last successful recompute finished; 0 before the first.",
 		}),
 
+		pruneRuns: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "feature_store_history_prune_runs_total",
+			Help: "History pruning passes, by result (success, failure, or skipped: another replica holds the maintenance lock).",
+		}, []string{"result"}),
+		prunedRows: f.NewCounter(prometheus.CounterOpts{
+			Name: "feature_store_history_pruned_rows_total",
+			Help: "History rows deleted by pruning (rows older than their group's history retention that a newer row supersedes).",
+		}),
+		pruneLastSuccess: f.NewGauge(prometheus.GaugeOpts{
+			Name: "feature_store_history_prune_last_success_timestamp_seconds",
+			Help: "Unix time the last successful pruning pass of this replica finished; 0 before the first.",
+		}),
+
 		httpRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "feature_store_http_requests_total",
 			Help: "HTTP requests served, by chi route pattern, method and status code.",
@@ -317,6 +334,9 @@ func New(reg prometheus.Registerer, build BuildInfo, now func() time.Time) *Metr
 	}
 	for _, r := range [...]string{"success", "failure"} {
 		m.recomputeRuns.WithLabelValues(r)
+	}
+	for _, r := range [...]string{"success", "failure", "skipped"} {
+		m.pruneRuns.WithLabelValues(r)
 	}
 
 	m.state = newStateCollector(now)
@@ -580,6 +600,22 @@ func (m *Metrics) Recomputed(movies int, d time.Duration, err error) {
 	m.recomputeRuns.WithLabelValues("success").Inc()
 	m.recomputeMovies.Set(float64(movies))
 	m.recomputeLastSuccess.Set(float64(m.now().UnixNano()) / 1e9)
+}
+
+// HistoryPruned records one pruning pass: the rows it deleted (also those
+// of a pass that failed part way), and its result; skipped is a pass left to
+// the replica holding the maintenance lock.
+func (m *Metrics) HistoryPruned(rows int64, skipped bool, err error) {
+	m.prunedRows.Add(float64(rows))
+	switch {
+	case err != nil:
+		m.pruneRuns.WithLabelValues("failure").Inc()
+	case skipped:
+		m.pruneRuns.WithLabelValues("skipped").Inc()
+	default:
+		m.pruneRuns.WithLabelValues("success").Inc()
+		m.pruneLastSuccess.Set(float64(m.now().UnixNano()) / 1e9)
+	}
 }
 
 // RegisterCacheState makes the cache wrapper's state visible at scrape time:

@@ -192,13 +192,10 @@ func (p *historicalPlan) columns(full bool, refField string) error {
 // retentionHorizons lists, for each group with a history retention, the
 // time before which its history may be gone.
 func (s *Service) retentionHorizons(groups []feature.Group) []horizon {
-	if s.opts.HistoryRetention == nil {
-		return nil
-	}
 	now := s.now()
 	var out []horizon
 	for _, g := range groups {
-		if keep := s.opts.HistoryRetention(g); keep > 0 {
+		if keep := g.Retention(s.opts.HistoryRetention); keep > 0 {
 			out = append(out, horizon{group: g.Name, from: now.Add(-keep).Truncate(time.Microsecond)})
 		}
 	}

@@ -455,14 +455,15 @@ func TestHistoricalRequestErrors(t *testing.T) {
 	}
 	t.Cleanup(func() { lite.Close() })
 	c := newClock()
-	s := newService(t, lite, c, Options{MaxHistoricalRows: 3,
-		HistoryRetention: func(g feature.Group) time.Duration {
-			if g.Name == tmdb.GroupText {
-				return 30 * 24 * time.Hour
-			}
-			return 0
-		}})
+	// A month of history for the groups that set no retention (the
+	// built-in movie_* groups); user_forever keeps all of it.
+	s := newService(t, lite, c, Options{MaxHistoricalRows: 3, HistoryRetention: 30 * 24 * time.Hour})
 	putUserGroup(t, s)
+	forever := feature.Duration(0)
+	if _, _, err := s.PutGroup(context.Background(), feature.Group{Name: "user_forever", EntityKey: "movie_id",
+		Features: []feature.Spec{{Name: "x", Type: feature.Int64}}, HistoryRetention: &forever}); err != nil {
+		t.Fatal(err)
+	}
 	ts := func(n int) []any {
 		out := make([]any, n)
 		for i := range out {
@@ -509,7 +510,10 @@ func TestHistoricalRequestErrors(t *testing.T) {
 			"event_timestamp": {"2025-06-01T00:00:00Z", "2025-04-01T00:00:00Z"}}, Features: []string{"movie_text:title_length"}},
 			feature.CodeInvalid, "entities.event_timestamp[1]"},
 		{"retention of another group", HistoricalRequest{Entities: map[string][]any{"movie_id": {json.Number("1")},
-			"event_timestamp": {"2025-04-01T00:00:00Z"}}, Features: []string{"movie_basic:popularity"}}, "", ""},
+			"event_timestamp": {"2025-04-01T00:00:00Z"}}, Features: []string{"user_forever:x"}}, "", ""},
+		{"retention of the group, not the default", HistoricalRequest{Entities: map[string][]any{"movie_id": {json.Number("1")},
+			"event_timestamp": {"2025-04-01T00:00:00Z"}}, Features: []string{"user_forever:x", "movie_basic:popularity"}},
+			feature.CodeInvalid, "entities.event_timestamp[0]"},
 	}
 	for _, tt := range tests {
 		sink := &tableSink{}

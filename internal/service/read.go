@@ -54,6 +54,11 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 			return res, feature.NotFound("unknown feature", fields...)
 		}
 	}
+	if asOf != nil {
+		if err := s.checkRetention(g, *asOf); err != nil {
+			return res, err
+		}
+	}
 	row, err := s.readEntity(ctx, g, id, asOf, g.Name == tmdb.GroupStatistical && needsCorpus(specs))
 	if err != nil {
 		return res, err

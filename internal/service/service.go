@@ -60,6 +60,12 @@ type Options struct {
 	// re-read from the store, the fallback for a registry change whose
 	// notification was lost; 0 means 15s.
 	RefreshInterval time.Duration
+	// HistoryRetention is the history retention of groups that set none:
+	// as-of reads older than it are refused (feature.CodeHistoryExpired),
+	// and so are training-set rows older than a group's retention (see
+	// docs/historical.md); 0 keeps all history. Pruning itself is
+	// Retention's job.
+	HistoryRetention time.Duration
 	// Limits; zero means the defaults below.
 	MaxBatchRecords int
 	MaxEntities     int
@@ -76,10 +82,6 @@ type Options struct {
 	// `featurestore historical`): New skips loading the movie corpus, which
 	// only ingests and recomputes need, and those fail with errReadOnly.
 	ReadOnly bool
-	// HistoryRetention is how long a group's history is kept (0: for
-	// ever); nil means every group keeps all of it. Training-set rows
-	// older than a group's retention are refused (see docs/historical.md).
-	HistoryRetention func(feature.Group) time.Duration
 }
 
 // Default limits.

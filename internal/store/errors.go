@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -22,6 +23,14 @@ func GroupNotFound(names ...string) error {
 		fields[i] = feature.FieldError{Field: "group", Problem: "unknown feature group " + strconv.Quote(n)}
 	}
 	return feature.NotFound("feature group not found", fields...)
+}
+
+// HistoryExpired is the error of an as-of read at asOf, before the group's
+// prune watermark: the history that would answer it may be gone.
+func HistoryExpired(group string, asOf, watermark time.Time) error {
+	return feature.HistoryExpired(fmt.Sprintf("as_of %s is before the retained history of group %s, which begins at %s",
+		asOf.UTC().Format(time.RFC3339Nano), group, watermark.UTC().Format(time.RFC3339Nano)),
+		feature.FieldError{Field: "as_of", Problem: "older than the group's history retention"})
 }
 
 // DependencyError codes the failure of a call to a storage dependency that

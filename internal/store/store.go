@@ -55,6 +55,23 @@ type Store interface {
 	Close() error
 }
 
+// Horizon is where one group's retained history begins: rows that a newer
+// row with an event time at or before Before supersedes may be pruned, and
+// as-of reads before Before are refused (feature.CodeHistoryExpired).
+type Horizon struct {
+	Group  string
+	Before time.Time
+}
+
+// PruneResult reports one pruning pass.
+type PruneResult struct {
+	// Rows is the number of history rows deleted.
+	Rows int64
+	// Skipped is set when another process holds the cluster's maintenance
+	// lock and did the work instead.
+	Skipped bool
+}
+
 // Stats describes what a backend holds.
 type Stats struct {
 	Backend      string       `json:"backend"`
@@ -67,7 +84,7 @@ type GroupStats struct {
 	Group string `json:"group"`
 	// Entities is the number of entities with a latest row.
 	Entities int64 `json:"entities"`
-	// Rows is the number of history rows.
+	// Rows is the number of history rows (maintained counts, not a scan).
 	Rows int64 `json:"rows"`
 	// NewestEventTime is the newest event time of any row (zero if none).
 	NewestEventTime time.Time `json:"newest_event_time"`

@@ -46,13 +46,24 @@ type Options struct {
 	MaxConns int32
 	// Logger receives start-up events; nil discards them.
 	Logger *zap.Logger
+	// ReadURL, when set, is a streaming replica of the database at url:
+	// as-of reads, scans and statistics go to it, writes, latest reads and
+	// the registry to the primary. Its pool has MaxConns connections too.
+	ReadURL string
+	// StatementTimeout, when positive, is set as the statement_timeout of
+	// every connection (both pools): a statement running longer is cancelled
+	// by the server (feature.CodeTimeout).
+	StatementTimeout time.Duration
 }
 
 // Store is a store.Store backed by PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
-	now  func() time.Time
-	log  *zap.Logger
+	// reader serves as-of reads, scans and statistics: the replica's pool
+	// when Options.ReadURL is set, otherwise pool itself.
+	reader *pgxpool.Pool
+	now    func() time.Time
+	log    *zap.Logger
 
 	listenerPID atomic.Uint32 // backend of the last registry listener connection (for tests)
 }
@@ -74,9 +85,50 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	cfg, err := pgxpool.ParseConfig(url)
+	cfg, err := poolConfig(url, opts)
 	if err != nil {
 		return nil, feature.Invalid("invalid postgres url: " + err.Error())
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: create pool: %w", err)
+	}
+	s := &Store{pool: pool, reader: pool, now: opts.Now, log: opts.Logger}
+	if opts.ReadURL != "" {
+		rcfg, err := poolConfig(opts.ReadURL, opts)
+		if err != nil {
+			pool.Close()
+			return nil, feature.Invalid("invalid postgres read url: " + err.Error())
+		}
+		if s.reader, err = pgxpool.NewWithConfig(ctx, rcfg); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("postgres: create read pool: %w", err)
+		}
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		s.Close()
+		return nil, dbError("connect", err)
+	}
+	err = migrate(ctx, conn.Conn(), s.now, s.log)
+	conn.Release()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.log.Info("postgres store open",
+		zap.String("host", cfg.ConnConfig.Host), zap.String("database", cfg.ConnConfig.Database),
+		zap.Int32("max_conns", cfg.MaxConns), zap.Bool("read_replica", opts.ReadURL != ""),
+		zap.Duration("statement_timeout", opts.StatementTimeout))
+	return s, nil
+}
+
+// poolConfig parses a URL into a pool configuration with the options'
+// pool size, statement timeout and the default connect timeout.
+func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
@@ -84,33 +136,28 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: create pool: %w", err)
+	if opts.StatementTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(1, opts.StatementTimeout.Milliseconds()), 10)
 	}
-	s := &Store{pool: pool, now: opts.Now, log: opts.Logger}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		pool.Close()
-		return nil, dbError("connect", err)
-	}
-	err = migrate(ctx, conn.Conn(), s.now, s.log)
-	conn.Release()
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	s.log.Info("postgres store open",
-		zap.String("host", cfg.ConnConfig.Host), zap.String("database", cfg.ConnConfig.Database),
-		zap.Int32("max_conns", cfg.MaxConns))
-	return s, nil
+	return cfg, nil
 }
 
 // Pool returns the connection pool, for metrics that read its statistics.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Close closes the pool.
+// ReadPool returns the pool of the read replica, or nil without one.
+func (s *Store) ReadPool() *pgxpool.Pool {
+	if s.reader == s.pool {
+		return nil
+	}
+	return s.reader
+}
+
+// Close closes the pools.
 func (s *Store) Close() error {
+	if s.reader != s.pool {
+		s.reader.Close()
+	}
 	s.pool.Close()
 	return nil
 }
@@ -166,13 +213,14 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 	}
 	out, err := scanGroup(s.pool.QueryRow(ctx, `
 		INSERT INTO feature_groups AS g (`+rowjson.GroupColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)
+		VALUES ($1, $2, $3, $4, $5, $6, 1, $8, $8, $7)
 		ON CONFLICT (name) DO UPDATE SET
 		    entity_key     = excluded.entity_key,
 		    features       = excluded.features,
 		    ttl_seconds    = excluded.ttl_seconds,
 		    description    = excluded.description,
 		    tags           = excluded.tags,
+		    history_retention_seconds = excluded.history_retention_seconds,
 		    schema_version = g.schema_version + 1,
 		    updated_at     = excluded.updated_at
 		RETURNING `+rowjson.GroupColumns,
@@ -218,24 +266,51 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 // and one round trip whatever the batch size. DISTINCT ON keeps one row per
 // entity (ON CONFLICT may touch a row once per statement) and its ORDER BY
 // makes concurrent batches lock latest rows in the same order.
+//
+// A row that repeats the current latest (same event time, same values) is
+// neither appended nor upserted: it would change no as-of answer and would
+// only add a dead version and a history row. The statement also appends one
+// delta row per group to feature_group_counts (history rows added, entities
+// added, newest event time), which Stats sums instead of counting tables.
+// In a data-modifying WITH every part sees the snapshot from before the
+// statement, so the duplicate check compares with the latest row as it was.
 const writeRowsSQL = `
 WITH input AS (
     SELECT group_name, entity_id, event_time, write_time, feature_values::jsonb AS feature_values
     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
         AS t(group_name, entity_id, event_time, write_time, feature_values)
+), fresh AS (
+    SELECT i.* FROM input i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM feature_latest l
+        WHERE l.group_name = i.group_name AND l.entity_id = i.entity_id
+          AND l.event_time = i.event_time AND l.feature_values::text = i.feature_values::text)
 ), history AS (
     INSERT INTO feature_rows (group_name, entity_id, event_time, write_time, feature_values)
-    SELECT group_name, entity_id, event_time, write_time, feature_values FROM input
+    SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh
+    RETURNING group_name, event_time
+), latest AS (
+    INSERT INTO feature_latest AS l (group_name, entity_id, event_time, write_time, feature_values)
+    SELECT DISTINCT ON (group_name, entity_id) group_name, entity_id, event_time, write_time, feature_values
+    FROM fresh
+    ORDER BY group_name, entity_id, event_time DESC, write_time DESC
+    ON CONFLICT (group_name, entity_id) DO UPDATE SET
+        event_time     = excluded.event_time,
+        write_time     = excluded.write_time,
+        feature_values = excluded.feature_values
+    WHERE (excluded.event_time, excluded.write_time) > (l.event_time, l.write_time)
+    RETURNING group_name, (xmax = 0) AS inserted
 )
-INSERT INTO feature_latest AS l (group_name, entity_id, event_time, write_time, feature_values)
-SELECT DISTINCT ON (group_name, entity_id) group_name, entity_id, event_time, write_time, feature_values
-FROM input
-ORDER BY group_name, entity_id, event_time DESC, write_time DESC
-ON CONFLICT (group_name, entity_id) DO UPDATE SET
-    event_time     = excluded.event_time,
-    write_time     = excluded.write_time,
-    feature_values = excluded.feature_values
-WHERE (excluded.event_time, excluded.write_time) > (l.event_time, l.write_time)`
+INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
+SELECT group_name, sum(entities), sum(history_rows), max(newest)
+FROM (
+    SELECT group_name, 0 AS entities, count(*) AS history_rows, max(event_time) AS newest
+    FROM history GROUP BY group_name
+    UNION ALL
+    SELECT group_name, count(*) FILTER (WHERE inserted), 0, NULL
+    FROM latest GROUP BY group_name
+) d
+GROUP BY group_name`
 
 // WriteRows writes rows all or nothing (see store.Store). Event and write
 // times are truncated to microseconds.
@@ -372,14 +447,19 @@ func newRow(k feature.Key, event, write time.Time, values []byte) (*feature.Row,
 }
 
 // GetAsOf returns the newest row with EventTime <= asOf (truncated to
-// microseconds), read from the as-of index; NotFound for an unknown group.
+// microseconds), read from the as-of index of the read pool; NotFound for
+// an unknown group, HistoryExpired when asOf is before the group's prune
+// watermark. The watermark and the row are read in one statement, hence
+// from one snapshot: a replica that has not replayed a prune yet still has
+// the rows it would delete.
 func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*feature.Row, error) {
 	var (
-		event, write *time.Time
-		values       []byte
+		expired, event, write *time.Time
+		values                []byte
 	)
-	err := s.pool.QueryRow(ctx, `
-		SELECT r.event_time, r.write_time, r.feature_values
+	asOf = asOf.Truncate(time.Microsecond)
+	err := s.reader.QueryRow(ctx, `
+		SELECT g.history_expired_before, r.event_time, r.write_time, r.feature_values
 		FROM feature_groups g
 		LEFT JOIN LATERAL (
 		    SELECT event_time, write_time, feature_values FROM feature_rows
@@ -388,12 +468,15 @@ func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*
 		    LIMIT 1
 		) r ON true
 		WHERE g.name = $1`,
-		key.Group, key.EntityID, asOf.Truncate(time.Microsecond)).Scan(&event, &write, &values)
+		key.Group, key.EntityID, asOf).Scan(&expired, &event, &write, &values)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.GroupNotFound(key.Group)
 	}
 	if err != nil {
 		return nil, dbError("get as of", err)
+	}
+	if expired != nil && asOf.Before(*expired) {
+		return nil, store.HistoryExpired(key.Group, asOf, *expired)
 	}
 	if event == nil {
 		return nil, nil
@@ -406,7 +489,7 @@ func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*
 // written during the scan may or may not be seen.
 func (s *Store) ScanLatest(ctx context.Context, group string, fn func(feature.Row) error) error {
 	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM feature_groups WHERE name = $1)`, group).Scan(&exists); err != nil {
+	if err := s.reader.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM feature_groups WHERE name = $1)`, group).Scan(&exists); err != nil {
 		return dbError("scan latest", err)
 	}
 	if !exists {
@@ -418,7 +501,7 @@ func (s *Store) ScanLatest(ctx context.Context, group string, fn func(feature.Ro
 }
 
 func (s *Store) scanPage(ctx context.Context, group, after string, limit int) ([]feature.Row, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.reader.Query(ctx, `
 		SELECT entity_id, event_time, write_time, feature_values FROM feature_latest
 		WHERE group_name = $1 AND entity_id > $2
 		ORDER BY entity_id
@@ -449,20 +532,19 @@ func (s *Store) scanPage(ctx context.Context, group, after string, limit int) ([
 	return page, nil
 }
 
-// Stats counts entities and history rows per group and sums the on-disk size
-// of the three tables with their indexes and TOAST. The newest event time
-// comes from feature_latest: an entity's latest row has its newest event
-// time. Counting history rows reads the whole history, so call it at human,
-// not request, frequency.
+// Stats reports, per group, the entities, history rows and newest event
+// time summed from the maintained deltas of feature_group_counts (a few
+// rows per group, never a scan of the history), and the on-disk size of the
+// tables with their indexes and TOAST from pg_total_relation_size (a stat
+// of the files, cheap). It reads from the read pool.
 func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	st := store.Stats{Backend: "postgres", Groups: []store.GroupStats{}}
-	rows, err := s.pool.Query(ctx, `
-		SELECT g.name, coalesce(l.entities, 0), coalesce(r.n, 0), l.newest
+	rows, err := s.reader.Query(ctx, `
+		SELECT g.name, coalesce(sum(c.entities), 0)::bigint, coalesce(sum(c.history_rows), 0)::bigint,
+		       max(c.newest_event_time)
 		FROM feature_groups g
-		LEFT JOIN (SELECT group_name, count(*) AS entities, max(event_time) AS newest
-		           FROM feature_latest GROUP BY group_name) l ON l.group_name = g.name
-		LEFT JOIN (SELECT group_name, count(*) AS n
-		           FROM feature_rows GROUP BY group_name) r ON r.group_name = g.name
+		LEFT JOIN feature_group_counts c ON c.group_name = g.name
+		GROUP BY g.name
 		ORDER BY g.name`)
 	if err != nil {
 		return store.Stats{}, dbError("stats", err)
@@ -484,10 +566,11 @@ func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	if err := rows.Err(); err != nil {
 		return store.Stats{}, dbError("stats", err)
 	}
-	if err := s.pool.QueryRow(ctx, `
+	if err := s.reader.QueryRow(ctx, `
 		SELECT pg_total_relation_size('feature_groups')
 		     + pg_total_relation_size('feature_rows')
-		     + pg_total_relation_size('feature_latest')`).Scan(&st.StorageBytes); err != nil {
+		     + pg_total_relation_size('feature_latest')
+		     + pg_total_relation_size('feature_group_counts')`).Scan(&st.StorageBytes); err != nil {
 		return store.Stats{}, dbError("stats: storage size", err)
 	}
 	return st, nil
@@ -522,8 +605,10 @@ func (s *Store) Health(ctx context.Context) store.Component {
 	}}
 }
 
-func (s *Store) poolStats() map[string]any {
-	st := s.pool.Stat()
+func (s *Store) poolStats() map[string]any { return poolStats(s.pool) }
+
+func poolStats(p *pgxpool.Pool) map[string]any {
+	st := p.Stat()
 	return map[string]any{
 		"total":                  st.TotalConns(),
 		"idle":                   st.IdleConns(),
@@ -536,4 +621,38 @@ func (s *Store) poolStats() map[string]any {
 		"acquire_duration_ms":    float64(st.AcquireDuration().Microseconds()) / 1000,
 		"new_conns":              st.NewConnsCount(),
 	}
+}
+
+// ReadHealth checks the read replica (nil without one): up when it answers,
+// with its replay lag (the time since the last transaction it replayed was
+// committed on the primary; it grows while the primary is idle too) and
+// whether it is in recovery (false means it is not a replica at all).
+func (s *Store) ReadHealth() store.HealthChecker {
+	if s.reader == s.pool {
+		return nil
+	}
+	return replicaHealth{s}
+}
+
+type replicaHealth struct{ s *Store }
+
+func (h replicaHealth) Health(ctx context.Context) store.Component {
+	start := h.s.now()
+	var (
+		recovery bool
+		lag      *float64
+	)
+	if err := h.s.reader.QueryRow(ctx, `
+		SELECT pg_is_in_recovery(), extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8`).Scan(&recovery, &lag); err != nil {
+		return store.Component{Status: store.HealthDown, Error: dbError("replica health", err).Error()}
+	}
+	details := map[string]any{
+		"in_recovery":      recovery,
+		"query_latency_ms": float64(h.s.now().Sub(start).Microseconds()) / 1000,
+		"pool":             poolStats(h.s.reader),
+	}
+	if lag != nil {
+		details["replay_lag_seconds"] = *lag
+	}
+	return store.Component{Status: store.HealthUp, Details: details}
 }

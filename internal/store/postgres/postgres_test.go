@@ -35,6 +35,13 @@ func TestMovieCorpusContract(t *testing.T) {
 	storetest.RunMovieCorpus(t, func(t *testing.T) storetest.CorpusStore { return openStore(t, testenv.PostgresSchemaURL(t, "fs_t")) })
 }
 
+func TestRetentionContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore {
+		return openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	})
+}
+
 func countMigrations(t *testing.T, url string) int {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
@@ -278,5 +285,80 @@ func TestFeatureServiceContract(t *testing.T) {
 	t.Parallel()
 	storetest.RunFeatureServices(t, func(t *testing.T) storetest.ServiceStore {
 		return openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	})
+}
+
+// TestPruneOncePerCluster: while one process holds the maintenance lock,
+// another's PruneHistory skips, deletes nothing and moves no watermark.
+func TestPruneOncePerCluster(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresSchemaURL(t, "fs_t")
+	a, b := openStore(t, url), openStore(t, url)
+	g := feature.Group{Name: "g", EntityKey: "id", Features: []feature.Spec{{Name: "x", Type: feature.Int64}}}
+	if _, err := a.PutGroup(t.Context(), g, time.Now()); err != nil {
+		t.Fatalf("PutGroup: %v", err)
+	}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	rows := []feature.Row{
+		{Group: "g", EntityID: "e", EventTime: t0, WriteTime: t0, Values: feature.Values{"x": int64(1)}},
+		{Group: "g", EntityID: "e", EventTime: t0.Add(time.Hour), WriteTime: t0.Add(time.Hour), Values: feature.Values{"x": int64(2)}},
+	}
+	if err := a.WriteRows(t.Context(), rows); err != nil {
+		t.Fatalf("WriteRows: %v", err)
+	}
+	conn, err := a.Pool().Acquire(t.Context())
+	if err != nil {
+		t.Fatalf("Acquire: %v", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(t.Context(), `SELECT pg_advisory_lock(`+maintenanceLockKey+`)`); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	horizon := []store.Horizon{{Group: "g", Before: t0.Add(2 * time.Hour)}}
+	res, err := b.PruneHistory(t.Context(), horizon, 10)
+	if err != nil || !res.Skipped || res.Rows != 0 {
+		t.Fatalf("PruneHistory while another process holds the lock = %+v, %v; want skipped", res, err)
+	}
+	if r, err := b.GetAsOf(t.Context(), feature.Key{Group: "g", EntityID: "e"}, t0); err != nil || r == nil {
+		t.Errorf("GetAsOf after a skipped prune = %v, %v; want the first row", r, err)
+	}
+	if _, err := conn.Exec(t.Context(), `SELECT pg_advisory_unlock(`+maintenanceLockKey+`)`); err != nil {
+		t.Fatalf("unlock: %v", err)
+	}
+	if res, err = b.PruneHistory(t.Context(), horizon, 10); err != nil || res.Skipped || res.Rows != 1 {
+		t.Fatalf("PruneHistory once the lock is free = %+v, %v; want 1 row", res, err)
+	}
+}
+
+// TestPruneVacuums: a pass that prunes many rows vacuums the history, so
+// the next writes reuse the space instead of growing the table.
+func TestPruneVacuums(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	g := feature.Group{Name: "g", EntityKey: "id", Features: []feature.Spec{{Name: "x", Type: feature.Int64}}}
+	if _, err := s.PutGroup(t.Context(), g, time.Now()); err != nil {
+		t.Fatalf("PutGroup: %v", err)
+	}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var rows []feature.Row
+	for e := range vacuumAfter / 4 {
+		for v := range 5 {
+			at := t0.Add(time.Duration(v) * time.Hour)
+			rows = append(rows, feature.Row{Group: "g", EntityID: fmt.Sprint(e), EventTime: at, WriteTime: at, Values: feature.Values{"x": int64(v)}})
+		}
+	}
+	if err := s.WriteRows(t.Context(), rows); err != nil {
+		t.Fatalf("WriteRows: %v", err)
+	}
+	res, err := s.PruneHistory(t.Context(), []store.Horizon{{Group: "g", Before: t0.Add(10 * time.Hour)}}, 1000)
+	if err != nil || res.Rows != vacuumAfter {
+		t.Fatalf("PruneHistory = %+v, %v; want %d rows", res, err, vacuumAfter)
+	}
+	testenv.Eventually(t, time.Minute, "feature_rows vacuumed", func() (bool, string) {
+		var vacuumed bool
+		err := s.Pool().QueryRow(t.Context(), `
+			SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables
+			WHERE relid = 'feature_rows'::regclass`).Scan(&vacuumed)
+		return err == nil && vacuumed, fmt.Sprintf("vacuumed %v, err %v", vacuumed, err)
 	})
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // GroupColumns are the columns of both engines' feature_groups table, in the
-// order ScanGroup reads them; GroupArgs gives the first six.
-const GroupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at`
+// order ScanGroup reads them; GroupArgs gives the first six and the last.
+const GroupColumns = `name, entity_key, features, ttl_seconds, description, tags, schema_version, created_at, updated_at, history_retention_seconds`
 
 // Scanner is one result row: *sql.Row, *sql.Rows, pgx.Row and pgx.Rows are.
 type Scanner interface {
@@ -25,15 +25,21 @@ type Rows interface {
 }
 
 // GroupArgs returns the values of the columns a client defines, the first
-// six of GroupColumns: name, entity_key, features and tags as JSON, the TTL
-// in whole seconds, description. The engine adds schema_version and the
-// times.
+// six and the last of GroupColumns: name, entity_key, features and tags as
+// JSON, the TTL in whole seconds, description, and the history retention in
+// whole seconds (nil: the service default). The engine adds schema_version
+// and the times.
 func GroupArgs(g feature.Group) ([]any, error) {
 	features, tags, err := EncodeGroup(g)
 	if err != nil {
 		return nil, err
 	}
-	return []any{g.Name, g.EntityKey, features, int64(time.Duration(g.TTL) / time.Second), g.Description, tags}, nil
+	var retention *int64
+	if g.HistoryRetention != nil {
+		r := int64(time.Duration(*g.HistoryRetention) / time.Second)
+		retention = &r
+	}
+	return []any{g.Name, g.EntityKey, features, int64(time.Duration(g.TTL) / time.Second), g.Description, tags, retention}, nil
 }
 
 // ScanGroup reads a row selected as GroupColumns. The engine's timestamps
@@ -45,15 +51,20 @@ func ScanGroup[T any](row Scanner, toTime func(T) time.Time) (feature.Group, err
 		features, tags     []byte
 		ttl                int64
 		created, updatedAt T
+		retention          *int64
 	)
 	if err := row.Scan(&g.Name, &g.EntityKey, &features, &ttl, &g.Description, &tags,
-		&g.SchemaVersion, &created, &updatedAt); err != nil {
+		&g.SchemaVersion, &created, &updatedAt, &retention); err != nil {
 		return feature.Group{}, err
 	}
 	if err := DecodeGroup(&g, features, tags); err != nil {
 		return feature.Group{}, err
 	}
 	g.TTL = feature.Duration(time.Duration(ttl) * time.Second)
+	if retention != nil {
+		r := feature.Duration(time.Duration(*retention) * time.Second)
+		g.HistoryRetention = &r
+	}
 	g.CreatedAt, g.UpdatedAt = toTime(created), toTime(updatedAt)
 	return g, nil
 }

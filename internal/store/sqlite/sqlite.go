@@ -270,13 +270,14 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 	}
 	out, err := scanGroup(s.writer.QueryRowContext(ctx, `
 		INSERT INTO feature_groups (`+rowjson.GroupColumns+`)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?8, ?8, ?7)
 		ON CONFLICT (name) DO UPDATE SET
 		    entity_key     = excluded.entity_key,
 		    features       = excluded.features,
 		    ttl_seconds    = excluded.ttl_seconds,
 		    description    = excluded.description,
 		    tags           = excluded.tags,
+		    history_retention_seconds = excluded.history_retention_seconds,
 		    schema_version = feature_groups.schema_version + 1,
 		    updated_at     = excluded.updated_at
 		RETURNING `+rowjson.GroupColumns,
@@ -322,8 +323,11 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 
 // WriteRows writes rows all or nothing in one IMMEDIATE transaction (see
 // store.Store): each row is appended to the history and upserted into
-// feature_latest, replacing the current latest only when it is newer.
-// Event and write times are truncated to microseconds.
+// feature_latest, replacing the current latest only when it is newer. A row
+// that repeats the current latest (same event time, same values) is skipped:
+// it would change no as-of answer. The group's counts in
+// feature_group_counts are updated in the same transaction. Event and write
+// times are truncated to microseconds.
 func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	if len(rows) == 0 {
 		return nil
@@ -348,36 +352,122 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	if err := checkGroups(ctx, tx, rows); err != nil {
 		return err
 	}
-	history, err := tx.PrepareContext(ctx, `
-		INSERT INTO feature_rows (group_name, entity_id, event_time, write_time, feature_values)
-		VALUES (?, ?, ?, ?, ?)`)
+	w, err := prepareWriter(ctx, tx)
 	if err != nil {
-		return dbError("write rows: prepare", err)
+		return err
 	}
-	defer history.Close()
-	latest, err := tx.PrepareContext(ctx, `
-		INSERT INTO feature_latest (group_name, entity_id, event_time, write_time, feature_values)
-		VALUES (?1, ?2, ?3, ?4, ?5)
-		ON CONFLICT (group_name, entity_id) DO UPDATE SET
-		    event_time     = excluded.event_time,
-		    write_time     = excluded.write_time,
-		    feature_values = excluded.feature_values
-		WHERE (excluded.event_time, excluded.write_time) > (feature_latest.event_time, feature_latest.write_time)`)
-	if err != nil {
-		return dbError("write rows: prepare", err)
-	}
-	defer latest.Close()
+	defer w.close()
 	for i, r := range rows {
-		args := []any{r.Group, r.EntityID, micros(r.EventTime), micros(r.WriteTime), values[i]}
-		if _, err := history.ExecContext(ctx, args...); err != nil {
-			return dbError("write rows: history", err)
+		if err := w.write(ctx, r, values[i]); err != nil {
+			return err
 		}
-		if _, err := latest.ExecContext(ctx, args...); err != nil {
-			return dbError("write rows: latest", err)
-		}
+	}
+	if err := w.saveCounts(ctx); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return dbError("write rows: commit", err)
+	}
+	return nil
+}
+
+// rowWriter holds the prepared statements of one WriteRows transaction and
+// the count deltas it accumulates per group.
+type rowWriter struct {
+	history, insertLatest, updateLatest, counts *sql.Stmt
+	deltas                                      map[string]*countDelta
+}
+
+type countDelta struct {
+	entities, rows int64
+	newest         int64
+}
+
+func prepareWriter(ctx context.Context, tx *sql.Tx) (*rowWriter, error) {
+	w := &rowWriter{deltas: map[string]*countDelta{}}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&w.history, `
+			INSERT INTO feature_rows (group_name, entity_id, event_time, write_time, feature_values)
+			SELECT ?1, ?2, ?3, ?4, ?5
+			WHERE NOT EXISTS (SELECT 1 FROM feature_latest
+			                  WHERE group_name = ?1 AND entity_id = ?2 AND event_time = ?3 AND feature_values = ?5)`},
+		{&w.insertLatest, `
+			INSERT INTO feature_latest (group_name, entity_id, event_time, write_time, feature_values)
+			VALUES (?1, ?2, ?3, ?4, ?5)
+			ON CONFLICT (group_name, entity_id) DO NOTHING`},
+		{&w.updateLatest, `
+			UPDATE feature_latest SET event_time = ?3, write_time = ?4, feature_values = ?5
+			WHERE group_name = ?1 AND entity_id = ?2 AND (?3, ?4) > (event_time, write_time)`},
+		{&w.counts, `
+			INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
+			VALUES (?1, ?2, ?3, ?4)
+			ON CONFLICT (group_name) DO UPDATE SET
+			    entities          = entities + excluded.entities,
+			    history_rows      = history_rows + excluded.history_rows,
+			    newest_event_time = max(coalesce(newest_event_time, excluded.newest_event_time), excluded.newest_event_time)`},
+	} {
+		stmt, err := tx.PrepareContext(ctx, p.sql)
+		if err != nil {
+			w.close()
+			return nil, dbError("write rows: prepare", err)
+		}
+		*p.stmt = stmt
+	}
+	return w, nil
+}
+
+func (w *rowWriter) close() {
+	for _, st := range []*sql.Stmt{w.history, w.insertLatest, w.updateLatest, w.counts} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// write appends r to the history unless it repeats the latest row, and
+// makes it the latest if it is newer.
+func (w *rowWriter) write(ctx context.Context, r feature.Row, values string) error {
+	args := []any{r.Group, r.EntityID, micros(r.EventTime), micros(r.WriteTime), values}
+	res, err := w.history.ExecContext(ctx, args...)
+	if err != nil {
+		return dbError("write rows: history", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return dbError("write rows: history", err)
+	} else if n == 0 {
+		return nil // a repeat of the latest row: nothing to do
+	}
+	d := w.deltas[r.Group]
+	if d == nil {
+		d = &countDelta{newest: micros(r.EventTime)}
+		w.deltas[r.Group] = d
+	}
+	d.rows++
+	d.newest = max(d.newest, micros(r.EventTime))
+	if res, err = w.insertLatest.ExecContext(ctx, args...); err != nil {
+		return dbError("write rows: latest", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return dbError("write rows: latest", err)
+	} else if n == 1 {
+		d.entities++
+		return nil
+	}
+	if _, err := w.updateLatest.ExecContext(ctx, args...); err != nil {
+		return dbError("write rows: latest", err)
+	}
+	return nil
+}
+
+// saveCounts adds the accumulated deltas to each group's counts.
+func (w *rowWriter) saveCounts(ctx context.Context) error {
+	for g, d := range w.deltas {
+		if _, err := w.counts.ExecContext(ctx, g, d.entities, d.rows, d.newest); err != nil {
+			return dbError("write rows: counts", err)
+		}
 	}
 	return nil
 }
@@ -473,14 +563,16 @@ func newRow(k feature.Key, event, write int64, values []byte) (*feature.Row, err
 }
 
 // GetAsOf returns the newest row with EventTime <= asOf (truncated to
-// microseconds), read from the as-of index; NotFound for an unknown group.
+// microseconds), read from the as-of index; NotFound for an unknown group,
+// HistoryExpired when asOf is before the group's prune watermark.
 func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*feature.Row, error) {
 	var (
-		event, write sql.NullInt64
-		values       []byte
+		expired, event, write sql.NullInt64
+		values                []byte
 	)
+	at := micros(asOf)
 	err := s.reader.QueryRowContext(ctx, `
-		SELECT r.event_time, r.write_time, r.feature_values
+		SELECT g.history_expired_before, r.event_time, r.write_time, r.feature_values
 		FROM feature_groups g
 		LEFT JOIN (
 		    SELECT event_time, write_time, feature_values FROM feature_rows
@@ -489,12 +581,15 @@ func (s *Store) GetAsOf(ctx context.Context, key feature.Key, asOf time.Time) (*
 		    LIMIT 1
 		) r ON true
 		WHERE g.name = ?1`,
-		key.Group, key.EntityID, micros(asOf)).Scan(&event, &write, &values)
+		key.Group, key.EntityID, at).Scan(&expired, &event, &write, &values)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.GroupNotFound(key.Group)
 	}
 	if err != nil {
 		return nil, dbError("get as of", err)
+	}
+	if expired.Valid && at < expired.Int64 {
+		return nil, store.HistoryExpired(key.Group, fromMicros(at), fromMicros(expired.Int64))
 	}
 	if !event.Valid {
 		return nil, nil
@@ -550,17 +645,16 @@ func (s *Store) scanPage(ctx context.Context, group, after string, limit int) ([
 	return page, nil
 }
 
-// Stats counts entities and history rows per group; StorageBytes is the size
-// of the database file and its WAL.
+// Stats reads the entities, history rows and newest event time of each
+// group from feature_group_counts, kept by every write and prune (one row
+// per group, never a scan of the history); StorageBytes is the size of the
+// database file and its WAL.
 func (s *Store) Stats(ctx context.Context) (store.Stats, error) {
 	st := store.Stats{Backend: "sqlite", Groups: []store.GroupStats{}}
 	rows, err := s.reader.QueryContext(ctx, `
-		SELECT g.name, coalesce(l.entities, 0), coalesce(r.n, 0), l.newest
+		SELECT g.name, coalesce(c.entities, 0), coalesce(c.history_rows, 0), c.newest_event_time
 		FROM feature_groups g
-		LEFT JOIN (SELECT group_name, count(*) AS entities, max(event_time) AS newest
-		           FROM feature_latest GROUP BY group_name) l ON l.group_name = g.name
-		LEFT JOIN (SELECT group_name, count(*) AS n
-		           FROM feature_rows GROUP BY group_name) r ON r.group_name = g.name
+		LEFT JOIN feature_group_counts c ON c.group_name = g.name
 		ORDER BY g.name`)
 	if err != nil {
 		return store.Stats{}, dbError("stats", err)
