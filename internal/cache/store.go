@@ -519,6 +519,11 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 		}
 	}
 	if err := s.inner.WriteRows(ctx, rows); err != nil {
+		if feature.ErrorCode(err) == feature.CodeOutcomeUnknown {
+			// The rows may have been committed: no cached row of theirs
+			// can be trusted to be the latest any more.
+			s.distrust("a write's commit outcome is unknown")
+		}
 		return err
 	}
 	if !s.trusted.Load() {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/featurestore/featurestore/internal/feature"
 )
@@ -110,4 +111,38 @@ func postgresServerError(pgErr *pgconn.PgError, err error) error {
 		return feature.Unavailable("postgres is unavailable", err)
 	}
 	return err
+}
+
+// PostgresWriteError is PostgresError for a statement that commits a write
+// (an autocommitted write, or a COMMIT): when the connection broke after
+// the statement was sent, the server may have committed it before the
+// answer was lost, so the failure is feature.CodeOutcomeUnknown (503,
+// "retry with the same Idempotency-Key"), not unavailable ("nothing was
+// written"). So is a FATAL or PANIC error, which ends the session and can
+// arrive after the commit (a shutdown's 57P01 admin_shutdown). A failure
+// known to precede any data sent (pgconn.SafeToRetry: a refused connection,
+// a closed pool), an error the statement itself got, and an ended context
+// keep their PostgresError class.
+func PostgresWriteError(op string, err error) error {
+	coded := PostgresError(op, err)
+	if writeOutcomeUnknown(err) {
+		return feature.OutcomeUnknown("the connection to postgres was lost while the write was committing: "+
+			"it may or may not have been committed; retry with the same Idempotency-Key", coded)
+	}
+	return coded
+}
+
+func writeOutcomeUnknown(err error) bool {
+	var (
+		pgErr   *pgconn.PgError
+		connErr *pgconn.ConnectError
+	)
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &connErr), errors.Is(err, puddle.ErrClosedPool):
+		return false
+	case errors.As(err, &pgErr):
+		return pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC"
+	}
+	return !pgconn.SafeToRetry(err)
 }
