@@ -53,6 +53,9 @@ type Options struct {
 	// Limits; zero means the defaults below.
 	MaxBatchRecords int
 	MaxEntities     int
+	// Registry bounds what clients may register (the built-in groups are
+	// exempt); zero fields take feature.DefaultLimits.
+	Registry feature.Limits
 }
 
 // Default limits.
@@ -108,6 +111,7 @@ func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 	if opts.MaxEntities <= 0 {
 		opts.MaxEntities = DefaultMaxEntities
 	}
+	opts.Registry = opts.Registry.WithDefaults()
 	s := &Service{
 		st: st, now: opts.Now, log: opts.Logger, obs: opts.Observer, opts: opts,
 		builtin:       map[string]bool{},
@@ -295,6 +299,9 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	if err := g.Validate(); err != nil {
 		return out, false, err
 	}
+	if err := g.CheckSize(s.opts.Registry); err != nil {
+		return out, false, err
+	}
 	if s.builtin[g.Name] {
 		return out, false, feature.Conflict("feature group "+quote(g.Name)+" is built in and managed by the service",
 			feature.FieldError{Field: "name", Problem: "built-in group"})
@@ -302,6 +309,11 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	cur, exists := s.groups()[g.Name]
+	if max := s.opts.Registry.MaxGroups; !exists && len(s.groups()) >= max {
+		return out, false, &feature.Error{Code: feature.CodeLimitExceeded,
+			Message: fmt.Sprintf("the registry holds %d feature groups, its limit; delete one first", max),
+			Fields:  []feature.FieldError{{Field: "name", Problem: fmt.Sprintf("at most %d feature groups (--max-groups)", max)}}}
+	}
 	if exists {
 		var fields []feature.FieldError
 		if cur.EntityKey != g.EntityKey {
@@ -327,7 +339,9 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	}
 	next[out.Name] = out
 	s.registry.Store(&next)
-	return out, !exists, nil
+	// Created: the store inserted it (its first schema version), whatever
+	// this replica's registry knew.
+	return out, out.SchemaVersion == 1, nil
 }
 
 // DeleteGroup removes a user-defined group with all its rows.
