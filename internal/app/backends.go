@@ -24,6 +24,7 @@ import (
 // backends are the opened storage and cache, with what observes them.
 type backends struct {
 	store      store.Store // what the service uses: the cache wrapper, or the system of record
+	sor        store.Store // the system of record itself (Idempotency-Key records)
 	storeName  string      // postgres or sqlite
 	cacheName  string      // redis, memory or none
 	components []health.Component
@@ -84,6 +85,7 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 		b.components = append(b.components, health.Component{Name: "sqlite", Critical: true, Checker: lite})
 	}
 
+	b.sor = sor
 	var c cache.Cache
 	switch {
 	case cfg.RedisURL != "":

@@ -52,6 +52,12 @@ func fullRegistry(t *testing.T) *prometheus.Registry {
 	m.RegisterCacheState(func() int { return 0 }, func() bool { return true })
 	m.InitRoutes([][2]string{{"GET", "/v1/feature-groups/{group}"}})
 	zap.New(m.CountingCore(zapcore.NewNopCore())).Info("x")
+	one := func() float64 { return 1 }
+	l := NewLimits(reg, map[string]float64{"max_body_bytes": 1}, LimitGauges{OpenConnections: one, RateLimitClients: one, BodyBytesHeld: one})
+	l.RateLimited()
+	l.Shed()
+	l.ConnRejected()
+	l.AcceptFailed(true)
 	return reg
 }
 
