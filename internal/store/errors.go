@@ -124,15 +124,29 @@ func postgresServerError(pgErr *pgconn.PgError, err error) error {
 // a closed pool), an error the statement itself got, and an ended context
 // keep their PostgresError class.
 func PostgresWriteError(op string, err error) error {
+	return postgresWriteError(op, err, false)
+}
+
+// PostgresCommitError is PostgresWriteError for the COMMIT of a
+// transaction. A COMMIT is only reached once every statement before it
+// succeeded on a live connection, so a connection failure now is taken as
+// lost after sending even when the driver calls it safe to retry: pgx
+// reports an answer lost to a COMMIT as "conn closed", a lock error it
+// marks safe to retry, though the COMMIT had reached the server.
+func PostgresCommitError(op string, err error) error {
+	return postgresWriteError(op, err, true)
+}
+
+func postgresWriteError(op string, err error, commit bool) error {
 	coded := PostgresError(op, err)
-	if writeOutcomeUnknown(err) {
+	if writeOutcomeUnknown(err, commit) {
 		return feature.OutcomeUnknown("the connection to postgres was lost while the write was committing: "+
 			"it may or may not have been committed; retry with the same Idempotency-Key", coded)
 	}
 	return coded
 }
 
-func writeOutcomeUnknown(err error) bool {
+func writeOutcomeUnknown(err error, commit bool) bool {
 	var (
 		pgErr   *pgconn.PgError
 		connErr *pgconn.ConnectError
@@ -144,5 +158,5 @@ func writeOutcomeUnknown(err error) bool {
 	case errors.As(err, &pgErr):
 		return pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC"
 	}
-	return !pgconn.SafeToRetry(err)
+	return commit || !pgconn.SafeToRetry(err)
 }

@@ -238,7 +238,7 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) erro
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return store.PostgresWriteError(op+": commit", err)
+		return store.PostgresCommitError(op+": commit", err)
 	}
 	return nil
 }
