@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -256,7 +257,8 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	n, ok := ExactInt(string(b))
 	if !ok || n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
-		return fmt.Errorf("ttl_seconds must be a whole number of seconds")
+		// An UnmarshalTypeError, so that encoding/json names the field.
+		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: reflect.TypeFor[Duration]()}
 	}
 	*d = Duration(time.Duration(n) * time.Second)
 	return nil

@@ -131,13 +131,22 @@ type env struct {
 	ready  atomic.Bool
 	health *health.Checker
 	router http.Handler
+	st     store.Store              // what the service writes to (the cache wrapper)
+	sor    httpapi.IdempotencyStore // the system of record, for Idempotency-Key records
 }
 
 func newEnv(tb testing.TB, b backend) *env {
+	return newEnvWith(tb, b, service.Options{})
+}
+
+// newEnvWith is newEnv with service options (its clock is the env's).
+func newEnvWith(tb testing.TB, b backend, opts service.Options) *env {
 	tb.Helper()
 	st, components := b.open(tb)
-	e := &env{tb: tb, clock: &clock{t: t0}}
-	svc, err := service.New(context.Background(), st, service.Options{Now: e.clock.Now})
+	e := &env{tb: tb, clock: &clock{t: t0}, st: st}
+	e.sor, _ = components[0].Checker.(httpapi.IdempotencyStore)
+	opts.Now = e.clock.Now
+	svc, err := service.New(context.Background(), st, opts)
 	if err != nil {
 		tb.Fatalf("service.New: %v", err)
 	}
@@ -157,6 +166,8 @@ func (e *env) deps() httpapi.Deps {
 		Info:           httpapi.Info{Version: "v1.2.3", Revision: "abc123", GoVersion: "go1.26", StartTime: t0, Store: "test", Cache: "test"},
 		OpenAPI:        api.OpenAPI,
 		RequestTimeout: 30 * time.Second,
+		Idempotency:    e.sor,
+		Now:            e.clock.Now,
 	}
 }
 
@@ -345,3 +356,6 @@ func readFile(t testing.TB, path string) string {
 func fixture(t testing.TB, name string) string {
 	return readFile(t, filepath.Join("testdata", name))
 }
+
+// newRouterFrom builds the real router from deps.
+func newRouterFrom(d httpapi.Deps) http.Handler { return httpapi.NewRouter(d) }
