@@ -359,3 +359,6 @@ func fixture(t testing.TB, name string) string {
 
 // newRouterFrom builds the real router from deps.
 func newRouterFrom(d httpapi.Deps) http.Handler { return httpapi.NewRouter(d) }
+
+// serviceOptions are the default service options of a test env.
+func serviceOptions() service.Options { return service.Options{} }
