@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -53,8 +54,10 @@ type ListenerOptions struct {
 //     ENFILE) at error level, before net/http retries them;
 //   - it turns the plain-text answers net/http writes itself, before any
 //     handler runs (a malformed request line, a bad escape or a space in the
-//     path, an oversized header, an unsupported transfer encoding or
-//     Expect), into the API's JSON error shape, keeping their status.
+//     path, an oversized header, an unsupported transfer encoding, HTTP
+//     version or Expect), into the API's JSON error shape, keeping their
+//     status except for the client errors net/http answers with a 5xx
+//     (501 transfer encoding, 505 HTTP version), which become 400.
 type Listener struct {
 	net.Listener
 	o       ListenerOptions
@@ -245,11 +248,16 @@ func plainError(b []byte) ([]byte, bool) {
 	case http.StatusRequestHeaderFieldsTooLarge:
 		code, field, problem = feature.CodeTooLarge, "headers", "the request line and headers are over --max-header-bytes"
 		msg = "the request line and headers are too large"
-	case http.StatusNotImplemented:
-		field, problem = "Transfer-Encoding", "unsupported transfer encoding"
-		msg = "unsupported transfer encoding"
-	case http.StatusHTTPVersionNotSupported:
-		field, problem = "request", "unsupported HTTP version"
+	case http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
+		// The client's doing, not a server failure: a 5xx would count
+		// against the availability SLO and fire its alerts. 400, as
+		// invalid is everywhere else.
+		status = http.StatusBadRequest
+		if strings.Contains(reason, "ersion") {
+			problem, msg = "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 are served)", "unsupported HTTP version"
+		} else {
+			field, problem, msg = "Transfer-Encoding", "unsupported transfer encoding (only chunked is supported)", "unsupported transfer encoding"
+		}
 	}
 	return rawError(status, code, msg, field, problem, ""), true
 }

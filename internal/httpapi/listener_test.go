@@ -83,8 +83,8 @@ func TestNetHTTPErrorsAreJSON(t *testing.T) {
 		{"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "invalid"},
 		{"bad header line", "GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n", 400, "invalid"},
 		{"bad method", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid"},
-		{"HTTP/2 preface without TLS", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "invalid"},
-		{"unknown transfer encoding", "POST /v1/movies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "invalid"},
+		{"HTTP version 2 without TLS (505 from net/http)", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400, "invalid"},
+		{"unknown transfer encoding (501 from net/http)", "POST /v1/movies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "invalid"},
 		{"bad content length", "POST /v1/movies HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, "invalid"},
 		{"unsupported Expect", "POST /v1/movies HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}", 417, "invalid"},
 	} {
