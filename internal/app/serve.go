@@ -60,7 +60,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	var metricsLn net.Listener
 	if cfg.MetricsAddr != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			ln.Close()
+			_ = ln.Close()
 			return fmt.Errorf("listen on %s: %w", cfg.MetricsAddr, err)
 		}
 	}

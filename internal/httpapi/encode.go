@@ -109,6 +109,9 @@ func jsonError(err error) error {
 		return feature.Invalid("wrong JSON type for "+field, feature.FieldError{Field: field, Problem: "must be " + jsonTypeName(typ.Type) + ", got " + typ.Value})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if name == "" {
+			return feature.Invalid(`unknown field ""`, feature.FieldError{Field: "body", Problem: `unknown field ""`})
+		}
 		return feature.Invalid("unknown field "+name, feature.FieldError{Field: name, Problem: "unknown field"})
 	}
 	return feature.Invalid("invalid JSON: "+err.Error(), feature.FieldError{Field: "body", Problem: err.Error()})

@@ -235,8 +235,8 @@ func plainError(b []byte) ([]byte, bool) {
 		return nil, false
 	}
 	status, err := strconv.Atoi(string(b[9:12]))
-	if err != nil || status < 400 {
-		return nil, false
+	if err != nil || (status < 400 || status > 499) && status != http.StatusNotImplemented && status != http.StatusHTTPVersionNotSupported {
+		return nil, false // not one net/http writes on its own
 	}
 	reason := string(bytes.TrimSpace(b[12:eol])) // "Bad Request: invalid URI", say
 	msg := "the request could not be parsed"

@@ -37,7 +37,7 @@ func StartCutProxy(tb testing.TB, target string) *CutProxy {
 	p.wg.Add(1)
 	go p.serve()
 	tb.Cleanup(func() {
-		ln.Close()
+		_ = ln.Close()
 		p.wg.Wait()
 	})
 	return p
@@ -114,8 +114,8 @@ func (p *CutProxy) relay(client net.Conn) {
 		n, err := server.Read(buf)
 		if n > 0 && doomed.Load() {
 			p.once.Do(func() { close(p.cut) })
-			client.Close()
-			server.Close()
+			_ = client.Close()
+			_ = server.Close()
 			break
 		}
 		if n > 0 {
@@ -127,7 +127,7 @@ func (p *CutProxy) relay(client net.Conn) {
 			break
 		}
 	}
-	client.Close()
-	server.Close()
+	_ = client.Close()
+	_ = server.Close()
 	<-done
 }

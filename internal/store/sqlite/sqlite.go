@@ -109,14 +109,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.writer.SetConnMaxLifetime(0)
 	s.writer.SetConnMaxIdleTime(0)
 	if err := s.migrate(ctx); err != nil {
-		s.writer.Close()
+		_ = s.writer.Close()
 		return nil, err
 	}
 	s.reader, err = sql.Open("sqlite", dsn(abs, url.Values{
 		"_pragma": {busy, "foreign_keys(1)", "query_only(1)"},
 	}))
 	if err != nil {
-		s.writer.Close()
+		_ = s.writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
 	s.reader.SetMaxOpenConns(opts.MaxReadConns)

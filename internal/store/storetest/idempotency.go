@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -207,7 +208,7 @@ func testIdempotentConcurrent(t *testing.T, s IdempotentStore) {
 			w := idemWrite("same", "fp", idemT0, time.Hour)
 			ctx := store.WithIdempotentWrite(context.Background(), w)
 			store.RecordAnswer(ctx, "answer")
-			err := s.WriteRows(ctx, idemRows("x"+string(rune('a'+i))))
+			err := s.WriteRows(ctx, idemRows(fmt.Sprintf("x%d", i)))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -226,7 +227,7 @@ func testIdempotentConcurrent(t *testing.T, s IdempotentStore) {
 	}
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = "x" + string(rune('a'+i))
+		ids[i] = fmt.Sprintf("x%d", i)
 	}
 	if got := countRows(t, s, ids...); got != 1 {
 		t.Errorf("%d rows written, want exactly 1", got)
