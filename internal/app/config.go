@@ -112,7 +112,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	str(&cfg.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of load balancers: their X-Forwarded-For names the client for rate limits, and they are exempt from --max-conns-per-client")
 	num(&cfg.RateLimit, "rate-limit", 1000, "requests per second one client may make on average (429 past it; 0: no limit)")
 	num(&cfg.RateLimitBurst, "rate-limit-burst", 2000, "requests one client may make at once above --rate-limit")
-	num(&cfg.MaxConcurrent, "max-concurrent-requests", 128, "API requests served at once; more wait --queue-wait for a slot, then are shed with 503 overloaded (0: no limit)")
+	num(&cfg.MaxConcurrent, "max-concurrent-requests", 64, "API requests served at once; more wait --queue-wait for a slot, then are shed with 503 overloaded (0: no limit)")
 	dur(&cfg.QueueWait, "queue-wait", 50*time.Millisecond, "how long a request waits for a concurrency slot before it is shed")
 	num(&cfg.MaxBodyMemory, "max-body-memory", 128<<20, "request body bytes held in memory at once across all requests; a body past it is shed with 503 overloaded")
 	num(&cfg.MaxGroups, "max-groups", int64(feature.DefaultLimits.MaxGroups), "feature groups the registry holds, built-in ones included (422 limit_exceeded past it)")
