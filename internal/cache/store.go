@@ -520,9 +520,7 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	}
 	if err := s.inner.WriteRows(ctx, rows); err != nil {
 		if feature.ErrorCode(err) == feature.CodeOutcomeUnknown {
-			// The rows may have been committed: no cached row of theirs
-			// can be trusted to be the latest any more.
-			s.distrust("a write's commit outcome is unknown")
+			s.outcomeUnknown(rows, learned)
 		}
 		return err
 	}
@@ -590,6 +588,34 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 		s.markDirty(entries)
 	}
 	return nil
+}
+
+// outcomeUnknown marks dirty the keys of rows whose write may or may not
+// have been committed: their cached values can no longer be vouched for
+// (a retry of the write with its Idempotency-Key may be acknowledged
+// without writing again), so reads bypass them until the repair loop has
+// re-read them from the store. Other keys are served as before. A group
+// whose incarnation is unknown leaves its keys unknown: the whole cache is
+// distrusted instead.
+func (s *Store) outcomeUnknown(rows []feature.Row, learned map[string]string) {
+	if !s.trusted.Load() {
+		return // cleared before it is trusted again
+	}
+	cur := *s.groups.Load()
+	entries := make([]SetEntry, 0, len(rows))
+	for i := range rows {
+		p, ok := cur[rows[i].Group]
+		if !ok {
+			p = learned[rows[i].Group]
+			ok = p != ""
+		}
+		if !ok {
+			s.distrust("a write's commit outcome is unknown and its group's incarnation too")
+			return
+		}
+		entries = append(entries, SetEntry{Key: p + rows[i].EntityID, Row: &rows[i]})
+	}
+	s.markDirty(entries)
 }
 
 // storedRow is r as the stores keep it: times in UTC truncated to
