@@ -313,28 +313,28 @@ func duplicate(key string, keys *[]string, seen *map[string]struct{}) bool {
 }
 
 // str checks the string at c.i (its opening quote) and returns its decoded
-// value when want is set.
+// value when want is set. Runs of plain bytes are copied whole: only
+// escapes are decoded one by one.
 func (c *checker) str(want bool) (string, error) {
-	c.i++ // opening quote
-	start := c.i
+	c.i++          // opening quote
+	from := c.i    // start of the raw bytes not yet copied to buf
 	var buf []byte // the decoded value, once an escape makes it differ from the raw bytes
 	escaped := false
 	for c.i < len(c.data) {
-		b := c.data[c.i]
-		switch {
+		switch b := c.data[c.i]; {
 		case b == '"':
-			raw := c.data[start:c.i]
+			raw := c.data[from:c.i]
 			c.i++
-			if !want {
+			switch {
+			case !want:
 				return "", nil
-			}
-			if !escaped {
+			case !escaped:
 				return string(raw), nil
 			}
-			return string(buf), nil
+			return string(append(buf, raw...)), nil
 		case b == '\\':
-			if want && !escaped {
-				buf = append(buf, c.data[start:c.i]...)
+			if want {
+				buf = append(buf, c.data[from:c.i]...)
 			}
 			escaped = true
 			r, err := c.escape()
@@ -344,7 +344,7 @@ func (c *checker) str(want bool) (string, error) {
 			if want {
 				buf = utf8.AppendRune(buf, r)
 			}
-			continue
+			from = c.i
 		case b < 0x20:
 			return "", c.malformed("control character in a string (it must be escaped)")
 		case b < utf8.RuneSelf:
@@ -355,13 +355,6 @@ func (c *checker) str(want bool) (string, error) {
 				return "", c.fail("invalid UTF-8 in a string")
 			}
 			c.i += size
-			if want && escaped {
-				buf = append(buf, c.data[c.i-size:c.i]...)
-			}
-			continue
-		}
-		if want && escaped {
-			buf = append(buf, b)
 		}
 	}
 	return "", c.malformed("unexpected end of the document in a string")

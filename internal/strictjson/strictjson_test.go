@@ -47,6 +47,8 @@ func TestCheck(t *testing.T) {
 
 		{"duplicate key", `{"entity_key":"a","entity_key":"b"}`, gt, `duplicate key "entity_key"`, "", false},
 		{"duplicate key spelled with an escape", `{"tags":{"a":"1","\u0061":"2"}}`, gt, `duplicate key "a"`, "tags", false},
+		{"duplicate key with an escape in the middle", `{"a\u0062c":1,"abc":2}`, nil, `duplicate key "abc"`, "", false},
+		{"duplicate non-ASCII key", `{"\u00e9t\u00e9x":1,"étéx":2}`, nil, `duplicate key "étéx"`, "", false},
 		{"duplicate key untyped and nested", `[{"x":{"k":1,"k":2}}]`, nil, `duplicate key "k"`, "[0].x", false},
 		{"duplicate among many keys", `{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1,"k":1,"l":1,"m":1,"n":1,"o":1,"p":1,"q":1,"r":1,"a":2}`, nil, `duplicate key "a"`, "", false},
 		{"case-folded field", `{"Entity_Key":"id"}`, gt, `field names are case-sensitive (did you mean "entity_key"?)`, "", false},
