@@ -57,6 +57,8 @@ func DependencyError(dependency string, err error) error {
 //     lock_timeout): CodeTimeout;
 //   - a read-only database (25006): CodeInternal with a message that says
 //     so; it takes an operator, not a retry;
+//   - text Postgres cannot store (22021 invalid UTF-8, 22P05 NUL):
+//     CodeInvalid, as a last line of defence behind the input checks;
 //   - connection exceptions (08), insufficient resources (53), operator
 //     intervention such as a shutdown (57) and system errors (58):
 //     CodeUnavailable; so are transaction rollbacks (40: a deadlock or
@@ -94,6 +96,14 @@ func postgresServerError(pgErr *pgconn.PgError, err error) error {
 	case "57014", // query_canceled: statement_timeout, or a cancel request
 		"55P03": // lock_not_available: lock_timeout
 		return feature.Timeout("postgres cancelled a statement that ran out of time", err)
+	case "22021", // character_not_in_repertoire: invalid UTF-8
+		"22P05": // untranslatable_character: NUL (\u0000) in text or jsonb
+		// A last line of defence: the service refuses such text before it
+		// reaches a store (feature.ValidText, strictjson), so this is a
+		// client error that slipped through, not a server failure.
+		return &feature.Error{Code: feature.CodeInvalid, Err: err,
+			Message: "the input holds text postgres cannot store (invalid UTF-8 or a NUL character)",
+			Fields:  []feature.FieldError{{Field: "body", Problem: "invalid UTF-8 or NUL character"}}}
 	case "25006": // read_only_sql_transaction
 		return &feature.Error{Code: feature.CodeInternal, Err: err,
 			Message: "postgres is read-only (a standby, or default_transaction_read_only is on); the system of record must accept writes"}

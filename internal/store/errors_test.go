@@ -197,6 +197,8 @@ func TestPostgresWriteError(t *testing.T) {
 		{"connection lost while reading the answer", io.ErrUnexpectedEOF, feature.CodeOutcomeUnknown, feature.CodeOutcomeUnknown},
 		{"server terminated the session", &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, feature.CodeOutcomeUnknown, feature.CodeOutcomeUnknown},
 		{"statement failed", &pgconn.PgError{Severity: "ERROR", Code: "23505"}, feature.CodeInternal, feature.CodeInternal},
+		{"invalid UTF-8 reached postgres", &pgconn.PgError{Severity: "ERROR", Code: "22021"}, feature.CodeInvalid, feature.CodeInvalid},
+		{"NUL reached postgres", &pgconn.PgError{Severity: "ERROR", Code: "22P05"}, feature.CodeInvalid, feature.CodeInvalid},
 		{"deadlock after retries", &pgconn.PgError{Severity: "ERROR", Code: "40P01"}, feature.CodeUnavailable, feature.CodeUnavailable},
 		{"never connected", &pgconn.ConnectError{}, feature.CodeUnavailable, feature.CodeUnavailable},
 		{"closed pool", fmt.Errorf("acquire: %w", puddle.ErrClosedPool), feature.CodeUnavailable, feature.CodeUnavailable},

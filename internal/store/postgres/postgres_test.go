@@ -276,3 +276,18 @@ func TestIdempotencyContract(t *testing.T) {
 		return openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
 	})
 }
+
+// TestUnstorableTextIsInvalid: the finding "/entities/%FF answers 500
+// (SQLSTATE 22021)", at the last line of defence. Text Postgres cannot
+// store that reaches it anyway (the service refuses it first) is an
+// invalid-input error, never an internal one.
+func TestUnstorableTextIsInvalid(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	if _, err := s.GetLatest(t.Context(), []feature.Key{{Group: "g", EntityID: "\xff"}}); feature.ErrorCode(err) != feature.CodeInvalid {
+		t.Errorf("GetLatest with an invalid UTF-8 id = %v, want invalid", err)
+	}
+	if _, err := s.GetGroup(t.Context(), "a\x00b"); feature.ErrorCode(err) != feature.CodeInvalid {
+		t.Errorf("GetGroup with a NUL in the name = %v, want invalid", err)
+	}
+}
