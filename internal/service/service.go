@@ -80,6 +80,9 @@ type Options struct {
 	// ever); nil means every group keeps all of it. Training-set rows
 	// older than a group's retention are refused (see docs/historical.md).
 	HistoryRetention func(feature.Group) time.Duration
+	// Registry bounds what clients may register (the built-in groups are
+	// exempt); zero fields take feature.DefaultLimits.
+	Limits feature.Limits
 }
 
 // Default limits.
@@ -151,6 +154,7 @@ func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 		}
 		corpus = c
 	}
+	opts.Limits = opts.Limits.WithDefaults()
 	s := &Service{
 		st: st, corpus: corpus, now: opts.Now, log: opts.Logger, obs: opts.Observer, opts: opts,
 		builtin: map[string]bool{},
@@ -331,6 +335,9 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	if err := g.Validate(); err != nil {
 		return out, false, err
 	}
+	if err := g.CheckSize(s.opts.Limits); err != nil {
+		return out, false, err
+	}
 	if s.builtin[g.Name] {
 		return out, false, feature.Conflict("feature group "+quote(g.Name)+" is built in and managed by the service",
 			feature.FieldError{Field: "name", Problem: "built-in group"})
@@ -338,6 +345,11 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	cur, exists := s.groups()[g.Name]
+	if max := s.opts.Limits.MaxGroups; !exists && len(s.groups()) >= max {
+		return out, false, &feature.Error{Code: feature.CodeLimitExceeded,
+			Message: fmt.Sprintf("the registry holds %d feature groups, its limit; delete one first", max),
+			Fields:  []feature.FieldError{{Field: "name", Problem: fmt.Sprintf("at most %d feature groups (--max-groups)", max)}}}
+	}
 	if exists {
 		var fields []feature.FieldError
 		if cur.EntityKey != g.EntityKey {
@@ -366,7 +378,9 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	}
 	next[out.Name] = out
 	s.registry.Store(&next)
-	return out, !exists, nil
+	// Created: the store inserted it (its first schema version), whatever
+	// this replica's registry knew.
+	return out, out.SchemaVersion == 1, nil
 }
 
 // DeleteGroup removes a user-defined group with all its rows. A group that

@@ -39,6 +39,11 @@ func TestMovieCorpusContract(t *testing.T) {
 	storetest.RunMovieCorpus(t, func(t *testing.T) storetest.CorpusStore { return openStore(t, t.TempDir()) })
 }
 
+func TestIdempotencyContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunIdempotency(t, func(t *testing.T) storetest.IdempotentStore { return openStore(t, t.TempDir()) })
+}
+
 func moviesGroup() feature.Group {
 	return feature.Group{Name: "movies", EntityKey: "movie_id", Features: []feature.Spec{
 		{Name: "n", Type: feature.Int64}, {Name: "title", Type: feature.String},
