@@ -30,7 +30,7 @@ var _ cache.MismatchObserver = (*metrics.Metrics)(nil)
 // backends are the opened storage and cache, with what observes them.
 type backends struct {
 	store      store.Store // what the service uses: the cache wrapper, or the system of record
-	sor        store.Store // the system of record: history, feature services and the corpus aggregate are read from it
+	sor        store.Store // the system of record: history, feature services, the corpus aggregate and Idempotency-Key records are read from it
 	storeName  string      // postgres or sqlite
 	cacheName  string      // redis, memory or none
 	components []health.Component
@@ -136,7 +136,7 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	sorCloser := -1 // index of the system of record's Close in b.closers
 	if cfg.PostgresURL != "" {
 		pg, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{
-			MaxConns: int32(cfg.PostgresMaxConns), Logger: log,
+			MaxConns: int32(cfg.PostgresMaxConns), Logger: log, // #nosec G115 -- validate bounds postgres-max-conns to 1..1000
 			ReadURL: cfg.PostgresReadURL, StatementTimeout: cfg.PostgresStatementTimeout,
 		})
 		if err != nil {
@@ -287,12 +287,12 @@ func lockDataDir(dir string) (func() error, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o640)
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600) // #nosec G304 -- the lock file in the configured data directory
 	if err != nil {
 		return nil, fmt.Errorf("open data directory lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("%w: %s (is the server running? send the file to it with `featurestore ingest --api http://localhost:8001 FILE`)", errDataDirLocked, dir)
 	}
 	return f.Close, nil

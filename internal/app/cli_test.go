@@ -90,7 +90,7 @@ func TestIngestErrorsSayWhatWasStored(t *testing.T) {
 
 	t.Run("truncated JSON", func(t *testing.T) {
 		wantErr(t, ingest(writeTemp(t, "cut.json", `[{"id": 1, "title": "A"},`)),
-			"malformed JSON: unexpected end of JSON input", "nothing was stored")
+			"malformed JSON", "unexpected end of the document", "nothing was stored")
 	})
 	t.Run("every record rejected", func(t *testing.T) {
 		wantErr(t, ingest(writeTemp(t, "bad.json", `[{"id": 1, "title": ""}, {"title": "no id"}]`)),

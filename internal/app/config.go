@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,6 +55,26 @@ type Config struct {
 	HealthInterval           time.Duration
 	StartupTimeout           time.Duration
 	SecurityConfig
+
+	// Limits that keep the service alive under hostile or excessive load
+	// (docs/security.md "Limits").
+	MaxHeaderBytes      int64
+	ReadHeaderTimeout   time.Duration
+	IdleTimeout         time.Duration
+	MaxConnsPerClient   int64
+	TrustedProxies      string
+	RateLimit           int64
+	RateLimitBurst      int64
+	MaxConcurrent       int64
+	QueueWait           time.Duration
+	MaxBodyMemory       int64
+	MaxGroups           int64
+	MaxFeaturesPerGroup int64
+	MaxTags             int64
+	MaxTagBytes         int64
+	MaxDescriptionBytes int64
+	IdempotencyTTL      time.Duration
+	HealthMaxAge        time.Duration
 }
 
 func defaultDataDir() string {
@@ -102,6 +123,25 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	dur(&cfg.HealthInterval, "health-interval", 10*time.Second, "how often dependencies are checked for the dependency metrics")
 	dur(&cfg.StartupTimeout, "startup-timeout", 2*time.Minute, "how long to keep retrying the storage backends at start-up while they cannot be reached (a malformed URL or a read-only Postgres fails at once)")
 	securityFlags(flags, &cfg.SecurityConfig)
+
+	// Limits (docs/security.md "Limits").
+	num(&cfg.MaxHeaderBytes, "max-header-bytes", 32<<10, "largest accepted request line and headers in bytes (larger: 431)")
+	dur(&cfg.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "time a client has to send its request line and headers (defeats slowloris)")
+	dur(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "how long an idle keep-alive connection stays open")
+	num(&cfg.MaxConnsPerClient, "max-conns-per-client", 256, "open connections one client address (IPv6: a /64) may hold; more are answered 429 and closed (0: no limit)")
+	str(&cfg.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of load balancers: their X-Forwarded-For names the client for rate limits, and they are exempt from --max-conns-per-client")
+	num(&cfg.RateLimit, "rate-limit", 1000, "requests per second one client may make on average (429 past it; 0: no limit)")
+	num(&cfg.RateLimitBurst, "rate-limit-burst", 2000, "requests one client may make at once above --rate-limit")
+	num(&cfg.MaxConcurrent, "max-concurrent-requests", 64, "API requests served at once; more wait --queue-wait for a slot, then are shed with 503 overloaded (0: no limit)")
+	dur(&cfg.QueueWait, "queue-wait", 50*time.Millisecond, "how long a request waits for a concurrency slot before it is shed")
+	num(&cfg.MaxBodyMemory, "max-body-memory", 128<<20, "request body bytes held in memory at once across all requests; a body past it is shed with 503 overloaded")
+	num(&cfg.MaxGroups, "max-groups", int64(feature.DefaultLimits.MaxGroups), "feature groups the registry holds, built-in ones included (422 limit_exceeded past it)")
+	num(&cfg.MaxFeaturesPerGroup, "max-features-per-group", int64(feature.DefaultLimits.MaxFeatures), "features of one group, at most 512 (413 past it)")
+	num(&cfg.MaxTags, "max-tags", int64(feature.DefaultLimits.MaxTags), "tags of one group, at most 64 (413 past it)")
+	num(&cfg.MaxTagBytes, "max-tag-bytes", int64(feature.DefaultLimits.MaxTagBytes), "bytes of each tag key and value (413 past it)")
+	num(&cfg.MaxDescriptionBytes, "max-description-bytes", int64(feature.DefaultLimits.MaxDescriptionBytes), "bytes of a group's or a feature's description (413 past it)")
+	dur(&cfg.IdempotencyTTL, "idempotency-ttl", 24*time.Hour, "how long an Idempotency-Key's recorded answer replays to retries")
+	dur(&cfg.HealthMaxAge, "health-max-age", 2*time.Second, "GET /health answers from a check at most this old: callers never trigger more checks than one per this interval")
 	return fs, flags
 }
 
@@ -140,6 +180,7 @@ func (c *Config) validate() error {
 	if c.HistoryPruneInterval < time.Second {
 		errs = append(errs, "history-prune-interval must be at least 1s")
 	}
+	errs = append(errs, c.limitProblems()...)
 	errs = append(errs, c.urlProblems()...)
 	errs = append(errs, c.SecurityConfig.problems(c.RedisURL)...)
 	if c.PostgresURL == "" && c.DataDir == "" {
@@ -149,6 +190,63 @@ func (c *Config) validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// limitProblems checks the limits' ranges.
+func (c *Config) limitProblems() []string {
+	var errs []string
+	check := func(ok bool, msg string) {
+		if !ok {
+			errs = append(errs, msg)
+		}
+	}
+	check(c.MaxHeaderBytes >= 4096 && c.MaxHeaderBytes <= 1<<20, "max-header-bytes must be between 4096 and 1048576")
+	check(c.ReadHeaderTimeout > 0, "read-header-timeout must be positive")
+	check(c.IdleTimeout > 0, "idle-timeout must be positive")
+	check(c.MaxConnsPerClient >= 0, "max-conns-per-client must be >= 0")
+	check(c.RateLimit >= 0, "rate-limit must be >= 0")
+	check(c.RateLimit == 0 || c.RateLimitBurst >= 1, "rate-limit-burst must be >= 1")
+	check(c.MaxConcurrent >= 0, "max-concurrent-requests must be >= 0")
+	check(c.QueueWait >= 0, "queue-wait must be >= 0")
+	check(c.MaxBodyMemory >= c.MaxBodyBytes, "max-body-memory must be at least max-body-bytes")
+	check(c.MaxGroups >= 6, "max-groups must be at least 6 (the built-in groups)")
+	check(c.MaxFeaturesPerGroup >= 1 && c.MaxFeaturesPerGroup <= feature.MaxFeaturesPerGroup, "max-features-per-group must be between 1 and 512")
+	check(c.MaxTags >= 0 && c.MaxTags <= feature.MaxTagsPerGroup, "max-tags must be between 0 and 64")
+	check(c.MaxTagBytes >= 1, "max-tag-bytes must be >= 1")
+	check(c.MaxDescriptionBytes >= 1, "max-description-bytes must be >= 1")
+	check(c.IdempotencyTTL >= time.Minute, "idempotency-ttl must be at least 1m")
+	check(c.HealthMaxAge >= 100*time.Millisecond, "health-max-age must be at least 100ms")
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		errs = append(errs, "trusted-proxies: "+err.Error())
+	}
+	return errs
+}
+
+// parsePrefixes parses a comma-separated list of CIDRs (a bare address is
+// a /32 or /128).
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR or an address", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// registryLimits are the registry limits of the configuration.
+func (c Config) registryLimits() feature.Limits {
+	return feature.Limits{MaxGroups: int(c.MaxGroups), MaxFeatures: int(c.MaxFeaturesPerGroup), MaxTags: int(c.MaxTags),
+		MaxTagBytes: int(c.MaxTagBytes), MaxDescriptionBytes: int(c.MaxDescriptionBytes)}
 }
 
 // urlProblems parses the Postgres and Redis URLs as the backends will, so a
@@ -199,10 +297,33 @@ func (c Config) masked() map[string]any {
 		"request_timeout": c.RequestTimeout.String(), "shutdown_timeout": c.ShutdownTimeout.String(),
 		"shutdown_delay": c.ShutdownDelay.String(), "recompute_delay": c.RecomputeDelay.String(),
 		"refresh_interval": c.RefreshInterval.String(), "health_interval": c.HealthInterval.String(),
-		"startup_timeout": c.StartupTimeout.String(),
+		"startup_timeout":  c.StartupTimeout.String(),
+		"max_header_bytes": c.MaxHeaderBytes, "read_header_timeout": c.ReadHeaderTimeout.String(),
+		"idle_timeout": c.IdleTimeout.String(), "max_conns_per_client": c.MaxConnsPerClient,
+		"trusted_proxies": c.TrustedProxies, "rate_limit": c.RateLimit, "rate_limit_burst": c.RateLimitBurst,
+		"max_concurrent_requests": c.MaxConcurrent, "queue_wait": c.QueueWait.String(),
+		"max_body_memory": c.MaxBodyMemory, "max_groups": c.MaxGroups, "max_features_per_group": c.MaxFeaturesPerGroup,
+		"max_tags": c.MaxTags, "max_tag_bytes": c.MaxTagBytes, "max_description_bytes": c.MaxDescriptionBytes,
+		"idempotency_ttl": c.IdempotencyTTL.String(), "health_max_age": c.HealthMaxAge.String(),
 	}
 	maps.Copy(m, c.SecurityConfig.masked())
 	return m
+}
+
+// limitValues are the configured limits for the feature_store_limit gauge,
+// by metrics.LimitNames.
+func (c Config) limitValues() map[string]float64 {
+	return map[string]float64{
+		"max_body_bytes": float64(c.MaxBodyBytes), "max_body_memory_bytes": float64(c.MaxBodyMemory),
+		"max_header_bytes": float64(c.MaxHeaderBytes), "read_header_timeout_seconds": c.ReadHeaderTimeout.Seconds(),
+		"idle_timeout_seconds": c.IdleTimeout.Seconds(), "request_timeout_seconds": c.RequestTimeout.Seconds(),
+		"max_conns_per_client": float64(c.MaxConnsPerClient), "rate_limit_per_second": float64(c.RateLimit),
+		"rate_limit_burst": float64(c.RateLimitBurst), "max_concurrent_requests": float64(c.MaxConcurrent),
+		"queue_wait_seconds": c.QueueWait.Seconds(), "max_groups": float64(c.MaxGroups),
+		"max_features_per_group": float64(c.MaxFeaturesPerGroup), "max_tags": float64(c.MaxTags),
+		"max_tag_bytes": float64(c.MaxTagBytes), "max_description_bytes": float64(c.MaxDescriptionBytes),
+		"idempotency_ttl_seconds": c.IdempotencyTTL.Seconds(), "health_max_age_seconds": c.HealthMaxAge.Seconds(),
+	}
 }
 
 // Passwords in what is not a well-formed URL: a malformed URL's userinfo,

@@ -167,7 +167,7 @@ func (c slowRequests) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 		if f.Key != "duration_ms" || f.Type != zapcore.Float64Type {
 			continue
 		}
-		ms := math.Float64frombits(uint64(f.Integer))
+		ms := math.Float64frombits(uint64(f.Integer)) // #nosec G115 -- a bit-for-bit reinterpretation of the float zap stored, not an arithmetic conversion
 		if ms < float64(c.threshold)/float64(time.Millisecond) {
 			return nil
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -52,15 +53,22 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	}
 	defer sec.watch(cfg.ReloadInterval, log)()
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	rawLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	lim := newLimits(cfg, reg, log)
+	// The listener wraps the TCP connections, under TLS when it is on (its
+	// JSON rewriting of net/http's own errors then sees only TLS records
+	// and leaves them be: those errors stay plain text over HTTPS).
+	ln := httpapi.NewListener(rawLn, httpapi.ListenerOptions{MaxConnsPerClient: int(cfg.MaxConnsPerClient),
+		Trusted: lim.trusted, Logger: log, Observer: lim.metrics})
+	lim.listener = ln
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, ErrorLog: zap.NewStdLog(log)})
 	var metricsLn net.Listener
 	if cfg.MetricsAddr != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			ln.Close()
+			_ = ln.Close()
 			return fmt.Errorf("listen on %s: %w", cfg.MetricsAddr, err)
 		}
 	}
@@ -76,13 +84,15 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	handler.Store(&starting)
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.RequestTimeout + 5*time.Second,
 		WriteTimeout:      cfg.RequestTimeout + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(log),
-		TLSConfig:         sec.tlsConfig(),
+		IdleTimeout:       cfg.IdleTimeout,
+		// net/http allows 4096 bytes more than this for the request line
+		// and headers; past it, 431 (in the JSON error shape: NewListener).
+		MaxHeaderBytes: int(cfg.MaxHeaderBytes),
+		ErrorLog:       zap.NewStdLog(log),
+		TLSConfig:      sec.tlsConfig(),
 	}
 	servers := []*http.Server{srv}
 	serveErr := make(chan error, 2)
@@ -129,12 +139,14 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	svc, err := service.New(ctx, b.store, b.serviceOptions(service.Options{
 		Logger: log, Observer: m, RecomputeDelay: cfg.RecomputeDelay, RefreshInterval: cfg.RefreshInterval,
 		HistoryRetention: cfg.HistoryRetention,
+		Limits:           cfg.registryLimits(),
 	}))
 	if err != nil {
 		_ = shutdown()
 		return fmt.Errorf("start service: %w", err)
 	}
-	checker := &health.Checker{Components: b.components, Timeout: 2 * time.Second, Observer: m}
+	checker := &health.Cache{Checker: &health.Checker{Components: b.components, Timeout: 2 * time.Second, Observer: m},
+		MaxAge: cfg.HealthMaxAge}
 	retention := service.NewRetention(b.pruner, svc.Groups, service.RetentionOptions{
 		Default: cfg.HistoryRetention, Interval: cfg.HistoryPruneInterval, Logger: log, Observer: m,
 	})
@@ -142,12 +154,28 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	go func() { defer wg.Done(); svc.Run(bg) }()
 	go func() { defer wg.Done(); checker.Run(bg, cfg.HealthInterval) }()
 	go func() { defer wg.Done(); retention.Run(bg) }()
+	idem, _ := b.sor.(httpapi.IdempotencyStore)
+	if idem != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			httpapi.ExpireIdempotencyKeys(bg, idem, cfg.IdempotencyTTL, min(cfg.IdempotencyTTL/2, 10*time.Minute), func(n int64, err error) {
+				if err != nil {
+					log.Warn("expiring idempotency keys failed", zap.Error(err))
+					return
+				}
+				log.Debug("expired idempotency keys", zap.Int64("deleted", n))
+			})
+		}()
+	}
 
 	full := httpapi.NewRouter(httpapi.Deps{
 		Service: svc, Health: checker, Metrics: m, MetricsHandler: apiMetrics, Logger: log,
 		Ready: ready.Load, Info: info, OpenAPI: api.OpenAPI,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout,
 		Auth: sec.routerAuth(), AuthObserver: sec.m, CORSAllowedOrigins: sec.origins,
+		BodyBudget: lim.budget, RateLimiter: lim.rate, Concurrency: lim.concurrency,
+		Idempotency: idem, IdempotencyTTL: cfg.IdempotencyTTL,
 	})
 	handler.Store(&full)
 	ready.Store(true)
@@ -172,4 +200,43 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// limits are the protective limits of the API server, built from the
+// configuration, with their metrics.
+type limits struct {
+	trusted     []netip.Prefix
+	budget      *httpapi.ByteBudget
+	rate        *httpapi.RateLimiter
+	concurrency *httpapi.ConcurrencyLimiter
+	listener    *httpapi.Listener
+	metrics     *metrics.Limits
+}
+
+func newLimits(cfg Config, reg prometheus.Registerer, log *zap.Logger) *limits {
+	l := &limits{}
+	l.trusted, _ = parsePrefixes(cfg.TrustedProxies) // validated with the configuration
+	l.metrics = metrics.NewLimits(reg, cfg.limitValues(), metrics.LimitGauges{
+		OpenConnections: func() float64 {
+			if l.listener == nil {
+				return 0
+			}
+			return float64(l.listener.Open())
+		},
+		RateLimitClients: func() float64 {
+			if l.rate == nil {
+				return 0
+			}
+			return float64(l.rate.Clients())
+		},
+		BodyBytesHeld: func() float64 { return float64(l.budget.InUse()) },
+	})
+	l.budget = httpapi.NewByteBudget(cfg.MaxBodyMemory, l.metrics)
+	l.rate = httpapi.NewRateLimiter(httpapi.RateLimitOptions{Rate: float64(cfg.RateLimit), Burst: int(cfg.RateLimitBurst),
+		Key: httpapi.CallerKey(httpapi.ClientKey(l.trusted)), Observer: l.metrics})
+	l.concurrency = httpapi.NewConcurrencyLimiter(int(cfg.MaxConcurrent), cfg.QueueWait, l.metrics)
+	if len(l.trusted) > 0 {
+		log.Info("trusting X-Forwarded-For from these proxies", zap.String("trusted_proxies", cfg.TrustedProxies))
+	}
+	return l
 }

@@ -148,8 +148,8 @@ func rowVersion(r *feature.Row, kind byte) version {
 }
 
 func putTime(b []byte, t time.Time) {
-	binary.BigEndian.PutUint64(b, uint64(t.Unix())+1<<63)
-	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond()))
+	binary.BigEndian.PutUint64(b, uint64(t.Unix())+1<<63)     // #nosec G115 -- the offset encoding of a signed time: the wrap is intended and undone by getTime
+	binary.BigEndian.PutUint32(b[8:], uint32(t.Nanosecond())) // #nosec G115 -- Nanosecond() is within [0, 1e9)
 }
 
 // entryVersion is the version a SetEntry carries.
@@ -301,17 +301,17 @@ func (d *decoder) uvarint() uint64 {
 
 func (d *decoder) str() string {
 	n := d.uvarint()
-	if d.bad || n > uint64(len(d.s)-d.i) {
+	if d.bad || n > uint64(len(d.s)-d.i) { // #nosec G115 -- d.i <= len(d.s), so the difference is not negative
 		d.bad = true
 		return ""
 	}
-	s := d.s[d.i : d.i+int(n)]
-	d.i += int(n)
+	s := d.s[d.i : d.i+int(n)] // #nosec G115 -- n was checked against the remaining length above
+	d.i += int(n)              // #nosec G115 -- n was checked against the remaining length above
 	return s
 }
 
 func getTime(s string) time.Time {
-	sec := int64(be64(s) - 1<<63)
+	sec := int64(be64(s) - 1<<63) // #nosec G115 -- undoes putTime's offset encoding
 	nsec := int64(uint32(s[8])<<24 | uint32(s[9])<<16 | uint32(s[10])<<8 | uint32(s[11]))
 	return time.Unix(sec, nsec).UTC()
 }

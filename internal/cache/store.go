@@ -516,6 +516,9 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	// for want of one after the commit.
 	learned := s.learnGroups(ctx, rows)
 	if err := s.inner.WriteRows(ctx, rows); err != nil {
+		if feature.ErrorCode(err) == feature.CodeOutcomeUnknown {
+			s.outcomeUnknown(rows, learned)
+		}
 		return err
 	}
 	if !s.cache.gate.IsOpen() {
@@ -608,6 +611,34 @@ func (s *Store) writeThrough(ctx context.Context, entries []SetEntry) {
 	if err := s.cache.writeThrough(ctx, entries); err != nil && !errors.Is(err, errSkipped) {
 		s.markDirty(entries)
 	}
+}
+
+// outcomeUnknown marks dirty the keys of rows whose write may or may not
+// have been committed: their cached values can no longer be vouched for
+// (a retry of the write with its Idempotency-Key may be acknowledged
+// without writing again), so reads bypass them until the repair loop has
+// re-read them from the store. Other keys are served as before. A group
+// whose incarnation is unknown leaves its keys unknown: the whole cache is
+// distrusted instead.
+func (s *Store) outcomeUnknown(rows []feature.Row, learned map[string]string) {
+	if !s.cache.gate.IsOpen() {
+		return // cleared before it is trusted again
+	}
+	cur := s.groups.load()
+	entries := make([]SetEntry, 0, len(rows))
+	for i := range rows {
+		p, ok := cur[rows[i].Group]
+		if !ok {
+			p = learned[rows[i].Group]
+			ok = p != ""
+		}
+		if !ok {
+			s.distrust("a write's commit outcome is unknown and its group's incarnation too")
+			return
+		}
+		entries = append(entries, SetEntry{Key: p + rows[i].EntityID, Row: &rows[i]})
+	}
+	s.markDirty(entries)
 }
 
 // storedRow is r as the stores keep it: times in UTC truncated to

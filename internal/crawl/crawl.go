@@ -349,7 +349,7 @@ func (c *Crawler) begin(ctx context.Context, now time.Time) (*run, error) {
 	}
 	if c.opts.OpenSink != nil {
 		if r.sink, err = c.opts.OpenSink(ctx); err != nil {
-			r.journal.close()
+			_ = r.journal.close()
 			return nil, fmt.Errorf("open the store: %w", err)
 		}
 	}

@@ -55,6 +55,24 @@ const (
 	// passed, or the database cancelled a statement (statement_timeout,
 	// lock_timeout): 504.
 	CodeTimeout Code = "timeout"
+	// CodeRateLimited is a client over its request rate or connection
+	// allowance: 429 with Retry-After. Not a server error.
+	CodeRateLimited Code = "rate_limited"
+	// CodeOverloaded is a request shed because the service is at its
+	// concurrency limit: 503 with Retry-After, answered at once so that the
+	// requests it does take keep their latency. Nothing was done.
+	CodeOverloaded Code = "overloaded"
+	// CodeOutcomeUnknown is a write whose commit outcome is unknown: the
+	// connection to the system of record broke after the write was sent, so
+	// it may or may not have been committed: 503. Retrying with the same
+	// Idempotency-Key is safe.
+	CodeOutcomeUnknown Code = "outcome_unknown"
+	// CodeIdempotencyKeyReused is an Idempotency-Key already used for a
+	// different request (another method, path or body): 422.
+	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
+	// CodeLimitExceeded is a request that would take the registry past a
+	// configured limit (the number of feature groups): 422.
+	CodeLimitExceeded Code = "limit_exceeded"
 )
 
 // Codes returns every code, in the order above.
@@ -63,6 +81,7 @@ func Codes() []Code {
 		CodeInvalid, CodeNotFound, CodeMethodNotAllowed, CodeConflict, CodeTooLarge,
 		CodeUnauthenticated, CodeForbidden, CodeUnsupportedMediaType, CodeNotAcceptable, CodeHistoryExpired,
 		CodeCanceled, CodeInternal, CodeUnavailable, CodeTimeout,
+		CodeRateLimited, CodeOverloaded, CodeOutcomeUnknown, CodeIdempotencyKeyReused, CodeLimitExceeded,
 	}
 }
 
@@ -124,6 +143,16 @@ func Conflict(msg string, fields ...FieldError) error {
 // HistoryExpired is an as-of read older than the retained history.
 func HistoryExpired(msg string, fields ...FieldError) error {
 	return &Error{Code: CodeHistoryExpired, Message: msg, Fields: fields}
+}
+
+// TooLarge is a request, or a part of it, over its size limit.
+func TooLarge(msg string, fields ...FieldError) error {
+	return &Error{Code: CodeTooLarge, Message: msg, Fields: fields}
+}
+
+// OutcomeUnknown wraps a write whose commit outcome is unknown.
+func OutcomeUnknown(msg string, cause error) error {
+	return &Error{Code: CodeOutcomeUnknown, Message: msg, Err: cause}
 }
 
 // ErrorCode returns the code of err: the code of the first *Error in its

@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ValueType is the type of one feature's values. Every value may also be null.
@@ -90,7 +93,7 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 // of the operations that concern no group.
 const ReservedGroupName = "none"
 
-// MaxFeaturesPerGroup bounds a group's width.
+// MaxFeaturesPerGroup bounds a group's width; Limits may lower it.
 const MaxFeaturesPerGroup = 512
 
 // MaxHistoryRetention bounds a group's history retention: 100 years.
@@ -103,6 +106,119 @@ func (g Group) Retention(def time.Duration) time.Duration {
 		return time.Duration(*g.HistoryRetention)
 	}
 	return def
+}
+
+// MaxTagsPerGroup bounds a group's tags; Limits may lower it.
+const MaxTagsPerGroup = 64
+
+// Limits bound what a client may register: they keep the registry, which
+// every replica holds in memory and lists whole, small. The zero value of a
+// field means its default (DefaultLimits).
+type Limits struct {
+	// MaxGroups bounds the number of registered groups, built-in ones
+	// included.
+	MaxGroups int
+	// MaxFeatures bounds the features of one group (at most
+	// MaxFeaturesPerGroup).
+	MaxFeatures int
+	// MaxTags bounds the tags of one group (at most MaxTagsPerGroup).
+	MaxTags int
+	// MaxTagBytes bounds the bytes of each tag key and of each tag value.
+	MaxTagBytes int
+	// MaxDescriptionBytes bounds the bytes of a group's description and of
+	// each feature's.
+	MaxDescriptionBytes int
+}
+
+// DefaultLimits are the limits of a service that sets none.
+var DefaultLimits = Limits{MaxGroups: 1000, MaxFeatures: MaxFeaturesPerGroup, MaxTags: MaxTagsPerGroup,
+	MaxTagBytes: 256, MaxDescriptionBytes: 4096}
+
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxGroups > 0 {
+		d.MaxGroups = l.MaxGroups
+	}
+	if l.MaxFeatures > 0 {
+		d.MaxFeatures = min(l.MaxFeatures, MaxFeaturesPerGroup)
+	}
+	if l.MaxTags > 0 {
+		d.MaxTags = min(l.MaxTags, MaxTagsPerGroup)
+	}
+	if l.MaxTagBytes > 0 {
+		d.MaxTagBytes = l.MaxTagBytes
+	}
+	if l.MaxDescriptionBytes > 0 {
+		d.MaxDescriptionBytes = l.MaxDescriptionBytes
+	}
+	return d
+}
+
+// CheckSize checks a group definition against the size limits of l (all
+// but MaxGroups, which concerns the registry): a too_large error naming
+// every field past its limit.
+func (g Group) CheckSize(l Limits) error {
+	l = l.WithDefaults()
+	var fields []FieldError
+	if len(g.Features) > l.MaxFeatures {
+		fields = append(fields, FieldError{Field: "features", Problem: fmt.Sprintf("at most %d features (--max-features-per-group)", l.MaxFeatures)})
+	}
+	if len(g.Description) > l.MaxDescriptionBytes {
+		fields = append(fields, FieldError{Field: "description", Problem: fmt.Sprintf("at most %d bytes (--max-description-bytes)", l.MaxDescriptionBytes)})
+	}
+	for i, f := range g.Features {
+		if len(f.Description) > l.MaxDescriptionBytes {
+			fields = append(fields, FieldError{Field: fmt.Sprintf("features[%d].description", i), Problem: fmt.Sprintf("at most %d bytes (--max-description-bytes)", l.MaxDescriptionBytes)})
+		}
+	}
+	if len(g.Tags) > l.MaxTags {
+		fields = append(fields, FieldError{Field: "tags", Problem: fmt.Sprintf("at most %d tags (--max-tags)", l.MaxTags)})
+	}
+	keys := make([]string, 0, len(g.Tags))
+	for k := range g.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if len(k) > l.MaxTagBytes || len(g.Tags[k]) > l.MaxTagBytes {
+			fields = append(fields, FieldError{Field: "tags." + truncate(k, 64), Problem: fmt.Sprintf("key and value must each be at most %d bytes (--max-tag-bytes)", l.MaxTagBytes)})
+		}
+	}
+	if len(fields) > 0 {
+		return TooLarge("feature group definition over its limits", fields...)
+	}
+	return nil
+}
+
+// textProblems names every description, tag key or tag value that is not
+// valid text (ValidText).
+func (g Group) textProblems() []FieldError {
+	var fields []FieldError
+	const problem = "must be valid UTF-8 without NUL characters"
+	if !ValidText(g.Description) {
+		fields = append(fields, FieldError{Field: "description", Problem: problem})
+	}
+	for i, f := range g.Features {
+		if !ValidText(f.Description) {
+			fields = append(fields, FieldError{Field: fmt.Sprintf("features[%d].description", i), Problem: problem})
+		}
+	}
+	for k, v := range g.Tags {
+		if !ValidText(k) || !ValidText(v) {
+			fields = append(fields, FieldError{Field: "tags", Problem: problem})
+			break
+		}
+	}
+	return fields
+}
+
+// truncate cuts s to at most n bytes for quoting in a message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // Validate checks a group definition as a client sent it (times and schema
@@ -142,9 +258,10 @@ func (g Group) Validate() error {
 	if g.HistoryRetention != nil && (*g.HistoryRetention < 0 || time.Duration(*g.HistoryRetention) > MaxHistoryRetention) {
 		fields = append(fields, FieldError{Field: "history_retention_seconds", Problem: fmt.Sprintf("must be between 0 (keep all history) and %d seconds (100 years); leave it out for the service default", int64(MaxHistoryRetention/time.Second))})
 	}
-	if len(g.Tags) > 64 {
-		fields = append(fields, FieldError{Field: "tags", Problem: "at most 64 tags"})
+	if len(g.Tags) > MaxTagsPerGroup {
+		fields = append(fields, FieldError{Field: "tags", Problem: fmt.Sprintf("at most %d tags", MaxTagsPerGroup)})
 	}
+	fields = append(fields, g.textProblems()...)
 	if len(fields) > 0 {
 		return Invalid("invalid feature group", fields...)
 	}
@@ -159,11 +276,12 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 }
 
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || f != math.Trunc(f) || math.Abs(f) > math.MaxInt64/float64(time.Second) {
-		return fmt.Errorf("must be a whole number of seconds")
+	n, ok := ExactInt(string(b))
+	if !ok || n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
+		// An UnmarshalTypeError, so that encoding/json names the field.
+		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: reflect.TypeFor[Duration]()}
 	}
-	*d = Duration(time.Duration(f) * time.Second)
+	*d = Duration(time.Duration(n) * time.Second)
 	return nil
 }
 
@@ -199,10 +317,10 @@ type Key struct {
 	EntityID string
 }
 
-// ValidEntityID reports whether id can identify an entity: 1 to 256 bytes with
-// no control characters.
+// ValidEntityID reports whether id can identify an entity: 1 to 256 bytes of
+// valid UTF-8 with no control characters (NUL included).
 func ValidEntityID(id string) bool {
-	if id == "" || len(id) > 256 {
+	if id == "" || len(id) > 256 || !utf8.ValidString(id) {
 		return false
 	}
 	for _, r := range id {
@@ -233,11 +351,8 @@ func NormalizeValue(t ValueType, v any) (any, string) {
 			}
 			return nil, "must be an integer"
 		case json.Number:
-			if n, err := x.Int64(); err == nil {
-				return n, ""
-			}
-			if f, err := x.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
-				return int64(f), "" // 460.0 or 1e3
+			if n, ok := ExactInt(string(x)); ok {
+				return n, "" // also 460.0 or 1e3, never 1e-400
 			}
 			return nil, "must be an integer"
 		}

@@ -103,3 +103,102 @@ func (c *Checker) Run(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// Cache answers health reports from the last check while it is younger
+// than MaxAge, and otherwise runs one check for all the callers asking at
+// that moment: however often /health is called, the dependencies are
+// checked at most once per MaxAge (each check writes to Redis and runs
+// Postgres queries; anonymous callers must not be able to multiply them).
+// Run keeps it fresh in the background as well.
+type Cache struct {
+	Checker *Checker
+	// MaxAge is the age past which a report is re-checked; 2s when 0.
+	MaxAge time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	last     *Report
+	at       time.Time
+	inflight chan struct{} // closed when the running check ends
+}
+
+func (c *Cache) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Cache) maxAge() time.Duration {
+	if c.MaxAge > 0 {
+		return c.MaxAge
+	}
+	return 2 * time.Second
+}
+
+// Check returns the cached report, or a new one when it is too old. A
+// caller whose ctx ends while it waits for the check gets the previous
+// report if there is one; the check itself runs to its own timeouts.
+func (c *Cache) Check(ctx context.Context) Report {
+	c.mu.Lock()
+	if c.last != nil && c.now().Sub(c.at) < c.maxAge() {
+		rep := *c.last
+		c.mu.Unlock()
+		return rep
+	}
+	done := c.startLocked()
+	c.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		return Report{Status: store.HealthDown, Components: map[string]store.Component{}, CheckedAt: c.now().UTC()}
+	}
+	return *c.last
+}
+
+// startLocked starts a check unless one is running; it returns the channel
+// closed when the check ends. c.mu is held.
+func (c *Cache) startLocked() chan struct{} {
+	if c.inflight != nil {
+		return c.inflight
+	}
+	done := make(chan struct{})
+	c.inflight = done
+	go func() {
+		defer close(done)
+		// Not the caller's context: a caller that leaves must not cancel
+		// the check the others wait for. Each component has its timeout.
+		rep := c.Checker.Check(context.Background())
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.last, c.at, c.inflight = &rep, c.now(), nil
+	}()
+	return done
+}
+
+// Run refreshes the report every interval until ctx ends, so the
+// dependency metrics stay current even when nobody calls /health.
+func (c *Cache) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		done := c.startLocked()
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-done:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

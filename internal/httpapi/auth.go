@@ -222,3 +222,16 @@ func printableHeader(s string, max int) string {
 	}
 	return s
 }
+
+// CallerKey names the client of a request for rate limiting: the token's
+// (or JWT subject's) principal once authentication has accepted it, so
+// that one caller behind many addresses shares one budget; ipKey (the
+// address) otherwise: authentication off, or no valid credentials.
+func CallerKey(ipKey func(*http.Request) string) func(*http.Request) string {
+	return func(r *http.Request) string {
+		if id, on := identityOf(r.Context()); on && id.err == nil && id.principal.Name != "" {
+			return "caller:" + id.principal.Name
+		}
+		return ipKey(r)
+	}
+}

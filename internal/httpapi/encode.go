@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/strictjson"
 )
 
 // encode writes v as JSON with the given status.
@@ -25,26 +26,21 @@ func encode(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the client went away; nothing left to tell it
 }
 
-// readBody reads the whole body within the limit set by the body-limit
-// middleware.
-func readBody(r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, bodyError(err)
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, feature.Invalid("request body is empty", feature.FieldError{Field: "body", Problem: "a JSON document is required"})
-	}
-	return b, nil
-}
-
 // decode strictly decodes one JSON document into v: unknown fields, wrong
 // types, trailing data and an oversized body are coded errors naming the
-// field at fault. Numbers in untyped places decode as json.Number.
-func decode(r *http.Request, v any) error {
+// field at fault; so is what encoding/json would accept silently (invalid
+// UTF-8, NUL, duplicate keys, field names in another case: strictjson).
+// Numbers in untyped places decode as json.Number.
+//
+// root names the document in field paths ("rows" makes [0].values.x
+// rows[0].values.x); "" leaves paths as they are.
+func decode(r *http.Request, v any, root string) error {
 	b, err := readBody(r)
 	if err != nil {
 		return err
+	}
+	if err := strictjson.Check(b, reflect.TypeOf(v)); err != nil {
+		return strictError(err, root)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -58,11 +54,32 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
+// strictError codes a strictjson refusal: malformed JSON is about the
+// body; a strict rule names the field it found at fault.
+func strictError(err error, root string) error {
+	var se *strictjson.Error
+	if !errors.As(err, &se) {
+		return feature.Invalid("invalid JSON: "+err.Error(), feature.FieldError{Field: "body", Problem: err.Error()})
+	}
+	if se.Syntax {
+		return feature.Invalid(fmt.Sprintf("malformed JSON at byte %d", se.Offset), feature.FieldError{Field: "body", Problem: se.Problem})
+	}
+	field := se.Path
+	switch {
+	case root != "" && strings.HasPrefix(field, "["):
+		field = root + field
+	case root != "" && field != "":
+		field = root + "." + field
+	case field == "":
+		field = "body"
+	}
+	return feature.Invalid(fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, se.Problem), feature.FieldError{Field: field, Problem: se.Problem})
+}
+
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return &feature.Error{Code: feature.CodeTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit),
-			Fields: []feature.FieldError{{Field: "body", Problem: "too large"}}}
+		return tooLarge(mbe.Limit)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 		return feature.Canceled("the client closed the connection while sending the body", err)
@@ -92,6 +109,9 @@ func jsonError(err error) error {
 		return feature.Invalid("wrong JSON type for "+field, feature.FieldError{Field: field, Problem: "must be " + jsonTypeName(typ.Type) + ", got " + typ.Value})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if name == "" {
+			return feature.Invalid(`unknown field ""`, feature.FieldError{Field: "body", Problem: `unknown field ""`})
+		}
 		return feature.Invalid("unknown field "+name, feature.FieldError{Field: name, Problem: "unknown field"})
 	}
 	return feature.Invalid("invalid JSON: "+err.Error(), feature.FieldError{Field: "body", Problem: err.Error()})
@@ -169,6 +189,12 @@ func status(c feature.Code) int {
 		return http.StatusServiceUnavailable
 	case feature.CodeTimeout:
 		return http.StatusGatewayTimeout
+	case feature.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case feature.CodeOverloaded, feature.CodeOutcomeUnknown:
+		return http.StatusServiceUnavailable
+	case feature.CodeIdempotencyKeyReused, feature.CodeLimitExceeded:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }
@@ -204,8 +230,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if body.Fields == nil {
 		body.Fields = []feature.FieldError{}
 	}
-	if fe.Code == feature.CodeUnavailable {
-		w.Header().Set("Retry-After", "1")
+	switch fe.Code {
+	case feature.CodeUnavailable, feature.CodeOverloaded, feature.CodeOutcomeUnknown, feature.CodeRateLimited:
+		if w.Header().Get("Retry-After") == "" { // the rate limiter sets its own
+			w.Header().Set("Retry-After", "1")
+		}
 	}
 	encode(w, status(fe.Code), body)
 }

@@ -306,10 +306,10 @@ func TestMethodNotAllowedNamesTheMethods(t *testing.T) {
 	e := newEnv(t, backend{"embedded", openEmbedded})
 	for target, want := range map[string]string{
 		"/get-online-features":            "POST",
-		"/v1/feature-groups/x":            "DELETE, GET, PUT",
-		"/v1/recompute":                   "GET, POST",
+		"/v1/feature-groups/x":            "DELETE, GET, HEAD, PUT",
+		"/v1/recompute":                   "GET, HEAD, POST",
 		"/v1/feature-groups/x/rows":       "POST",
-		"/v1/feature-groups/x/entities/1": "GET",
+		"/v1/feature-groups/x/entities/1": "GET, HEAD",
 	} {
 		w := e.do("PATCH", target, "")
 		wantError(t, w, http.StatusMethodNotAllowed, "method_not_allowed", "method")

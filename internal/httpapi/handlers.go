@@ -21,6 +21,7 @@ import (
 type response struct {
 	status int
 	body   any
+	raw    []byte // a JSON body already encoded (a replayed answer); wins over body
 	header map[string]string
 }
 
@@ -44,6 +45,14 @@ func wrap(f apiFunc) http.Handler {
 		if st == 0 {
 			st = http.StatusOK
 		}
+		if res.raw != nil {
+			if len(res.raw) > 0 {
+				w.Header().Set("Content-Type", "application/json")
+			}
+			w.WriteHeader(st)
+			_, _ = w.Write(res.raw)
+			return
+		}
 		if res.body == nil {
 			w.WriteHeader(st)
 			return
@@ -55,9 +64,14 @@ func wrap(f apiFunc) http.Handler {
 // withBody decodes the request body strictly into a T (decode) before
 // calling f with it.
 func withBody[T any](f func(r *http.Request, req T) (response, error)) apiFunc {
+	return withBodyAt("", f)
+}
+
+// withBodyAt is withBody naming the document root in field paths.
+func withBodyAt[T any](root string, f func(r *http.Request, req T) (response, error)) apiFunc {
 	return func(r *http.Request) (response, error) {
 		var req T
-		if err := decode(r, &req); err != nil {
+		if err := decode(r, &req, root); err != nil {
 			return response{}, err
 		}
 		return f(r, req)
@@ -81,19 +95,31 @@ func errMethod(r *http.Request) error {
 		Fields: []feature.FieldError{{Field: "method", Problem: "not allowed"}}}
 }
 
-func handleHealth(h interface {
+// HealthReporter answers /health: a *health.Cache, which re-checks the
+// dependencies at most once per its max age however often it is asked.
+type HealthReporter interface {
 	Check(ctx context.Context) health.Report
-}) apiFunc {
+}
+
+// healthSummary is what /health shows a caller not allowed the details.
+type healthSummary struct {
+	Status    store.HealthStatus `json:"status"`
+	CheckedAt time.Time          `json:"checked_at"`
+}
+
+// handleHealth answers the (cached) health report: in full to a caller
+// details allows (nil: everyone), as its overall status otherwise.
+func handleHealth(h HealthReporter, details func(*http.Request) bool) apiFunc {
 	return func(r *http.Request) (response, error) {
 		rep := h.Check(r.Context())
-		var body any = rep
-		if !mayRead(r) { // authentication is on and the caller is no reader: the status only
-			body = map[string]store.HealthStatus{"status": rep.Status}
-		}
+		st := http.StatusOK
 		if rep.Status == store.HealthDown {
-			return response{status: http.StatusServiceUnavailable, body: body}, nil
+			st = http.StatusServiceUnavailable
 		}
-		return response{body: body}, nil
+		if details != nil && !details(r) {
+			return response{status: st, body: healthSummary{Status: rep.Status, CheckedAt: rep.CheckedAt}}, nil
+		}
+		return response{status: st, body: rep}, nil
 	}
 }
 
@@ -129,6 +155,28 @@ func handleOpenAPI(doc []byte) http.Handler {
 		_, _ = w.Write(doc)
 	})
 }
+
+// The answers of the writes, as their results render: one function per
+// write for the handler and for the record an Idempotency-Key keeps.
+func ingestAnswer(result any) (int, []byte) { return renderJSON(http.StatusOK, result) }
+
+func rowsAnswer(result any) (int, []byte) { return renderJSON(http.StatusOK, result) }
+
+// putGroupStatus is 201 for a group the PUT created (its first schema
+// version), 200 for one it replaced.
+func putGroupStatus(g feature.Group) int {
+	if g.SchemaVersion == 1 {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+func putGroupAnswer(result any) (int, []byte) {
+	g, _ := result.(feature.Group)
+	return renderJSON(putGroupStatus(g), result)
+}
+
+func deleteGroupAnswer(any) (int, []byte) { return http.StatusNoContent, nil }
 
 func handleIngest(svc *service.Service) apiFunc {
 	return func(r *http.Request) (response, error) {
@@ -173,14 +221,11 @@ func handlePutGroup(svc *service.Service) apiFunc {
 	return withBody(func(r *http.Request, req groupRequest) (response, error) {
 		g := feature.Group{Name: chi.URLParam(r, "group"), EntityKey: req.EntityKey, Features: req.Features,
 			TTL: req.TTL, Description: req.Description, Tags: req.Tags}
-		out, created, err := svc.PutGroup(r.Context(), g)
+		out, _, err := svc.PutGroup(r.Context(), g)
 		if err != nil {
 			return response{}, err
 		}
-		if created {
-			return response{status: http.StatusCreated, body: out}, nil
-		}
-		return response{body: out}, nil
+		return response{status: putGroupStatus(out), body: out}, nil
 	})
 }
 
@@ -226,7 +271,7 @@ func handleGetEntity(svc *service.Service) apiFunc {
 }
 
 func handleWriteRows(svc *service.Service) apiFunc {
-	return withBody(func(r *http.Request, rows []service.RowInput) (response, error) {
+	return withBodyAt("rows", func(r *http.Request, rows []service.RowInput) (response, error) {
 		return ok(svc.WriteRows(r.Context(), chi.URLParam(r, "group"), rows))
 	})
 }

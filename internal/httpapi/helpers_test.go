@@ -128,26 +128,33 @@ type env struct {
 	tb testing.TB
 	// store and cache are the backends' names, as /info reports them.
 	store, cache string
-	st           store.Store
+	st           store.Store // what the service writes to (the cache wrapper)
 	svc          *service.Service
 	clock        *clock
 	ready        atomic.Bool
 	health       *health.Checker
 	router       http.Handler
+	sor          httpapi.IdempotencyStore // the system of record, for Idempotency-Key records
 }
 
 func newEnv(tb testing.TB, b backend) *env {
+	return newEnvWith(tb, b, service.Options{})
+}
+
+// newEnvWith is newEnv with service options (its clock is the env's).
+func newEnvWith(tb testing.TB, b backend, opts service.Options) *env {
 	tb.Helper()
 	st, components := b.open(tb)
-	e := &env{tb: tb, clock: &clock{t: t0}, store: "sqlite", cache: "memory"}
+	e := &env{tb: tb, clock: &clock{t: t0}, st: st, store: "sqlite", cache: "memory"}
 	if b.name == "postgres" {
 		e.store, e.cache = "postgres", "redis"
 	}
-	opts := service.Options{Now: e.clock.Now}
+	opts.Now = e.clock.Now
 	// The system of record (the first, critical component) answers what
-	// the cache does not: training sets, feature services and the movie
-	// corpus aggregate.
+	// the cache does not: training sets, feature services, the movie
+	// corpus aggregate and the Idempotency-Key records.
 	sor := components[0].Checker
+	e.sor, _ = sor.(httpapi.IdempotencyStore)
 	opts.History, _ = sor.(service.HistoryReader)
 	opts.FeatureServices, _ = sor.(service.ServiceRegistry)
 	opts.Corpus, _ = sor.(service.CorpusReader)
@@ -171,6 +178,8 @@ func (e *env) deps() httpapi.Deps {
 		Info:           httpapi.Info{Version: "v1.2.3", Revision: "abc123", GoVersion: "go1.26", StartTime: t0, Store: e.store, Cache: e.cache},
 		OpenAPI:        api.OpenAPI,
 		RequestTimeout: 30 * time.Second,
+		Idempotency:    e.sor,
+		Now:            e.clock.Now,
 	}
 }
 
@@ -361,3 +370,9 @@ func readFile(t testing.TB, path string) string {
 func fixture(t testing.TB, name string) string {
 	return readFile(t, filepath.Join("testdata", name))
 }
+
+// newRouterFrom builds the real router from deps.
+func newRouterFrom(d httpapi.Deps) http.Handler { return httpapi.NewRouter(d) }
+
+// serviceOptions are the default service options of a test env.
+func serviceOptions() service.Options { return service.Options{} }

@@ -93,7 +93,7 @@ func historicalRequest(r *http.Request, rc *http.ResponseController) (service.Hi
 					feature.FieldError{Field: k, Problem: "query parameter only taken with a text/csv body"})
 			}
 		}
-		return req, decode(r, &req)
+		return req, decode(r, &req, "")
 	}
 	if err := rc.EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return req, err

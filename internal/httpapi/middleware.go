@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -77,9 +78,10 @@ func noteError(ctx context.Context, err error) {
 // accessLog writes one JSON line per request, with the error code and cause
 // of a request answered with an error, and turns a panic into a 500.
 //
-// Its level says who has to act. Info: a success, a client error, or a
-// client that went away (499: nobody to answer, nothing broken). Warn: a
-// timeout (504) or an unreachable dependency (503), conditions of the
+// Its level says who has to act. Info: a success, a client error (a 429
+// included), or a client that went away (499: nobody to answer, nothing
+// broken). Warn: a timeout (504), an unreachable dependency, a shed request
+// or a write of unknown outcome (503), conditions of the
 // environment the service reports and survives, which the dependency and
 // burn-rate alerts watch. Error: an internal error (500), which takes a fix,
 // so the error log holds what needs one.
@@ -134,7 +136,7 @@ func logRequest(log *zap.Logger, r *http.Request, sw *statusWriter, err error, d
 		code := feature.ErrorCode(err)
 		fields = append(fields, zap.String("code", string(code)), zap.Error(err))
 		switch code {
-		case feature.CodeTimeout, feature.CodeUnavailable:
+		case feature.CodeTimeout, feature.CodeUnavailable, feature.CodeOverloaded, feature.CodeOutcomeUnknown:
 			lvl = zap.WarnLevel
 		case feature.CodeInternal:
 			lvl = zap.ErrorLevel
@@ -143,20 +145,64 @@ func logRequest(log *zap.Logger, r *http.Request, sw *statusWriter, err error, d
 	log.Log(lvl, "request", fields...)
 }
 
-// limits bounds the request body (a larger one answers 413) and the time a
-// request may take.
-func limits(maxBody int64, timeout time.Duration) func(http.Handler) http.Handler {
+// limits bounds the request body and the time a request may take. A body
+// declared larger than maxBody is answered 413 at once, without reading a
+// byte of it, and the connection is closed (net/http does not drain it); an
+// undeclared one is cut the moment it crosses maxBody (readBody). The bytes
+// read are held against budget (nil: unbounded) until the request has been
+// answered.
+func limits(maxBody int64, budget *ByteBudget, timeout time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > maxBody {
+				w.Header().Set("Connection", "close")
+				writeError(w, r, tooLarge(maxBody))
+				return
+			}
 			if r.Body != nil {
 				r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 			}
+			st := &bodyState{max: maxBody, budget: budget}
+			defer st.release()
+			ctx := context.WithValue(r.Context(), bodyKey{}, st)
 			if timeout > 0 {
-				ctx, cancel := context.WithTimeout(r.Context(), timeout)
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
-				r = r.WithContext(ctx)
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
+}
+
+// validInput answers 400 for a request whose path or query is not valid
+// text (invalid UTF-8, or a NUL: Postgres refuses both, so they must never
+// reach it) or whose query string is malformed (url.Query would drop the
+// bad pair silently).
+func validInput(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !feature.ValidText(r.URL.Path) {
+			writeError(w, r, feature.Invalid("the path is not valid UTF-8 text",
+				feature.FieldError{Field: "path", Problem: "must be valid UTF-8 without NUL characters"}))
+			return
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			writeError(w, r, feature.Invalid("malformed query string",
+				feature.FieldError{Field: "query", Problem: err.Error()}))
+			return
+		}
+		for k, vs := range q {
+			ok := feature.ValidText(k)
+			for _, v := range vs {
+				ok = ok && feature.ValidText(v)
+			}
+			if !ok {
+				writeError(w, r, feature.Invalid("the query string is not valid UTF-8 text",
+					feature.FieldError{Field: "query", Problem: "must be valid UTF-8 without NUL characters"}))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

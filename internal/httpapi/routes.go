@@ -4,18 +4,17 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/auth"
 	"github.com/featurestore/featurestore/internal/feature"
-	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/service"
 )
 
@@ -40,9 +39,9 @@ type Instrumenter interface {
 // Deps are what the router needs.
 type Deps struct {
 	Service *service.Service
-	Health  interface {
-		Check(ctx context.Context) health.Report
-	}
+	// Health answers /health; give it a *health.Cache so that callers do
+	// not each run the dependency checks.
+	Health  HealthReporter
 	Metrics Instrumenter
 	// MetricsHandler serves /metrics; nil when metrics have their own address.
 	MetricsHandler http.Handler
@@ -63,7 +62,35 @@ type Deps struct {
 	// CORSAllowedOrigins are the web origins whose pages may call the API
 	// (ParseOrigins); none by default.
 	CORSAllowedOrigins []string
+	// BodyBudget bounds the request body bytes held at once; nil: unbounded.
+	BodyBudget *ByteBudget
+	// RateLimiter limits each client's request rate (every route but the
+	// probes and /metrics); nil: no rate limit.
+	RateLimiter *RateLimiter
+	// Concurrency sheds the API requests past its limit (not the probes,
+	// /health or /metrics); nil: no limit.
+	Concurrency *ConcurrencyLimiter
+	// HealthDetails reports whether a caller may see /health in full (the
+	// authentication layer: a reader); others get the overall status. nil:
+	// everyone may.
+	HealthDetails func(*http.Request) bool
+	// Idempotency keeps the records of the Idempotency-Key header (the
+	// system of record); nil: the header is ignored.
+	Idempotency IdempotencyStore
+	// IdempotencyTTL is how long a key's record answers retries; 24h when 0.
+	IdempotencyTTL time.Duration
+	// Now is the clock of the idempotency records; time.Now when nil.
+	Now func() time.Time
 }
+
+// routeClass says which limits a route is under.
+type routeClass int
+
+const (
+	classAPI   routeClass = iota // rate limit and concurrency limit
+	classCheap                   // rate limit only: answered from memory
+	classProbe                   // none: liveness, readiness and /metrics must answer under any load
+)
 
 // route is one entry of the route table.
 type route struct {
@@ -72,42 +99,58 @@ type route struct {
 	// for a public route.
 	role    auth.Role
 	handler http.Handler // nil: not served by this router
+	class   routeClass
 }
 
 // routes is the whole route table: NewRouter serves exactly these routes,
-// each behind guard with its role; the HTTP metrics pre-create their series
+// each behind guard with its role (HEAD on a GET route too: it is served
+// by the GET route's handler); the HTTP metrics pre-create their series
 // from them, and the OpenAPI test walks the router they build and checks
 // each operation's documented role.
 func routes(d Deps) []route {
 	svc := d.Service
+	idem := idempotency{store: d.Idempotency, ttl: d.IdempotencyTTL, now: d.Now}
 	const anyone, reader, writer, admin = auth.Anyone, auth.Reader, auth.Writer, auth.Admin
+	const api, cheap, probe = classAPI, classCheap, classProbe
 	return []route{
-		{"GET", "/health", anyone, wrap(handleHealth(d.Health))}, // details to a reader only
-		{"GET", "/health/live", anyone, wrap(handleLive())},
-		{"GET", "/health/ready", anyone, wrap(handleReady(d.Ready))},
-		{"GET", "/info", reader, wrap(handleInfo(d.Info))},
-		{"GET", "/metrics", anyone, d.MetricsHandler},
-		{"GET", "/openapi.yaml", anyone, handleOpenAPI(d.OpenAPI)},
+		{"GET", "/health", anyone, wrap(handleHealth(d.Health, d.HealthDetails)), cheap}, // details per HealthDetails
+		{"GET", "/health/live", anyone, wrap(handleLive()), probe},
+		{"GET", "/health/ready", anyone, wrap(handleReady(d.Ready)), probe},
+		{"GET", "/info", reader, wrap(handleInfo(d.Info)), cheap},
+		{"GET", "/metrics", anyone, d.MetricsHandler, probe},
+		{"GET", "/openapi.yaml", anyone, handleOpenAPI(d.OpenAPI), cheap},
 
-		{"POST", "/v1/movies", writer, wrap(handleIngest(svc))},
-		{"GET", "/v1/feature-groups", reader, wrap(handleListGroups(svc))},
-		{"GET", "/v1/feature-groups/{group}", reader, wrap(handleGetGroup(svc))},
-		{"PUT", "/v1/feature-groups/{group}", admin, wrap(handlePutGroup(svc))},
-		{"DELETE", "/v1/feature-groups/{group}", admin, wrap(handleDeleteGroup(svc))},
-		{"GET", "/v1/feature-groups/{group}/entities/{id}", reader, wrap(handleGetEntity(svc))},
-		{"POST", "/v1/feature-groups/{group}/rows", writer, wrap(handleWriteRows(svc))},
-		{"POST", "/get-online-features", reader, wrap(handleOnlineFeatures(svc))},
-		{"POST", "/get-historical-features", reader, handleHistorical(svc, d.Logger)},
-		{"GET", "/v1/feature-services", reader, wrap(handleListFeatureServices(svc))},
-		{"GET", "/v1/feature-services/{name}", reader, wrap(handleGetFeatureService(svc))},
-		{"PUT", "/v1/feature-services/{name}", admin, wrap(handlePutFeatureService(svc))},
-		{"DELETE", "/v1/feature-services/{name}", admin, wrap(handleDeleteFeatureService(svc))},
-		{"POST", "/push", writer, wrap(handlePush(svc))},
-		{"POST", "/write-to-online-store", writer, wrap(handleWriteToOnlineStore(svc))},
-		{"GET", "/v1/stats", reader, wrap(handleStats(svc))},
-		{"GET", "/v1/recompute", reader, wrap(handleRecomputeStatus(svc))},
-		{"POST", "/v1/recompute", admin, wrap(handleRecompute(svc))},
+		{"POST", "/v1/movies", writer, wrap(idem.wrap(ingestAnswer, handleIngest(svc))), api},
+		{"GET", "/v1/feature-groups", reader, wrap(handleListGroups(svc)), api},
+		{"GET", "/v1/feature-groups/{group}", reader, wrap(handleGetGroup(svc)), api},
+		{"PUT", "/v1/feature-groups/{group}", admin, wrap(idem.wrap(putGroupAnswer, handlePutGroup(svc))), api},
+		{"DELETE", "/v1/feature-groups/{group}", admin, wrap(idem.wrap(deleteGroupAnswer, handleDeleteGroup(svc))), api},
+		{"GET", "/v1/feature-groups/{group}/entities/{id}", reader, wrap(handleGetEntity(svc)), api},
+		{"POST", "/v1/feature-groups/{group}/rows", writer, wrap(idem.wrap(rowsAnswer, handleWriteRows(svc))), api},
+		{"POST", "/get-online-features", reader, wrap(handleOnlineFeatures(svc)), api},
+		{"POST", "/get-historical-features", reader, handleHistorical(svc, d.Logger), api},
+		{"GET", "/v1/feature-services", reader, wrap(handleListFeatureServices(svc)), api},
+		{"GET", "/v1/feature-services/{name}", reader, wrap(handleGetFeatureService(svc)), api},
+		{"PUT", "/v1/feature-services/{name}", admin, wrap(handlePutFeatureService(svc)), api},
+		{"DELETE", "/v1/feature-services/{name}", admin, wrap(handleDeleteFeatureService(svc)), api},
+		{"POST", "/push", writer, wrap(handlePush(svc)), api},
+		{"POST", "/write-to-online-store", writer, wrap(handleWriteToOnlineStore(svc)), api},
+		{"GET", "/v1/stats", reader, wrap(handleStats(svc)), api},
+		{"GET", "/v1/recompute", reader, wrap(handleRecomputeStatus(svc)), api},
+		{"POST", "/v1/recompute", admin, wrap(handleRecompute(svc)), api},
 	}
+}
+
+// limited wraps a route's handler in the limits of its class; inside the
+// route, so that a refused request is labelled with its route.
+func limited(h http.Handler, class routeClass, d Deps) http.Handler {
+	if class == classAPI && d.Concurrency != nil {
+		h = d.Concurrency.Middleware(h)
+	}
+	if class != classProbe && d.RateLimiter != nil {
+		h = d.RateLimiter.Middleware(h)
+	}
+	return h
 }
 
 // NewRouter builds the HTTP handler.
@@ -117,6 +160,15 @@ func NewRouter(d Deps) http.Handler {
 	}
 	if d.MaxBodyBytes <= 0 {
 		d.MaxBodyBytes = 32 << 20
+	}
+	if d.IdempotencyTTL <= 0 {
+		d.IdempotencyTTL = 24 * time.Hour
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.HealthDetails == nil {
+		d.HealthDetails = mayRead // the details to a reader when authentication is on
 	}
 	var served []route
 	var table [][2]string
@@ -135,9 +187,13 @@ func NewRouter(d Deps) http.Handler {
 	r.Use(authenticate(d.Auth))
 	r.Use(accessLog(d.Logger))
 	r.Use(securityHeaders, crossOrigin(d.CORSAllowedOrigins))
-	r.Use(limits(d.MaxBodyBytes, d.RequestTimeout))
+	r.Use(limits(d.MaxBodyBytes, d.BodyBudget, d.RequestTimeout))
+	r.Use(validInput)
+	r.Use(middleware.GetHead)
 	for _, rt := range served {
-		r.Method(rt.method, rt.pattern, guard(rt.role, d.AuthObserver, rt.handler))
+		// The limits outside guard: a client guessing tokens is rate
+		// limited too.
+		r.Method(rt.method, rt.pattern, limited(guard(rt.role, d.AuthObserver, rt.handler), rt.class, d))
 	}
 	// An unknown route is 401 before it is 404 to a caller without
 	// credentials: the API's shape is for its callers.
@@ -152,13 +208,16 @@ func NewRouter(d Deps) http.Handler {
 }
 
 // allowed lists the methods of the route table that mux routes for path,
-// for the Allow header of a 405.
+// for the Allow header of a 405: HEAD wherever GET is.
 func allowed(mux chi.Routes, table []route, path string) []string {
 	var out []string
 	for _, rt := range table {
 		if !slices.Contains(out, rt.method) && mux.Match(chi.NewRouteContext(), rt.method, path) {
 			out = append(out, rt.method)
 		}
+	}
+	if slices.Contains(out, http.MethodGet) {
+		out = append(out, http.MethodHead)
 	}
 	slices.Sort(out)
 	return out

@@ -75,20 +75,20 @@ func Open(path string, maxSize int64, maxFiles int, opts ...Option) (*File, erro
 		return nil, err
 	}
 	if err := l.prune(); err != nil {
-		l.f.Close()
+		_ = l.f.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
 func (l *File) open() error {
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640) // #nosec G302 -- group-readable so that a log shipper in the operator's group can read it; no secrets are logged
 	if err != nil {
 		return fmt.Errorf("open log file: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("stat log file: %w", err)
 	}
 	l.f, l.size, l.day = f, st.Size(), ""

@@ -59,6 +59,12 @@ func fullRegistry(t *testing.T) *prometheus.Registry {
 	sec.ReloadFiles("tokens")
 	sec.Reloaded("tokens", true)
 	sec.SetCertificateExpiry(time.Now())
+	one := func() float64 { return 1 }
+	l := NewLimits(reg, map[string]float64{"max_body_bytes": 1}, LimitGauges{OpenConnections: one, RateLimitClients: one, BodyBytesHeld: one})
+	l.RateLimited()
+	l.Shed()
+	l.ConnRejected()
+	l.AcceptFailed(true)
 	return reg
 }
 

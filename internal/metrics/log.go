@@ -8,7 +8,7 @@ import (
 // numLevels is the number of zap levels, debug through fatal.
 const numLevels = int(zapcore.FatalLevel-zapcore.DebugLevel) + 1
 
-func levelName(i int) string { return (zapcore.DebugLevel + zapcore.Level(i)).String() }
+func levelName(i int) string { return (zapcore.DebugLevel + zapcore.Level(i)).String() } // #nosec G115 -- i is an index below numLevels (7)
 
 // CountingCore wraps core so that every entry it writes is counted in
 // feature_store_log_events_total{level}: the Go counterpart of logback's

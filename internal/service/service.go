@@ -82,6 +82,9 @@ type Options struct {
 	// `featurestore historical`): New skips loading the movie corpus, which
 	// only ingests and recomputes need, and those fail with errReadOnly.
 	ReadOnly bool
+	// Limits bounds what clients may register (the built-in groups are
+	// exempt); zero fields take feature.DefaultLimits.
+	Limits feature.Limits
 }
 
 // Default limits.
@@ -153,6 +156,7 @@ func New(ctx context.Context, st store.Store, opts Options) (*Service, error) {
 		}
 		corpus = c
 	}
+	opts.Limits = opts.Limits.WithDefaults()
 	s := &Service{
 		st: st, corpus: corpus, now: opts.Now, log: opts.Logger, obs: opts.Observer, opts: opts,
 		builtin: map[string]bool{},
@@ -333,6 +337,9 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	if err := g.Validate(); err != nil {
 		return out, false, err
 	}
+	if err := g.CheckSize(s.opts.Limits); err != nil {
+		return out, false, err
+	}
 	if s.builtin[g.Name] {
 		return out, false, feature.Conflict("feature group "+quote(g.Name)+" is built in and managed by the service",
 			feature.FieldError{Field: "name", Problem: "built-in group"})
@@ -340,6 +347,11 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	s.regMu.Lock()
 	defer s.regMu.Unlock()
 	cur, exists := s.groups()[g.Name]
+	if max := s.opts.Limits.MaxGroups; !exists && len(s.groups()) >= max {
+		return out, false, &feature.Error{Code: feature.CodeLimitExceeded,
+			Message: fmt.Sprintf("the registry holds %d feature groups, its limit; delete one first", max),
+			Fields:  []feature.FieldError{{Field: "name", Problem: fmt.Sprintf("at most %d feature groups (--max-groups)", max)}}}
+	}
 	if exists {
 		var fields []feature.FieldError
 		if cur.EntityKey != g.EntityKey {
@@ -368,7 +380,9 @@ func (s *Service) PutGroup(ctx context.Context, g feature.Group) (out feature.Gr
 	}
 	next[out.Name] = out
 	s.registry.Store(&next)
-	return out, !exists, nil
+	// Created: the store inserted it (its first schema version), whatever
+	// this replica's registry knew.
+	return out, out.SchemaVersion == 1, nil
 }
 
 // DeleteGroup removes a user-defined group with all its rows. A group that

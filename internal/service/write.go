@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
@@ -130,16 +131,19 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res Inges
 		}
 		res.MovieIDs = append(res.MovieIDs, m.ID)
 	}
+	res.Accepted = len(movies)
+	res.EventTime = eventTime
+	for _, n := range perGroup {
+		res.FeaturesWritten += n
+	}
+	store.RecordAnswer(ctx, res) // the answer an Idempotency-Key records with the write
 	if err := s.st.WriteRows(ctx, rows); err != nil {
 		return IngestResult{}, err
 	}
 
-	res.Accepted = len(movies)
-	res.EventTime = eventTime
 	for group, n := range perGroup {
 		s.obs.FeaturesWritten(group, n)
 		s.obs.SetNewestEvent(group, eventTime)
-		res.FeaturesWritten += n
 	}
 	s.obs.Ingested(len(movies), 0)
 	s.log.Info("ingested movies", zap.Int("accepted", res.Accepted), zap.Int("rejected", len(res.Rejected)),
@@ -227,9 +231,6 @@ func (s *Service) writeRows(ctx context.Context, group, groupField string, in []
 	if len(fields) > 0 {
 		return res, feature.Invalid("invalid rows for feature group "+quote(g.Name)+"; nothing was written", fields...)
 	}
-	if err := s.st.WriteRows(ctx, rows); err != nil {
-		return res, err
-	}
 	n := 0
 	var newest time.Time
 	for _, r := range rows {
@@ -238,9 +239,14 @@ func (s *Service) writeRows(ctx context.Context, group, groupField string, in []
 			newest = r.EventTime
 		}
 	}
+	out := WriteResult{Group: g.Name, Rows: len(rows), FeaturesWritten: n, WriteTime: writeTime}
+	store.RecordAnswer(ctx, out) // the answer an Idempotency-Key records with the write
+	if err := s.st.WriteRows(ctx, rows); err != nil {
+		return res, err
+	}
 	s.obs.FeaturesWritten(g.Name, n)
 	s.obs.SetNewestEvent(g.Name, newest)
-	return WriteResult{Group: g.Name, Rows: len(rows), FeaturesWritten: n, WriteTime: writeTime}, nil
+	return out, nil
 }
 
 // validateRows checks every row against the group's schema and returns the
@@ -260,8 +266,11 @@ func validateRows(g feature.Group, in []RowInput, writeTime time.Time, names fie
 		}
 		et := writeTime
 		if r.EventTime != nil {
-			if r.EventTime.IsZero() {
+			switch {
+			case r.EventTime.IsZero():
 				fields = append(fields, feature.FieldError{Field: names(i, colEventTime), Problem: "must be an RFC 3339 time"})
+			case !feature.ValidYear(*r.EventTime):
+				fields = append(fields, feature.FieldError{Field: names(i, colEventTime), Problem: feature.YearProblem})
 			}
 			et = r.EventTime.UTC().Truncate(time.Microsecond)
 		}
@@ -290,11 +299,8 @@ func EntityID(v any) (string, bool) {
 	case string:
 		return x, feature.ValidEntityID(x)
 	case json.Number:
-		if n, err := x.Int64(); err == nil {
-			return strconv.FormatInt(n, 10), true
-		}
-		if f, err := x.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
-			return strconv.FormatInt(int64(f), 10), true
+		if n, ok := feature.ExactInt(string(x)); ok {
+			return strconv.FormatInt(n, 10), true // never 1e-400 as "0"
 		}
 	case float64:
 		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {

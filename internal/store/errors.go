@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/featurestore/featurestore/internal/feature"
 )
@@ -65,6 +66,8 @@ func DependencyError(dependency string, err error) error {
 //     lock_timeout): CodeTimeout;
 //   - a read-only database (25006): CodeInternal with a message that says
 //     so; it takes an operator, not a retry;
+//   - text Postgres cannot store (22021 invalid UTF-8, 22P05 NUL):
+//     CodeInvalid, as a last line of defence behind the input checks;
 //   - connection exceptions (08), insufficient resources (53), operator
 //     intervention such as a shutdown (57) and system errors (58):
 //     CodeUnavailable; so are transaction rollbacks (40: a deadlock or
@@ -102,6 +105,14 @@ func postgresServerError(pgErr *pgconn.PgError, err error) error {
 	case "57014", // query_canceled: statement_timeout, or a cancel request
 		"55P03": // lock_not_available: lock_timeout
 		return feature.Timeout("postgres cancelled a statement that ran out of time", err)
+	case "22021", // character_not_in_repertoire: invalid UTF-8
+		"22P05": // untranslatable_character: NUL (\u0000) in text or jsonb
+		// A last line of defence: the service refuses such text before it
+		// reaches a store (feature.ValidText, strictjson), so this is a
+		// client error that slipped through, not a server failure.
+		return &feature.Error{Code: feature.CodeInvalid, Err: err,
+			Message: "the input holds text postgres cannot store (invalid UTF-8 or a NUL character)",
+			Fields:  []feature.FieldError{{Field: "body", Problem: "invalid UTF-8 or NUL character"}}}
 	case "25006": // read_only_sql_transaction
 		return &feature.Error{Code: feature.CodeInternal, Err: err,
 			Message: "postgres is read-only (a standby, or default_transaction_read_only is on); the system of record must accept writes"}
@@ -119,4 +130,52 @@ func postgresServerError(pgErr *pgconn.PgError, err error) error {
 		return feature.Unavailable("postgres is unavailable", err)
 	}
 	return err
+}
+
+// PostgresWriteError is PostgresError for a statement that commits a write
+// (an autocommitted write, or a COMMIT): when the connection broke after
+// the statement was sent, the server may have committed it before the
+// answer was lost, so the failure is feature.CodeOutcomeUnknown (503,
+// "retry with the same Idempotency-Key"), not unavailable ("nothing was
+// written"). So is a FATAL or PANIC error, which ends the session and can
+// arrive after the commit (a shutdown's 57P01 admin_shutdown). A failure
+// known to precede any data sent (pgconn.SafeToRetry: a refused connection,
+// a closed pool), an error the statement itself got, and an ended context
+// keep their PostgresError class.
+func PostgresWriteError(op string, err error) error {
+	return postgresWriteError(op, err, false)
+}
+
+// PostgresCommitError is PostgresWriteError for the COMMIT of a
+// transaction. A COMMIT is only reached once every statement before it
+// succeeded on a live connection, so a connection failure now is taken as
+// lost after sending even when the driver calls it safe to retry: pgx
+// reports an answer lost to a COMMIT as "conn closed", a lock error it
+// marks safe to retry, though the COMMIT had reached the server.
+func PostgresCommitError(op string, err error) error {
+	return postgresWriteError(op, err, true)
+}
+
+func postgresWriteError(op string, err error, commit bool) error {
+	coded := PostgresError(op, err)
+	if writeOutcomeUnknown(err, commit) {
+		return feature.OutcomeUnknown("the connection to postgres was lost while the write was committing: "+
+			"it may or may not have been committed; retry with the same Idempotency-Key", coded)
+	}
+	return coded
+}
+
+func writeOutcomeUnknown(err error, commit bool) bool {
+	var (
+		pgErr   *pgconn.PgError
+		connErr *pgconn.ConnectError
+	)
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &connErr), errors.Is(err, puddle.ErrClosedPool):
+		return false
+	case errors.As(err, &pgErr):
+		return pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC"
+	}
+	return commit || !pgconn.SafeToRetry(err)
 }

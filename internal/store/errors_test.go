@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/testenv"
@@ -180,5 +181,35 @@ func wantCode(t *testing.T, err error, want feature.Code, message string) {
 	var fe *feature.Error
 	if code := feature.ErrorCode(err); code != want || !errors.As(err, &fe) || !strings.Contains(fe.Message, message) {
 		t.Errorf("%v: code %q, want %q with a message containing %q", err, code, want, message)
+	}
+}
+
+// TestPostgresWriteError: a write whose connection broke after it was sent
+// is outcome_unknown; what is known to have failed before, or was answered
+// by the server, keeps its class.
+func TestPostgresWriteError(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name          string
+		err           error
+		write, commit feature.Code
+	}{
+		{"connection lost while reading the answer", io.ErrUnexpectedEOF, feature.CodeOutcomeUnknown, feature.CodeOutcomeUnknown},
+		{"server terminated the session", &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, feature.CodeOutcomeUnknown, feature.CodeOutcomeUnknown},
+		{"statement failed", &pgconn.PgError{Severity: "ERROR", Code: "23505"}, feature.CodeInternal, feature.CodeInternal},
+		{"invalid UTF-8 reached postgres", &pgconn.PgError{Severity: "ERROR", Code: "22021"}, feature.CodeInvalid, feature.CodeInvalid},
+		{"NUL reached postgres", &pgconn.PgError{Severity: "ERROR", Code: "22P05"}, feature.CodeInvalid, feature.CodeInvalid},
+		{"deadlock after retries", &pgconn.PgError{Severity: "ERROR", Code: "40P01"}, feature.CodeUnavailable, feature.CodeUnavailable},
+		{"never connected", &pgconn.ConnectError{}, feature.CodeUnavailable, feature.CodeUnavailable},
+		{"closed pool", fmt.Errorf("acquire: %w", puddle.ErrClosedPool), feature.CodeUnavailable, feature.CodeUnavailable},
+		{"caller went away", context.Canceled, feature.CodeCanceled, feature.CodeCanceled},
+		{"deadline", context.DeadlineExceeded, feature.CodeTimeout, feature.CodeTimeout},
+	} {
+		if got := feature.ErrorCode(PostgresWriteError("write", c.err)); got != c.write {
+			t.Errorf("%s: PostgresWriteError = %s, want %s", c.name, got, c.write)
+		}
+		if got := feature.ErrorCode(PostgresCommitError("commit", c.err)); got != c.commit {
+			t.Errorf("%s: PostgresCommitError = %s, want %s", c.name, got, c.commit)
+		}
 	}
 }

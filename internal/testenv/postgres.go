@@ -39,7 +39,7 @@ func StartPostgres(tb testing.TB) *Postgres {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -88,9 +88,10 @@ func (p *Postgres) data() string { return filepath.Join(p.dir, "data") }
 func (p *Postgres) command(name string, args ...string) *exec.Cmd {
 	name = filepath.Join(p.bin, name)
 	if os.Geteuid() == 0 {
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
+		return exec.Command( // #nosec G204 -- test helper: the PostgreSQL binaries with arguments it builds itself
+			"runuser", append([]string{"-u", "postgres", "--", name}, args...)...)
 	}
-	return exec.Command(name, args...)
+	return exec.Command(name, args...) // #nosec G204 -- test helper: the PostgreSQL binaries with arguments it builds itself
 }
 
 func (p *Postgres) pgctl(args ...string) error {

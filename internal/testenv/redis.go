@@ -193,7 +193,7 @@ func (r *Redis) signal(sig syscall.Signal) {
 // its append-only file, if it has one).
 func (r *Redis) start() {
 	r.tb.Helper()
-	cmd := exec.Command(r.args[0], r.args[1:]...)
+	cmd := exec.Command(r.args[0], r.args[1:]...) // #nosec G204 -- test helper: redis-server with arguments it builds itself
 	cmd.Stdout, cmd.Stderr = &r.logs, &r.logs
 	if err := cmd.Start(); err != nil {
 		r.tb.Fatalf("start redis-server: %v", err)

@@ -17,7 +17,7 @@ func (p *Postgres) StartReplica() *Postgres {
 	if err != nil {
 		p.tb.Fatal(err)
 	}
-	p.tb.Cleanup(func() { os.RemoveAll(dir) })
+	p.tb.Cleanup(func() { _ = os.RemoveAll(dir) })
 	if os.Geteuid() == 0 { // the server runs as the postgres user (see StartPostgres)
 		u, err := user.Lookup("postgres")
 		if err != nil {

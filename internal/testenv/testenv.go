@@ -111,7 +111,7 @@ func PostgresSchemaURL(tb testing.TB, prefix string) string {
 	if !identifier.MatchString(prefix) {
 		tb.Fatalf("schema prefix %q is not a lower-case identifier", prefix)
 	}
-	schema := fmt.Sprintf("%s_%016x", prefix, rand.Uint64())
+	schema := fmt.Sprintf("%s_%016x", prefix, rand.Uint64()) // #nosec G404 -- a unique test schema name, not a secret
 	exec := func(sql string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -7,6 +7,7 @@ package tmdb
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/strictjson"
 )
 
 // Limits of one record, so that a hostile payload cannot make the features or
@@ -25,7 +27,6 @@ const (
 	maxLanguageLength = 16
 	maxGenres         = 100
 	maxPopularity     = 1e9 // keeps every derived float finite
-	maxExactInt       = 1 << 53
 )
 
 // Decode recognises the shape of a request body and returns its raw records:
@@ -39,6 +40,15 @@ func Decode(body []byte) ([]json.RawMessage, error) {
 	body = bytes.Trim(body, " \t\r\n")
 	if len(body) == 0 {
 		return nil, invalidBody("must not be empty")
+	}
+	// What encoding/json would accept silently: invalid UTF-8, NUL,
+	// duplicate keys, nesting past strictjson.MaxDepth.
+	if err := strictjson.Check(body, nil); err != nil {
+		var se *strictjson.Error
+		if errors.As(err, &se) && se.Syntax {
+			return nil, invalidBody("malformed JSON: " + err.Error())
+		}
+		return nil, invalidBody(err.Error())
 	}
 	switch body[0] {
 	case '[':
@@ -183,9 +193,12 @@ func (p *parser) texts(m *Movie) {
 	// Any string up to the title cap gets the date problem, not a length one.
 	if s, ok := p.str("release_date", maxTitleLength); ok && s != "" {
 		t, err := time.Parse(time.DateOnly, s)
-		if err != nil || len(s) != len(time.DateOnly) {
+		switch {
+		case err != nil || len(s) != len(time.DateOnly):
 			p.fail("release_date", "must be a date YYYY-MM-DD or empty")
-		} else {
+		case !feature.ValidYear(t):
+			p.fail("release_date", fmt.Sprintf("must be a date in the years %d to %d", feature.MinYear, feature.MaxYear))
+		default:
 			m.ReleaseDate, m.Release = s, t
 		}
 	}
@@ -338,17 +351,12 @@ func parseNumber(v json.RawMessage) (float64, string) {
 }
 
 // parseInt parses a JSON number token that is a whole number (1e3 and 460.0
-// are accepted, as re-serialised data often has them).
+// are accepted, as re-serialised data often has them; 1e-400 is not, though
+// a float64 reading makes it 0).
 func parseInt(v json.RawMessage) (int64, string) {
-	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+	n, ok := feature.ExactInt(string(v))
+	if !ok {
 		return 0, "must be an integer"
 	}
-	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-		return n, ""
-	}
-	x, err := strconv.ParseFloat(string(v), 64)
-	if err != nil || x != math.Trunc(x) || math.Abs(x) > maxExactInt {
-		return 0, "must be an integer"
-	}
-	return int64(x), ""
+	return n, ""
 }

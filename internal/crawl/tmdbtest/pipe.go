@@ -18,7 +18,7 @@ import (
 func StartInMemory(tb testing.TB, h http.Handler) (*httptest.Server, *http.Client) {
 	tb.Helper()
 	ln := &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: h}} // #nosec G112 -- an in-memory test server
 	srv.Start()
 	tr := &http.Transport{DialContext: ln.dial}
 	tb.Cleanup(func() {

@@ -107,13 +107,13 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, dbError("connect", err)
 	}
 	err = migrate(ctx, conn.Conn(), s.now, s.log)
 	conn.Release()
 	if err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, err
 	}
 	s.log.Info("postgres store open",
@@ -201,8 +201,24 @@ func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error
 	return g, nil
 }
 
+// putGroupSQL creates or replaces a group, returning the stored definition.
+const putGroupSQL = `
+	INSERT INTO feature_groups AS g (` + rowjson.GroupColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, 1, $8, $8, $7)
+	ON CONFLICT (name) DO UPDATE SET
+	    entity_key     = excluded.entity_key,
+	    features       = excluded.features,
+	    ttl_seconds    = excluded.ttl_seconds,
+	    description    = excluded.description,
+	    tags           = excluded.tags,
+	    history_retention_seconds = excluded.history_retention_seconds,
+	    schema_version = g.schema_version + 1,
+	    updated_at     = excluded.updated_at
+	RETURNING ` + rowjson.GroupColumns
+
 // PutGroup creates or replaces a group (see store.Store). The definition is
-// validated first; times are stored with microsecond precision.
+// validated first; times are stored with microsecond precision. With an
+// idempotent write in ctx, its record is written in the same transaction.
 func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (feature.Group, error) {
 	if err := g.Validate(); err != nil {
 		return feature.Group{}, err
@@ -211,53 +227,152 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 	if err != nil {
 		return feature.Group{}, err
 	}
-	out, err := scanGroup(s.pool.QueryRow(ctx, `
-		INSERT INTO feature_groups AS g (`+rowjson.GroupColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, 1, $8, $8, $7)
-		ON CONFLICT (name) DO UPDATE SET
-		    entity_key     = excluded.entity_key,
-		    features       = excluded.features,
-		    ttl_seconds    = excluded.ttl_seconds,
-		    description    = excluded.description,
-		    tags           = excluded.tags,
-		    history_retention_seconds = excluded.history_retention_seconds,
-		    schema_version = g.schema_version + 1,
-		    updated_at     = excluded.updated_at
-		RETURNING `+rowjson.GroupColumns,
-		append(args, now.Truncate(time.Microsecond))...))
-	if err != nil {
-		return feature.Group{}, dbError("put group", err)
+	args = append(args, now.Truncate(time.Microsecond))
+	iw := store.IdempotentWriteFrom(ctx)
+	if iw == nil {
+		out, err := scanGroup(s.pool.QueryRow(ctx, putGroupSQL, args...))
+		if err != nil {
+			return feature.Group{}, store.PostgresWriteError("put group", err)
+		}
+		return out, nil
 	}
-	return out, nil
+	var out feature.Group
+	err = s.inTx(ctx, "put group", func(tx pgx.Tx) error {
+		var err error
+		if out, err = scanGroup(tx.QueryRow(ctx, putGroupSQL, args...)); err != nil {
+			return dbError("put group", err)
+		}
+		store.RecordAnswer(ctx, out)
+		return insertIdempotency(ctx, tx, iw)
+	})
+	return out, err
 }
 
 // DeleteGroup removes a group; its history and latest rows go with it
-// (ON DELETE CASCADE) in the same statement. A group that feature services
-// reference is not deleted: the statement fails on their references
-// (ON DELETE RESTRICT) and the Conflict error names the services.
+// (ON DELETE CASCADE) in the same statement, and the record of an
+// idempotent write in ctx in the same transaction. A group that feature
+// services reference is not deleted: the statement fails on their
+// references (ON DELETE RESTRICT) and the Conflict error names the services.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	for range writeAttempts {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM feature_groups WHERE name = $1`, name)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.TableName == "feature_service_groups" {
-			users, err := s.servicesUsing(ctx, name)
-			if err != nil {
-				return err
-			}
-			if len(users) == 0 {
-				continue // the services went away meanwhile: try again
-			}
+		inUse, err := s.deleteGroupOnce(ctx, name)
+		if !inUse {
+			return err
+		}
+		users, err := s.servicesUsing(ctx, name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
 			return store.GroupInUse(name, users)
 		}
+		// the services went away meanwhile: try again
+	}
+	return feature.Conflict("feature group " + strconv.Quote(name) + " is in use by feature services that keep changing; try again")
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// deleteGroupOnce deletes a group; inUse reports that feature services
+// still reference it (nothing was deleted).
+func (s *Store) deleteGroupOnce(ctx context.Context, name string) (inUse bool, err error) {
+	del := func(q execer, classify func(string, error) error) error {
+		tag, err := q.Exec(ctx, `DELETE FROM feature_groups WHERE name = $1`, name)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.TableName == "feature_service_groups" {
+			inUse = true
+			return err
+		}
 		if err != nil {
-			return dbError("delete group", err)
+			return classify("delete group", err)
 		}
 		if tag.RowsAffected() == 0 {
 			return store.GroupNotFound(name)
 		}
 		return nil
 	}
-	return feature.Conflict("feature group " + strconv.Quote(name) + " is in use by feature services that keep changing; try again")
+	iw := store.IdempotentWriteFrom(ctx)
+	if iw == nil {
+		return inUse, del(s.pool, store.PostgresWriteError)
+	}
+	err = s.inTx(ctx, "delete group", func(tx pgx.Tx) error {
+		if err := del(tx, dbError); err != nil {
+			return err
+		}
+		store.RecordAnswer(ctx, nil)
+		return insertIdempotency(ctx, tx, iw)
+	})
+	return inUse, err
+}
+
+// inTx runs fn in a transaction and commits it. A failure before the
+// commit left nothing written (fn classifies it); a commit whose answer was
+// lost may have been committed (store.PostgresCommitError).
+func (s *Store) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return dbError(op+": begin", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return store.PostgresCommitError(op+": commit", err)
+	}
+	return nil
+}
+
+// insertIdempotency writes the record of iw, replacing an expired record
+// of its key; an unexpired one fails with store.ErrIdempotencyKeyInUse
+// (a concurrent insert of the key waits for the first to commit, then
+// finds it).
+func insertIdempotency(ctx context.Context, tx pgx.Tx, iw *store.IdempotentWrite) error {
+	rec := iw.Record()
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO idempotency_keys AS k (key, fingerprint, status, body, created_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (key) DO UPDATE SET
+		    fingerprint = excluded.fingerprint,
+		    status      = excluded.status,
+		    body        = excluded.body,
+		    created_at  = excluded.created_at
+		WHERE k.created_at < $6`,
+		rec.Key, rec.Fingerprint, rec.Status, rec.Body, rec.CreatedAt.Truncate(time.Microsecond), iw.ExpiredBefore)
+	if err != nil {
+		return dbError("record idempotency key", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrIdempotencyKeyInUse
+	}
+	return nil
+}
+
+// GetIdempotencyRecord returns the record of an Idempotency-Key.
+func (s *Store) GetIdempotencyRecord(ctx context.Context, key string) (store.IdempotencyRecord, bool, error) {
+	rec := store.IdempotencyRecord{Key: key}
+	err := s.pool.QueryRow(ctx, `SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE key = $1`, key).
+		Scan(&rec.Fingerprint, &rec.Status, &rec.Body, &rec.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.IdempotencyRecord{}, false, nil
+	}
+	if err != nil {
+		return store.IdempotencyRecord{}, false, dbError("get idempotency key", err)
+	}
+	rec.CreatedAt = rec.CreatedAt.UTC()
+	return rec, true, nil
+}
+
+// DeleteIdempotencyRecords deletes the records created before t.
+func (s *Store) DeleteIdempotencyRecords(ctx context.Context, t time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, t)
+	if err != nil {
+		return 0, dbError("expire idempotency keys", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // writeRowsSQL appends a batch to the history and upserts each entity's
@@ -335,8 +450,20 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 		events[i] = r.EventTime.Truncate(time.Microsecond)
 		writes[i] = r.WriteTime.Truncate(time.Microsecond)
 	}
+	iw := store.IdempotentWriteFrom(ctx)
 	for range writeAttempts {
-		if _, err = s.pool.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values); !retryable(err) {
+		if iw == nil {
+			_, err = s.pool.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values)
+		} else {
+			err = s.inTx(ctx, "write rows", func(tx pgx.Tx) error {
+				if err := insertIdempotency(ctx, tx, iw); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values)
+				return err // raw: classified below
+			})
+		}
+		if !retryable(err) {
 			break
 		}
 	}
@@ -344,10 +471,16 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: a group is not registered
 		return s.missingGroups(ctx, groups)
 	}
-	if err != nil {
-		return dbError("write rows", err)
+	var coded *feature.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &coded):
+		return err // already classified: the key in use, a failed commit, ...
+	case iw != nil:
+		return dbError("write rows", err) // in a transaction: a broken connection rolled it back
 	}
-	return nil
+	return store.PostgresWriteError("write rows", err)
 }
 
 func retryable(err error) bool {

@@ -89,7 +89,7 @@ func (s *Store) pruneBatch(ctx context.Context, group string, before int64, from
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return 0, "", upto, dbError("prune history", err)
 		}
 		n++

@@ -110,14 +110,14 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.writer.SetConnMaxLifetime(0)
 	s.writer.SetConnMaxIdleTime(0)
 	if err := s.migrate(ctx); err != nil {
-		s.writer.Close()
+		_ = s.writer.Close()
 		return nil, err
 	}
 	s.reader, err = sql.Open("sqlite", dsn(abs, url.Values{
 		"_pragma": {busy, "foreign_keys(1)", "query_only(1)"},
 	}))
 	if err != nil {
-		s.writer.Close()
+		_ = s.writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
 	}
 	s.reader.SetMaxOpenConns(opts.MaxReadConns)
@@ -259,7 +259,8 @@ func (s *Store) GetGroup(ctx context.Context, name string) (feature.Group, error
 }
 
 // PutGroup creates or replaces a group (see store.Store). The definition is
-// validated first; times are stored with microsecond precision.
+// validated first; times are stored with microsecond precision. With an
+// idempotent write in ctx, its record is written in the same transaction.
 func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (feature.Group, error) {
 	if err := g.Validate(); err != nil {
 		return feature.Group{}, err
@@ -268,22 +269,31 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 	if err != nil {
 		return feature.Group{}, err
 	}
-	out, err := scanGroup(s.writer.QueryRowContext(ctx, `
-		INSERT INTO feature_groups (`+rowjson.GroupColumns+`)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?8, ?8, ?7)
-		ON CONFLICT (name) DO UPDATE SET
-		    entity_key     = excluded.entity_key,
-		    features       = excluded.features,
-		    ttl_seconds    = excluded.ttl_seconds,
-		    description    = excluded.description,
-		    tags           = excluded.tags,
-		    history_retention_seconds = excluded.history_retention_seconds,
-		    schema_version = feature_groups.schema_version + 1,
-		    updated_at     = excluded.updated_at
-		RETURNING `+rowjson.GroupColumns,
-		append(args, micros(now))...))
+	var out feature.Group
+	err = s.inTx(ctx, "put group", func(tx *sql.Tx) error {
+		var err error
+		out, err = scanGroup(tx.QueryRowContext(ctx, `
+			INSERT INTO feature_groups (`+rowjson.GroupColumns+`)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?8, ?8, ?7)
+			ON CONFLICT (name) DO UPDATE SET
+			    entity_key     = excluded.entity_key,
+			    features       = excluded.features,
+			    ttl_seconds    = excluded.ttl_seconds,
+			    description    = excluded.description,
+			    tags           = excluded.tags,
+			    history_retention_seconds = excluded.history_retention_seconds,
+			    schema_version = feature_groups.schema_version + 1,
+			    updated_at     = excluded.updated_at
+			RETURNING `+rowjson.GroupColumns,
+			append(args, micros(now))...))
+		if err != nil {
+			return dbError("put group", err)
+		}
+		store.RecordAnswer(ctx, out)
+		return insertIdempotency(ctx, tx)
+	})
 	if err != nil {
-		return feature.Group{}, dbError("put group", err)
+		return feature.Group{}, err
 	}
 	return out, nil
 }
@@ -294,31 +304,101 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 // the same IMMEDIATE transaction as the delete (and the references' ON
 // DELETE RESTRICT would refuse it anyway).
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
+	return s.inTx(ctx, "delete group", func(tx *sql.Tx) error {
+		users, err := servicesUsing(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return store.GroupInUse(name, users)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM feature_groups WHERE name = ?`, name)
+		if err != nil {
+			return dbError("delete group", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return dbError("delete group", err)
+		} else if n == 0 {
+			return store.GroupNotFound(name)
+		}
+		store.RecordAnswer(ctx, nil)
+		return insertIdempotency(ctx, tx)
+	})
+}
+
+// inTx runs fn in an IMMEDIATE transaction on the writer and commits it.
+func (s *Store) inTx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return dbError("delete group: begin", err)
+		return dbError(op+": begin", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	users, err := servicesUsing(ctx, tx, name)
-	if err != nil {
+	if err := fn(tx); err != nil {
 		return err
 	}
-	if len(users) > 0 {
-		return store.GroupInUse(name, users)
-	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM feature_groups WHERE name = ?`, name)
-	if err != nil {
-		return dbError("delete group", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return dbError("delete group", err)
-	} else if n == 0 {
-		return store.GroupNotFound(name)
-	}
 	if err := tx.Commit(); err != nil {
-		return dbError("delete group: commit", err)
+		return dbError(op+": commit", err)
 	}
 	return nil
+}
+
+// insertIdempotency writes the record of the idempotent write ctx carries
+// (none: nothing to do), replacing an expired record of its key; an
+// unexpired one fails with store.ErrIdempotencyKeyInUse.
+func insertIdempotency(ctx context.Context, tx *sql.Tx) error {
+	iw := store.IdempotentWriteFrom(ctx)
+	if iw == nil {
+		return nil
+	}
+	rec := iw.Record()
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO idempotency_keys (key, fingerprint, status, body, created_at)
+		VALUES (?1, ?2, ?3, ?4, ?5)
+		ON CONFLICT (key) DO UPDATE SET
+		    fingerprint = excluded.fingerprint,
+		    status      = excluded.status,
+		    body        = excluded.body,
+		    created_at  = excluded.created_at
+		WHERE idempotency_keys.created_at < ?6`,
+		rec.Key, rec.Fingerprint, rec.Status, rec.Body, micros(rec.CreatedAt), micros(iw.ExpiredBefore))
+	if err != nil {
+		return dbError("record idempotency key", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return dbError("record idempotency key", err)
+	} else if n == 0 {
+		return store.ErrIdempotencyKeyInUse
+	}
+	return nil
+}
+
+// GetIdempotencyRecord returns the record of an Idempotency-Key.
+func (s *Store) GetIdempotencyRecord(ctx context.Context, key string) (store.IdempotencyRecord, bool, error) {
+	rec := store.IdempotencyRecord{Key: key}
+	var created int64
+	err := s.reader.QueryRowContext(ctx, `SELECT fingerprint, status, body, created_at FROM idempotency_keys WHERE key = ?`, key).
+		Scan(&rec.Fingerprint, &rec.Status, &rec.Body, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.IdempotencyRecord{}, false, nil
+	}
+	if err != nil {
+		return store.IdempotencyRecord{}, false, dbError("get idempotency key", err)
+	}
+	rec.CreatedAt = fromMicros(created)
+	return rec, true, nil
+}
+
+// DeleteIdempotencyRecords deletes the records created before t.
+func (s *Store) DeleteIdempotencyRecords(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, micros(t))
+	if err != nil {
+		return 0, dbError("expire idempotency keys", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, dbError("expire idempotency keys", err)
+	}
+	return n, nil
 }
 
 // WriteRows writes rows all or nothing in one IMMEDIATE transaction (see
@@ -363,6 +443,9 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 		}
 	}
 	if err := w.saveCounts(ctx); err != nil {
+		return err
+	}
+	if err := insertIdempotency(ctx, tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -422,7 +505,7 @@ func prepareWriter(ctx context.Context, tx *sql.Tx) (*rowWriter, error) {
 func (w *rowWriter) close() {
 	for _, st := range []*sql.Stmt{w.history, w.insertLatest, w.updateLatest, w.counts} {
 		if st != nil {
-			st.Close()
+			_ = st.Close()
 		}
 	}
 }

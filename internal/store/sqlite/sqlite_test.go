@@ -44,6 +44,11 @@ func TestRetentionContract(t *testing.T) {
 	storetest.RunRetention(t, func(t *testing.T) storetest.RetentionStore { return openStore(t, t.TempDir()) })
 }
 
+func TestIdempotencyContract(t *testing.T) {
+	t.Parallel()
+	storetest.RunIdempotency(t, func(t *testing.T) storetest.IdempotentStore { return openStore(t, t.TempDir()) })
+}
+
 func moviesGroup() feature.Group {
 	return feature.Group{Name: "movies", EntityKey: "movie_id", Features: []feature.Spec{
 		{Name: "n", Type: feature.Int64}, {Name: "title", Type: feature.String},

@@ -15,7 +15,7 @@ import (
 // of 100 keys out of 10,000 entities.
 func BenchGetLatest(b *testing.B, s store.Store) {
 	ids := seedBench(b, s, 10_000)
-	rng := rand.New(rand.NewPCG(1, 1))
+	rng := rand.New(rand.NewPCG(1, 1)) // #nosec G404 -- deterministic benchmark keys, not a secret
 	batches := make([][]feature.Key, 64)
 	for i := range batches {
 		for range 100 {

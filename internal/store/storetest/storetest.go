@@ -525,7 +525,7 @@ func testScanLatest(t *testing.T, s store.Store) {
 	for i := range 1200 {
 		ids = append(ids, fmt.Sprintf("m%d", i))
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.New(rand.NewPCG(1, 2)) // #nosec G404 -- deterministic test data, not a secret
 	want := map[string]feature.Row{}
 	var rows []feature.Row
 	for _, i := range rng.Perm(len(ids)) {
@@ -742,7 +742,7 @@ func (r *race) writeTime() time.Time {
 // write writes batches of rows of random shared entities and one private
 // entity, in random order, remembering the acknowledged rows.
 func (r *race) write(t *testing.T, w, batches int) {
-	rng := rand.New(rand.NewPCG(uint64(w), 7))
+	rng := rand.New(rand.NewPCG(uint64(w), 7)) // #nosec G115 G404 -- a deterministic test seed from a small worker index
 	for b := range batches {
 		var rows []feature.Row
 		for _, id := range r.shared {
