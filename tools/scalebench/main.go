@@ -4,7 +4,7 @@
 // second replica sees a registry change, and storage per movie after
 // repeated ingests and after history pruning.
 //
-// It generates TMDB-like corpora from the real records of the shared TMDB
+// It generates TMDB-like corpora from the real records of the TMDB
 // snapshot (each record is repeated with a new id and deterministically
 // varied rating, popularity, vote count and title), runs the featurestore
 // binary as separate processes against a fresh Postgres schema and Redis key
@@ -53,7 +53,7 @@ func main() {
 	var cfg config
 	var sizes string
 	flag.StringVar(&cfg.bin, "bin", "", "featurestore binary (go build -o ... ./cmd/featurestore)")
-	flag.StringVar(&cfg.records, "records", "../shared/data/tmdb/bulk_collection_20250605_022412.json", "real TMDB records (crawler file) to derive the corpora from")
+	flag.StringVar(&cfg.records, "records", "testdata/tmdb/bulk_collection_20250605_022412.json", "real TMDB records (crawler file) to derive the corpora from")
 	flag.StringVar(&cfg.postgres, "postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "Postgres database (a fresh schema is made per size and dropped after)")
 	flag.StringVar(&cfg.redis, "redis", "redis://127.0.0.1:6379/0", "Redis (a fresh key prefix per size)")
 	flag.StringVar(&sizes, "sizes", "1000,20000", "corpus sizes")
