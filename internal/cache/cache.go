@@ -21,6 +21,11 @@
 //     store), so it records only the version: a fence is a miss, and it turns
 //     away any fill older than the written row.
 //
+// A fourth kind, a tombstone, is kept not under an entity's key but under an
+// incarnation's (<group>:<incarnation>, see Store.DeleteGroup): it says that
+// incarnation was deleted. It has the highest version, so nothing replaces it
+// before it expires.
+//
 // # How Store is built
 //
 // Store, which wraps a store.Store with a cache, promises that a read that
@@ -105,6 +110,8 @@ type Entry struct {
 	// Row is the cached row, nil for a cached absence. Group and EntityID are
 	// left empty: the caller knows them.
 	Row *feature.Row
+	// Gone reports a tombstone (Found is false).
+	Gone bool
 }
 
 // SetEntry is one compare-and-set. The new value replaces the cached one only
@@ -121,6 +128,9 @@ type SetEntry struct {
 	// newer; where it holds nothing or a fence, only the row's version is
 	// kept, as a fence.
 	Written bool
+	// Gone sets a tombstone (Row is ignored): the highest version, which
+	// nothing replaces; it lives as long as a row.
+	Gone bool
 }
 
 // Entry kinds, the last byte of a version: at equal times a row outranks a
@@ -129,6 +139,7 @@ const (
 	kindAbsent byte = 0
 	kindFence  byte = 1
 	kindRow    byte = 2
+	kindGone   byte = 3 // a tombstone, with all-ones times
 )
 
 // versionLen is the length of an encoded version: event seconds (offset by
@@ -154,6 +165,14 @@ func putTime(b []byte, t time.Time) {
 
 // entryVersion is the version a SetEntry carries.
 func entryVersion(e *SetEntry) version {
+	if e.Gone {
+		var v version
+		for i := range v {
+			v[i] = 0xff
+		}
+		v[24] = kindGone
+		return v
+	}
 	if e.Row == nil {
 		return version{} // absence: zero times, kindAbsent
 	}
@@ -220,7 +239,7 @@ func decodeValue(s string, r *feature.Row) (byte, error) {
 	}
 	kind := s[24]
 	if kind != kindRow {
-		if kind > kindRow {
+		if kind > kindGone {
 			return 0, errCorrupt
 		}
 		return kind, nil

@@ -468,3 +468,23 @@ func FuzzDecodeValue(f *testing.F) {
 		}
 	})
 }
+
+// TestTombstone: a tombstone reads as Gone (not a hit), and no row, fence
+// or absence replaces it.
+func TestTombstone(t *testing.T) {
+	t.Parallel()
+	eachCache(t, func(t *testing.T, c Cache) {
+		set(t, c, SetEntry{Key: "g:1", Row: row(at(1), at(1), "row")})
+		set(t, c, SetEntry{Key: "g:1", Gone: true})
+		set(t, c, SetEntry{Key: "g:1", Row: row(at(9), at(9), "newer")},
+			SetEntry{Key: "g:1", Row: row(at(10), at(10), "written"), Written: true},
+			SetEntry{Key: "g:1"})
+		e := get(t, c, "g:1", "g:2")
+		if !e[0].Gone || e[0].Found || e[0].Row != nil {
+			t.Errorf("tombstone read as %+v", e[0])
+		}
+		if e[1].Gone {
+			t.Errorf("a missing key read as a tombstone")
+		}
+	})
+}

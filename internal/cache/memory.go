@@ -119,6 +119,8 @@ func (m *Memory) Get(_ context.Context, keys []string) ([]Entry, error) {
 		switch e.ver[24] {
 		case kindAbsent:
 			out[i].Found = true
+		case kindGone:
+			out[i].Gone = true
 		case kindRow:
 			if rows == nil {
 				rows = make([]feature.Row, len(keys)-i)
@@ -153,8 +155,11 @@ func (m *Memory) Set(_ context.Context, entries []SetEntry) error {
 			continue
 		}
 		ne := memEntry{ver: nv, stored: now, expires: now + int64(m.absenceTTL)}
-		if nv[24] == kindRow {
+		switch nv[24] {
+		case kindRow:
 			ne.row = copyRow(e.Row)
+			ne.expires = now + int64(m.ttl)
+		case kindGone:
 			ne.expires = now + int64(m.ttl)
 		}
 		if _, exists := s.m[e.Key]; !exists && len(s.m) >= m.perShard {

@@ -235,6 +235,8 @@ func (d *entryDecoder) decode(i int, s string) error {
 	switch kind {
 	case kindAbsent:
 		d.out[i].Found = true
+	case kindGone:
+		d.out[i].Gone = true
 	case kindRow:
 		d.out[i] = Entry{Found: true, Row: &d.rows[0]}
 		d.rows = d.rows[1:]
@@ -359,7 +361,7 @@ func (r *Redis) casArgs(entries []SetEntry) (keys []string, args [][]any) {
 			val = v[:]
 		}
 		ttl := r.absenceMS
-		if v[24] == kindRow {
+		if v[24] == kindRow || v[24] == kindGone {
 			ttl = r.ttlMS
 		}
 		written := "0"

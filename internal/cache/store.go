@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -281,8 +282,32 @@ func (s *Store) PutGroup(ctx context.Context, g feature.Group, now time.Time) (f
 
 // DeleteGroup passes through and forgets the group's incarnation; its cached
 // rows become unreachable and expire.
+//
+// Another server learns of the deletion when the registry change reaches it
+// (pushed, in milliseconds, or by its periodic refresh); until then it
+// still knows the incarnation, and its cached rows would answer its reads
+// after this deletion was acknowledged. So, with a cache that other servers
+// share, the deleted incarnation gets a tombstone in the cache before
+// DeleteGroup returns: every read looks up the tombstones of the
+// incarnations it reads along with their keys, in the same round trip, and
+// a tombstone turns the incarnation's entries into misses, read from the
+// inner store, which no longer has the group. If the tombstone cannot be
+// written, the cache generation is bumped instead: the other servers then
+// stop reading the cache at their next check, within RetryInterval.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	p, known := s.groups.load()[name]
+	var prefixes []string
+	if s.valid != nil {
+		// The incarnation the system of record has now, which may be newer
+		// than the one this server knows (another server re-created the
+		// group), is the one to be deleted.
+		if known {
+			prefixes = append(prefixes, p)
+		}
+		if g, err := s.inner.GetGroup(ctx, name); err == nil && (!known || keyPrefix(g) != p) {
+			prefixes = append(prefixes, keyPrefix(g))
+		}
+	}
 	err := s.inner.DeleteGroup(ctx, name)
 	s.groups.changed()
 	s.groups.update(-1, func(m, deleted map[string]string) {
@@ -291,7 +316,31 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 			deleted[name] = p
 		}
 	})
+	if len(prefixes) > 0 && (err == nil || feature.ErrorCode(err) == feature.CodeOutcomeUnknown) {
+		// A tombstone of an incarnation that is still there (the commit's
+		// outcome is unknown) only sends its reads to the inner store.
+		s.tombstone(context.WithoutCancel(ctx), name, prefixes)
+	}
 	return err
+}
+
+// tombstone writes the tombstones of a deleted group's incarnations (see
+// DeleteGroup), or, if it cannot, bumps the cache generation.
+func (s *Store) tombstone(ctx context.Context, name string, prefixes []string) {
+	ents := make([]SetEntry, len(prefixes))
+	for i, p := range prefixes {
+		ents[i] = SetEntry{Key: tombKey(p), Gone: true}
+	}
+	err := s.cache.writeThrough(ctx, ents)
+	if err == nil {
+		return
+	}
+	log := s.log.With(zap.String("group", name), zap.NamedError("tombstone_error", err))
+	if err := s.valid.bump(ctx); err != nil {
+		log.Error("deleted group's tombstone not written to the cache and the cache generation could not be bumped: other servers may serve its cached rows until the deletion reaches them", zap.Error(err))
+		return
+	}
+	log.Warn("deleted group's tombstone not written to the cache: cache generation bumped instead")
 }
 
 // --- pass-through reads ---
@@ -333,18 +382,29 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 		ents  []Entry  // one per non-empty ckey, if the cache answered
 		used  bool     // the cache answered
 	)
+	var gone []int // keys of deleted incarnations: misses, not filled
 	if trusted && checked && s.cache.breaker.ready() {
-		var lookup []string
-		ckeys, lookup = s.cacheKeys(ctx, keys)
+		var lookup, marks []string
+		ckeys, lookup, marks = s.cacheKeys(ctx, keys)
+		if len(lookup) > 0 {
+			lookup = append(slices.Clip(lookup), marks...)
+		}
 		ents, used = s.lookup(ctx, lookup)
 		if used && (s.cache.gate.Epoch() != epoch || !s.valid.unchanged(vstate)) {
 			// Trust was lost during the lookup (it may have reached a
 			// restarted server): nothing it answered is used or filled.
 			ents, used = nil, false
 		}
+		if used {
+			n := len(lookup) - len(marks)
+			ents, gone = dropGone(ckeys, ents[:n], marks, ents[n:])
+		}
 	}
 	out := make([]*feature.Row, len(keys))
 	miss := s.takeHits(keys, ckeys, ents, out)
+	for _, i := range gone {
+		ckeys[i] = ""
+	}
 	if len(miss) == 0 {
 		return out, nil
 	}
@@ -358,13 +418,16 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 }
 
 // cacheKeys returns the cache key of each key ("" for a key that bypasses
-// the cache: its group is unknown, or it is dirty), and the non-empty ones
-// in order, which are to be looked up.
-func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, lookup []string) {
+// the cache: its group is unknown, or it is dirty), the non-empty ones in
+// order, which are to be looked up, and, for a cache that other servers
+// share, the tombstone keys of the incarnations they name, to be looked up
+// with them (see DeleteGroup).
+func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, lookup, marks []string) {
 	ckeys = make([]string, len(keys))
 	ids := make([]string, len(keys))
 	var learned map[string]string
 	cur := s.groups.load()
+	last := ""
 	for i, k := range keys {
 		p, ok := cur[k.Group]
 		if !ok {
@@ -375,11 +438,48 @@ func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, looku
 		}
 		if ok {
 			ckeys[i], ids[i] = p, k.EntityID
+			if s.valid != nil && p != last && !slices.Contains(marks, tombKey(p)) {
+				marks = append(marks, tombKey(p))
+			}
+			last = p
 		}
 	}
 	concat(ckeys, ids) // a key left "" (group unknown) stays ""
 	s.dirty.Bypass(ckeys)
-	return ckeys, nonEmpty(ckeys)
+	return ckeys, nonEmpty(ckeys), marks
+}
+
+// tombKey is the cache key of the tombstone of the incarnation whose keys
+// start with prefix: the prefix without its trailing colon, which no
+// entity's key equals.
+func tombKey(prefix string) string { return prefix[:len(prefix)-1] }
+
+// dropGone turns into misses the entries (one per non-empty ckey) of the
+// incarnations whose tombstone the lookup found (tombs, one per mark), and
+// returns the indexes of their keys, which must not be filled either.
+func dropGone(ckeys []string, ents []Entry, marks []string, tombs []Entry) ([]Entry, []int) {
+	var dead []string
+	for j, t := range tombs {
+		if t.Gone {
+			dead = append(dead, marks[j]+":")
+		}
+	}
+	if dead == nil {
+		return ents, nil
+	}
+	var gone []int
+	j := 0
+	for i, ck := range ckeys {
+		if ck == "" {
+			continue
+		}
+		if slices.ContainsFunc(dead, func(p string) bool { return strings.HasPrefix(ck, p) }) {
+			ents[j] = Entry{}
+			gone = append(gone, i)
+		}
+		j++
+	}
+	return ents, gone
 }
 
 // nonEmpty returns the non-empty strings of ss: ss itself if all are.

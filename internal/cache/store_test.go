@@ -618,3 +618,96 @@ func TestDirtyOverflow(t *testing.T) {
 		t.Errorf("read after the clear (-want +got):\n%s", diff)
 	}
 }
+
+// TestDeletedGroupOtherServer: two servers share Postgres and Redis; once a
+// has acknowledged the deletion of a group, b, which has not heard of it
+// (no registry notification reached it: b knows the old incarnation and has
+// its row cached), must not answer the group's cached rows. The tombstone a
+// wrote is looked up with b's keys; without it (a could not write to
+// Redis), the generation a bumped keeps b away from the cache once b has
+// checked it.
+func TestDeletedGroupOtherServer(t *testing.T) {
+	t.Parallel()
+	inner, c := newPostgres(t), newRedisCache(t, RedisOptions{})
+	obs := newCountingObserver()
+	b := wrap(t, inner, c, WrapOptions{Observer: obs, RetryInterval: 10 * time.Millisecond})
+	ctx := t.Context()
+
+	// cachedInB creates g through b, writes a row and reads it into b's
+	// cache (the second read is a hit).
+	cachedInB := func(name string) {
+		t.Helper()
+		mustPut(t, b, moviesGroup(name), base)
+		mustWrite(t, b, movie(name, "m1", at(1), at(1), "cached"))
+		mustLatest(t, b, keysOf(name, "m1")...)
+		hits, _ := obs.counts("redis/" + name)
+		if got := mustLatest(t, b, keysOf(name, "m1")...)[0]; got == nil || got.Values["title"] != "cached" {
+			t.Fatalf("b's read of %s before the delete = %+v", name, got)
+		}
+		if h, _ := obs.counts("redis/" + name); h != hits+1 {
+			t.Fatalf("b's second read of %s was not a cache hit", name)
+		}
+	}
+	wantGone := func(what, name string) {
+		t.Helper()
+		if got, err := b.GetLatest(ctx, keysOf(name, "m1")); feature.ErrorCode(err) != feature.CodeNotFound {
+			t.Errorf("%s: b read %s after its acknowledged delete: %v, %v; want not found", what, name, got, err)
+		}
+	}
+
+	t.Run("tombstone", func(t *testing.T) {
+		a := wrap(t, inner, c, WrapOptions{})
+		cachedInB("g1")
+		g1, err := inner.GetGroup(ctx, "g1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.DeleteGroup(ctx, "g1"); err != nil {
+			t.Fatal(err)
+		}
+		wantGone("right after", "g1")
+		// A fill by a read of b that began before the delete and ends after
+		// it puts the row back into the old incarnation's key: the
+		// tombstone still hides it.
+		late := movie("g1", "m1", at(1), at(3), "late fill")
+		set(t, c, SetEntry{Key: cacheKey(g1, "m1"), Row: &late})
+		wantGone("after a late fill", "g1")
+		if got := state(get(t, c, cacheKey(g1, "m1"))[0]); got != "late fill" {
+			t.Fatalf("the late fill is not in the cache (%s): the test proves nothing", got)
+		}
+		// Re-created: the new incarnation is read normally.
+		mustPut(t, a, moviesGroup("g1"), at(100))
+		mustWrite(t, a, movie("g1", "m1", at(2), at(2), "new"))
+		if got := mustLatest(t, b, keysOf("g1", "m1")...)[0]; got == nil || got.Values["title"] != "new" {
+			t.Errorf("b's read of the re-created group = %+v", got)
+		}
+	})
+
+	t.Run("generation", func(t *testing.T) {
+		a := wrap(t, inner, setFails{c}, WrapOptions{})
+		cachedInB("g2")
+		gen, _, err := inner.CacheEpoch(ctx, c.Prefix(), c.TTL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.DeleteGroup(ctx, "g2"); err != nil {
+			t.Fatal(err)
+		}
+		if now, _, err := inner.CacheEpoch(ctx, c.Prefix(), c.TTL()); err != nil || now <= gen {
+			t.Fatalf("generation after a delete whose tombstone failed: %d (was %d), %v; want bumped", now, gen, err)
+		}
+		// b stops reading the cache at its next check (RetryInterval).
+		testenv.Eventually(t, time.Minute, "b no longer serves the deleted group", func() (bool, string) {
+			got, err := b.GetLatest(ctx, keysOf("g2", "m1"))
+			return feature.ErrorCode(err) == feature.CodeNotFound, fmt.Sprintf("%v, %v", got, err)
+		})
+	})
+}
+
+// setFails is a Redis cache whose writes fail, as for a server cut off
+// from Redis.
+type setFails struct{ *Redis }
+
+func (setFails) Set(context.Context, []SetEntry) error {
+	return errors.New("injected: redis set fails")
+}
