@@ -148,7 +148,7 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 		b.components = append(b.components, health.Component{Name: "postgres", Critical: true, Checker: pg})
 		if rh := pg.ReadHealth(); rh != nil {
 			// Not critical: without the replica, latest reads and writes
-			// still work; as-of reads, scans and stats answer 503.
+			// still work; as-of reads, training sets, scans and stats answer 503.
 			b.components = append(b.components, health.Component{Name: "postgres_replica", Critical: false, Checker: rh})
 		}
 		if m != nil {

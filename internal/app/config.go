@@ -99,7 +99,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	str(&cfg.DataDir, "data-dir", defaultDataDir(), "data directory of the embedded store, used when no Postgres URL is set")
 	secret(&cfg.PostgresURL, "postgres-url", "Postgres `URL`; when set, Postgres is the system of record instead of the embedded store")
 	num(&cfg.PostgresMaxConns, "postgres-max-conns", 16, "maximum Postgres connections in the pool (and in the read pool, with --postgres-read-url)")
-	secret(&cfg.PostgresReadURL, "postgres-read-url", "optional Postgres `URL` of a streaming replica of --postgres-url: as-of reads, scans and /v1/stats read from it; writes, latest reads and the registry stay on the primary")
+	secret(&cfg.PostgresReadURL, "postgres-read-url", "optional Postgres `URL` of a streaming replica of --postgres-url: as-of reads, training sets, scans and /v1/stats read from it; writes, latest reads and the registry stay on the primary")
 	dur(&cfg.PostgresStatementTimeout, "postgres-statement-timeout", 0, "statement_timeout of every Postgres connection: the server cancels a longer statement (504 timeout); 0 keeps the server's setting")
 	dur(&cfg.HistoryRetention, "history-retention", 0, "history retention of groups that set no history_retention_seconds: older superseded history is pruned and as-of reads before it answer 410 history_expired (0: keep all history)")
 	dur(&cfg.HistoryPruneInterval, "history-prune-interval", time.Minute, "how often history past its retention is pruned (one replica at a time) and the stats counters folded")

@@ -41,18 +41,20 @@ SELECT count(*), coalesce(sum(r), 0)::text, coalesce(sum(r * r), 0)::text,
 FROM m`
 
 // MovieCorpus returns the movie corpus aggregate (see store.MovieCorpus) in
-// one round trip.
+// one round trip: the current one from the primary, like the latest rows it
+// goes with; the one as of a time from the read pool, like the as-of rows
+// (GetAsOf) it goes with.
 func (s *Store) MovieCorpus(ctx context.Context, q store.MovieCorpusQuery) (store.MovieCorpus, error) {
 	ratings := make([]string, len(q.Ratings))
 	for i, r := range q.Ratings {
 		ratings[i] = store.DecimalText(r)
 	}
 	var c store.MovieCorpus
-	query, args := movieCorpusSQL, []any{ratings}
+	pool, query, args := s.pool, movieCorpusSQL, []any{ratings}
 	if q.AsOf != nil {
-		query, args = movieCorpusAsOfSQL, []any{ratings, q.AsOf.Truncate(time.Microsecond)}
+		pool, query, args = s.reader, movieCorpusAsOfSQL, []any{ratings, q.AsOf.Truncate(time.Microsecond)}
 	}
-	err := s.pool.QueryRow(ctx, query, args...).Scan(&c.Movies, &c.RatingSum, &c.RatingSquares,
+	err := pool.QueryRow(ctx, query, args...).Scan(&c.Movies, &c.RatingSum, &c.RatingSquares,
 		&c.PopularitySum, &c.PopularitySquares, &c.AtMost)
 	if err != nil {
 		return store.MovieCorpus{}, dbError("movie corpus", err)

@@ -18,13 +18,14 @@ import (
 // the order of q.Entities. rows is reused between calls.
 //
 // The whole query reads one snapshot (a read-only REPEATABLE READ
-// transaction). Entity rows travel in chunks of at most store.HistoryChunk
+// transaction) of the read pool: the streaming replica when
+// Options.ReadURL is set, which answers as of what it has replayed. Entity rows travel in chunks of at most store.HistoryChunk
 // as two arrays; each chunk is one statement with one lateral subquery per group,
 // each an index probe of feature_rows_as_of_idx per entity row, and its
 // result streams to fn in request order as Postgres produces it. Unknown
 // groups are a NotFound error before fn is first called.
 func (s *Store) ReadHistory(ctx context.Context, q store.HistoryQuery, fn func(i int, rows []store.HistoryRow) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := s.reader.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return dbError("read history: begin", err)
 	}

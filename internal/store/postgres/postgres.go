@@ -47,8 +47,9 @@ type Options struct {
 	// Logger receives start-up events; nil discards them.
 	Logger *zap.Logger
 	// ReadURL, when set, is a streaming replica of the database at url:
-	// as-of reads, scans and statistics go to it, writes, latest reads and
-	// the registry to the primary. Its pool has MaxConns connections too.
+	// as-of reads, training sets, scans and statistics go to it, writes,
+	// latest reads and the registry to the primary. Its pool has MaxConns
+	// connections too.
 	ReadURL string
 	// StatementTimeout, when positive, is set as the statement_timeout of
 	// every connection (both pools): a statement running longer is cancelled
@@ -59,8 +60,8 @@ type Options struct {
 // Store is a store.Store backed by PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
-	// reader serves as-of reads, scans and statistics: the replica's pool
-	// when Options.ReadURL is set, otherwise pool itself.
+	// reader serves as-of reads, training sets, scans and statistics: the
+	// replica's pool when Options.ReadURL is set, otherwise pool itself.
 	reader *pgxpool.Pool
 	now    func() time.Time
 	log    *zap.Logger

@@ -65,9 +65,21 @@ func TestReadReplica(t *testing.T) {
 		t.Fatalf("read pool is not on the replica: in recovery %v, %v", inRecovery, err)
 	}
 
+	if got, err := readHistoryX(ctx, s, t0.Add(90*time.Minute)); err != nil || got != int64(1) {
+		t.Fatalf("ReadHistory through the replica = %v, %v; want x=1", got, err)
+	}
+
 	replica.Stop()
 	_, err := s.GetAsOf(ctx, key, t0)
 	wantCodeOf(t, "GetAsOf with the replica down", err, feature.CodeUnavailable)
+	_, err = readHistoryX(ctx, s, t0)
+	wantCodeOf(t, "ReadHistory (a training set) with the replica down", err, feature.CodeUnavailable)
+	asOf := t0
+	_, err = s.MovieCorpus(ctx, store.MovieCorpusQuery{Ratings: []float64{5}, AsOf: &asOf})
+	wantCodeOf(t, "MovieCorpus as of a time with the replica down", err, feature.CodeUnavailable)
+	if _, err := s.MovieCorpus(ctx, store.MovieCorpusQuery{Ratings: []float64{5}}); err != nil {
+		t.Errorf("MovieCorpus (current, from the primary) with the replica down: %v", err)
+	}
 	_, err = s.Stats(ctx)
 	wantCodeOf(t, "Stats with the replica down", err, feature.CodeUnavailable)
 	err = s.ScanLatest(ctx, "g", func(feature.Row) error { return nil })
@@ -90,6 +102,26 @@ func TestReadReplica(t *testing.T) {
 	if r, err := s.GetAsOf(ctx, key, t0.Add(3*time.Hour)); err != nil || r == nil || r.Values["x"] != int64(2) {
 		t.Fatalf("GetAsOf after the replica came back = %+v, %v; want x=2 (written while it was down)", r, err)
 	}
+	if got, err := readHistoryX(ctx, s, t0.Add(3*time.Hour)); err != nil || got != int64(2) {
+		t.Fatalf("ReadHistory after the replica came back = %v, %v; want x=2", got, err)
+	}
+}
+
+// readHistoryX reads feature x of entity e of group g as of at, as a
+// training set of one row does.
+func readHistoryX(ctx context.Context, s *Store, at time.Time) (any, error) {
+	var got any
+	q := store.HistoryQuery{
+		Groups:   []store.HistoryGroup{{Name: "g", Features: []string{"x"}}},
+		Entities: store.EntitySlice([]store.PointInTime{{EntityID: "e", Time: at}}),
+	}
+	err := s.ReadHistory(ctx, q, func(_ int, rows []store.HistoryRow) error {
+		if rows[0].Found {
+			got = rows[0].Values[0]
+		}
+		return nil
+	})
+	return got, err
 }
 
 // TestStatementTimeout: the flag's timeout is the server's
