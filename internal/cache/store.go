@@ -386,7 +386,8 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 	if trusted && checked && s.cache.breaker.ready() {
 		var lookup, marks []string
 		ckeys, lookup, marks = s.cacheKeys(ctx, keys)
-		if len(lookup) > 0 {
+		n := len(lookup)
+		if n > 0 && len(marks) > 0 {
 			lookup = append(slices.Clip(lookup), marks...)
 		}
 		ents, used = s.lookup(ctx, lookup)
@@ -395,8 +396,7 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 			// restarted server): nothing it answered is used or filled.
 			ents, used = nil, false
 		}
-		if used {
-			n := len(lookup) - len(marks)
+		if used && len(marks) > 0 {
 			ents, gone = dropGone(ckeys, ents[:n], marks, ents[n:])
 		}
 	}
@@ -427,7 +427,7 @@ func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, looku
 	ids := make([]string, len(keys))
 	var learned map[string]string
 	cur := s.groups.load()
-	last := ""
+	var prefixes []string // distinct, in order of first use
 	for i, k := range keys {
 		p, ok := cur[k.Group]
 		if !ok {
@@ -438,14 +438,16 @@ func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, looku
 		}
 		if ok {
 			ckeys[i], ids[i] = p, k.EntityID
-			if s.valid != nil && p != last && !slices.Contains(marks, tombKey(p)) {
-				marks = append(marks, tombKey(p))
+			if s.valid != nil && !slices.Contains(prefixes, p) {
+				prefixes = append(prefixes, p)
 			}
-			last = p
 		}
 	}
 	concat(ckeys, ids) // a key left "" (group unknown) stays ""
 	s.dirty.Bypass(ckeys)
+	for _, p := range prefixes {
+		marks = append(marks, tombKey(p))
+	}
 	return ckeys, nonEmpty(ckeys), marks
 }
 
