@@ -262,3 +262,36 @@ func TestRetryAfterOutcomeUnknown(t *testing.T) {
 }
 
 var _ httpapi.IdempotencyStore = (*postgres.Store)(nil)
+
+// TestIdempotencyKeyPerCaller: with authentication on, keys are kept per
+// caller: another caller's identical request with the same key is its own
+// first write, never a replay of someone else's answer, and cannot be
+// blocked by a key another caller used.
+func TestIdempotencyKeyPerCaller(t *testing.T) {
+	t.Parallel()
+	a := newAuthed(t)
+	if w := a.do("PUT", "/v1/feature-groups/user_profile", userGroup, bearer(adminToken)...); w.Code != http.StatusCreated {
+		t.Fatalf("admin PUT: %d %s", w.Code, w.Body)
+	}
+	const rows = "/v1/feature-groups/user_profile/rows"
+	body := `[{"entity_id": "u1", "values": {"age": 7}}]`
+	with := func(token string) []string { return append(bearer(token), "Idempotency-Key", "shared-key") }
+
+	first := a.do("POST", rows, body, with(writerToken)...)
+	if first.Code != http.StatusOK || first.Header().Get("Idempotency-Replayed") != "" {
+		t.Fatalf("writer's write: %d %v %s", first.Code, first.Header(), first.Body)
+	}
+	a.clock.Advance(time.Second)
+	other := a.do("POST", rows, body, with(adminToken)...)
+	if other.Code != http.StatusOK || other.Header().Get("Idempotency-Replayed") != "" || other.Body.String() == first.Body.String() {
+		t.Errorf("another caller's request with the same key: %d replayed=%q %s; want its own write", other.Code, other.Header().Get("Idempotency-Replayed"), other.Body)
+	}
+	if n := a.rowCount(t, "user_profile"); n != 2 {
+		t.Errorf("%d rows, want 2: one per caller", n)
+	}
+	if w := a.do("POST", rows, body, with(writerToken)...); w.Header().Get("Idempotency-Replayed") != "true" || w.Body.String() != first.Body.String() {
+		t.Errorf("the writer's retry: replayed=%q %s; want its own recorded answer %s", w.Header().Get("Idempotency-Replayed"), w.Body, first.Body)
+	}
+	wantError(t, a.do("POST", rows, `[{"entity_id": "u2", "values": {"age": 8}}]`, with(adminToken)...),
+		http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key")
+}
