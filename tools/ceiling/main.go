@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *upstream == "" || fs.NArg() == 0 {
-		return errors.New("usage: ceiling -upstream URL [-addr HOST:PORT] FILE.requests...")
+		return errors.New("usage: ceiling -upstream URL [-addr HOST:PORT] FILE.requests [FILE.requests]")
 	}
 	var reqs []request
 	for _, path := range fs.Args() {
