@@ -10,9 +10,10 @@ import (
 // MinYear and MaxYear bound the year of every time a client sends as data:
 // the event time of a row and the release date of a TMDB movie. A year 0001
 // or 9999 is a typo or a sentinel, never a real event; a row dated 9999
-// would stay the entity's latest row for ever.
+// would stay the entity's latest row for ever. The lower bound leaves room
+// for the first films: TMDB lists films from the 1870s on.
 const (
-	MinYear = 1900
+	MinYear = 1800
 	MaxYear = 2200
 )
 
@@ -23,7 +24,7 @@ func ValidYear(t time.Time) bool {
 }
 
 // YearProblem is the field problem of a time outside the accepted years.
-const YearProblem = "must be a time in the years 1900 to 2200"
+const YearProblem = "must be a time in the years 1800 to 2200"
 
 // ValidText reports whether s can be stored as text by every backend: valid
 // UTF-8 without NUL. Postgres refuses both (SQLSTATE 22021 and 22P05), so

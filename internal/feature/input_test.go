@@ -92,14 +92,14 @@ func TestValidYear(t *testing.T) {
 		t    time.Time
 		want bool
 	}{
-		{time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), true},
+		{time.Date(1800, 1, 1, 0, 0, 0, 0, time.UTC), true},
 		{time.Date(2200, 12, 31, 23, 59, 59, 0, time.UTC), true},
-		{time.Date(1899, 12, 31, 23, 59, 59, 0, time.UTC), false},
+		{time.Date(1799, 12, 31, 23, 59, 59, 0, time.UTC), false},
 		{time.Date(2201, 1, 1, 0, 0, 0, 0, time.UTC), false},
 		{time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), false},
 		{time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), false},
-		// Judged in UTC: 1900-01-01T00:30+01:00 is still 1899.
-		{time.Date(1900, 1, 1, 0, 30, 0, 0, time.FixedZone("", 3600)), false},
+		// Judged in UTC: 1800-01-01T00:30+01:00 is still 1799.
+		{time.Date(1800, 1, 1, 0, 30, 0, 0, time.FixedZone("", 3600)), false},
 	} {
 		if got := ValidYear(c.t); got != c.want {
 			t.Errorf("ValidYear(%v) = %v, want %v", c.t, got, c.want)

@@ -176,7 +176,7 @@ func putGroupAnswer(result any) (int, []byte) {
 	return renderJSON(putGroupStatus(g), result)
 }
 
-func deleteGroupAnswer(any) (int, []byte) { return http.StatusNoContent, nil }
+func noContentAnswer(any) (int, []byte) { return http.StatusNoContent, nil }
 
 func handleIngest(svc *service.Service) apiFunc {
 	return func(r *http.Request) (response, error) {

@@ -69,7 +69,7 @@ func TestInputThatWasSilentlyChanged(t *testing.T) {
 			{"1e-400 as a ttl", "PUT", "/v1/feature-groups/g2", `{"entity_key":"a","ttl_seconds":1e-400,"features":[{"name":"x","type":"int64"}]}`, "ttl_seconds"},
 			{"year 0000", "POST", rows, `[{"entity_id":"u2","event_time":"0000-01-01T00:00:00Z","values":{"age":1}}]`, "rows[0].event_time"},
 			{"year 9999", "POST", rows, `[{"entity_id":"u2","event_time":"9999-12-31T23:59:59Z","values":{"age":1}}]`, "rows[0].event_time"},
-			{"year 1899", "POST", rows, `[{"entity_id":"u2","event_time":"1899-12-31T23:59:59Z","values":{"age":1}}]`, "rows[0].event_time"},
+			{"year 1799", "POST", rows, `[{"entity_id":"u2","event_time":"1799-12-31T23:59:59Z","values":{"age":1}}]`, "rows[0].event_time"},
 			{"nested too deep", "POST", "/get-online-features", `{"entities":{"movie_id":[` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `]},"features":["movie_basic:popularity"]}`, "entities.movie_id" + strings.Repeat("[0]", 62)},
 		} {
 			t.Run(c.name, func(t *testing.T) {

@@ -189,6 +189,16 @@ func handleGetFeatureService(svc *service.Service) apiFunc {
 	}
 }
 
+// putFeatureServiceAnswer is 201 for a service the PUT created (its first
+// version), 200 for one it replaced, like a group's.
+func putFeatureServiceAnswer(result any) (int, []byte) {
+	fs, _ := result.(feature.FeatureService)
+	if fs.SchemaVersion == 1 {
+		return renderJSON(http.StatusCreated, result)
+	}
+	return renderJSON(http.StatusOK, result)
+}
+
 func handlePutFeatureService(svc *service.Service) apiFunc {
 	return withBody(func(r *http.Request, req featureServiceRequest) (response, error) {
 		fs := feature.FeatureService{Name: chi.URLParam(r, "name"), Features: req.Features,

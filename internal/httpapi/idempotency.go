@@ -46,6 +46,19 @@ func validIdempotencyKey(k string) bool {
 	return true
 }
 
+// scopedKey is the key under which the record of a request's
+// Idempotency-Key is kept: per authenticated caller (the token's or JWT
+// subject's principal), so that one caller can neither replay another's
+// answer nor block its keys; one space for everyone when authentication is
+// off. Neither a key nor a principal name holds a newline, so scopes never
+// collide.
+func scopedKey(r *http.Request, key string) string {
+	if id, on := identityOf(r.Context()); on && id.err == nil && id.principal.Name != "" {
+		return "caller:" + id.principal.Name + "\n" + key
+	}
+	return key
+}
+
 // fingerprint identifies a request for its key: method, path, query and
 // body. A retry must repeat all four.
 func fingerprint(r *http.Request, body []byte) string {
@@ -95,15 +108,16 @@ func (i idempotency) wrap(render func(result any) (int, []byte), f apiFunc) apiF
 		}
 		fp := fingerprint(r, body)
 		now := i.now()
-		if res, done, err := i.replay(r.Context(), key[0], fp, now); done || err != nil {
+		k := scopedKey(r, key[0])
+		if res, done, err := i.replay(r.Context(), k, fp, now); done || err != nil {
 			return res, err
 		}
-		w := store.NewIdempotentWrite(key[0], fp, now, now.Add(-i.ttl), render)
+		w := store.NewIdempotentWrite(k, fp, now, now.Add(-i.ttl), render)
 		res, err := f(r.WithContext(store.WithIdempotentWrite(r.Context(), w)))
 		if errors.Is(err, store.ErrIdempotencyKeyInUse) {
 			// A concurrent request with the key committed first: answer as
 			// a retry would.
-			if res, done, err := i.replay(r.Context(), key[0], fp, now); done || err != nil {
+			if res, done, err := i.replay(r.Context(), k, fp, now); done || err != nil {
 				return res, err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,60 @@ func TestIdempotencyKey(t *testing.T) {
 	})
 }
 
+// TestIdempotencyKeyFeastAndServices: the Feast writes (/push,
+// /write-to-online-store) and the feature-service PUT and DELETE honour the
+// Idempotency-Key like the other writes: a retry replays the recorded
+// answer and writes nothing more.
+func TestIdempotencyKeyFeastAndServices(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, e *env) {
+		e.putGroup(t, "users", hardGroup)
+		for _, c := range []struct{ path, body string }{
+			{"/push", `{"push_source_name": "users", "df": {"user_id": ["u1"], "age": [30]}}`},
+			{"/write-to-online-store", `{"feature_view_name": "users", "df": {"user_id": ["u2"], "age": [31]}}`},
+		} {
+			first := e.do("POST", c.path, c.body, "Idempotency-Key", "k"+c.path)
+			if first.Code != http.StatusOK {
+				t.Fatalf("%s: %d %s", c.path, first.Code, first.Body)
+			}
+			rows := e.rowCount(t, "users")
+			e.clock.Advance(time.Second)
+			again := e.do("POST", c.path, c.body, "Idempotency-Key", "k"+c.path)
+			if again.Code != http.StatusOK || again.Body.String() != first.Body.String() || again.Header().Get("Idempotency-Replayed") != "true" {
+				t.Errorf("%s retry: %d %s replayed=%q; want the recorded %s", c.path, again.Code, again.Body, again.Header().Get("Idempotency-Replayed"), first.Body)
+			}
+			if n := e.rowCount(t, "users"); n != rows {
+				t.Errorf("%s retry wrote: %d rows, want %d", c.path, n, rows)
+			}
+			wantError(t, e.do("POST", c.path, strings.Replace(c.body, "3", "4", 1), "Idempotency-Key", "k"+c.path),
+				http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key")
+		}
+
+		svc := "/v1/feature-services/ranker"
+		put := e.do("PUT", svc, `{"features": ["users:age"]}`, "Idempotency-Key", "k-svc")
+		if put.Code != http.StatusCreated {
+			t.Fatalf("PUT service: %d %s", put.Code, put.Body)
+		}
+		if w := e.do("PUT", svc, `{"features": ["users:age"]}`, "Idempotency-Key", "k-svc"); w.Code != http.StatusCreated || w.Body.String() != put.Body.String() {
+			t.Errorf("PUT service retry: %d %s; want the recorded 201 %s", w.Code, w.Body, put.Body)
+		}
+		if v := object(t, e.mustDo(t, http.StatusOK, "GET", svc, ""))["schema_version"]; fmt.Sprint(v) != "1" {
+			t.Errorf("schema_version %v after a PUT and its retry, want 1", v)
+		}
+		for range 2 {
+			if w := e.do("DELETE", svc, "", "Idempotency-Key", "k-svc-del"); w.Code != http.StatusNoContent {
+				t.Errorf("DELETE service (and retry): %d %s, want 204", w.Code, w.Body)
+			}
+		}
+		wantError(t, e.do("GET", svc, ""), http.StatusNotFound, "not_found", "feature_service")
+		// A failed service write records nothing: the key is still free.
+		wantError(t, e.do("PUT", svc, `{"features": ["nope:age"]}`, "Idempotency-Key", "k-svc-bad"), http.StatusNotFound, "not_found", "features[0]")
+		if w := e.do("PUT", svc, `{"features": ["users:name"]}`, "Idempotency-Key", "k-svc-bad"); w.Code != http.StatusCreated {
+			t.Errorf("a key whose first use failed: %d %s", w.Code, w.Body)
+		}
+	})
+}
+
 // TestIdempotencyKeyConcurrent: the same write sent many times at once
 // with one key is written once; every caller gets its answer (or, while
 // the first is still committing, a 409 it can retry).
@@ -207,3 +262,36 @@ func TestRetryAfterOutcomeUnknown(t *testing.T) {
 }
 
 var _ httpapi.IdempotencyStore = (*postgres.Store)(nil)
+
+// TestIdempotencyKeyPerCaller: with authentication on, keys are kept per
+// caller: another caller's identical request with the same key is its own
+// first write, never a replay of someone else's answer, and cannot be
+// blocked by a key another caller used.
+func TestIdempotencyKeyPerCaller(t *testing.T) {
+	t.Parallel()
+	a := newAuthed(t)
+	if w := a.do("PUT", "/v1/feature-groups/user_profile", userGroup, bearer(adminToken)...); w.Code != http.StatusCreated {
+		t.Fatalf("admin PUT: %d %s", w.Code, w.Body)
+	}
+	const rows = "/v1/feature-groups/user_profile/rows"
+	body := `[{"entity_id": "u1", "values": {"age": 7}}]`
+	with := func(token string) []string { return append(bearer(token), "Idempotency-Key", "shared-key") }
+
+	first := a.do("POST", rows, body, with(writerToken)...)
+	if first.Code != http.StatusOK || first.Header().Get("Idempotency-Replayed") != "" {
+		t.Fatalf("writer's write: %d %v %s", first.Code, first.Header(), first.Body)
+	}
+	a.clock.Advance(time.Second)
+	other := a.do("POST", rows, body, with(adminToken)...)
+	if other.Code != http.StatusOK || other.Header().Get("Idempotency-Replayed") != "" || other.Body.String() == first.Body.String() {
+		t.Errorf("another caller's request with the same key: %d replayed=%q %s; want its own write", other.Code, other.Header().Get("Idempotency-Replayed"), other.Body)
+	}
+	if n := a.rowCount(t, "user_profile"); n != 2 {
+		t.Errorf("%d rows, want 2: one per caller", n)
+	}
+	if w := a.do("POST", rows, body, with(writerToken)...); w.Header().Get("Idempotency-Replayed") != "true" || w.Body.String() != first.Body.String() {
+		t.Errorf("the writer's retry: replayed=%q %s; want its own recorded answer %s", w.Header().Get("Idempotency-Replayed"), w.Body, first.Body)
+	}
+	wantError(t, a.do("POST", rows, `[{"entity_id": "u2", "values": {"age": 8}}]`, with(adminToken)...),
+		http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key")
+}

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -41,6 +40,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/featurestore/featurestore/internal/tmdb/synthetic"
 )
 
 type config struct {
@@ -75,7 +76,7 @@ func main() {
 	if cfg.bin == "" {
 		fail(errors.New("-bin is required"))
 	}
-	base, err := loadRecords(cfg.records)
+	base, err := synthetic.Load(cfg.records)
 	if err != nil {
 		fail(err)
 	}
@@ -95,47 +96,6 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "scalebench:", err)
 	os.Exit(1)
-}
-
-func loadRecords(path string) ([]map[string]any, error) {
-	b, err := os.ReadFile(path) // #nosec G304 -- the corpus file named on the command line
-	if err != nil {
-		return nil, err
-	}
-	var f struct {
-		Movies []map[string]any `json:"movies"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(f.Movies) == 0 {
-		return nil, fmt.Errorf("%s: no movies", path)
-	}
-	return f.Movies, nil
-}
-
-// corpusMovie is the i-th movie of a generated corpus: a real record with a
-// new id and deterministically varied numbers (seeded by i), so every size
-// has a realistic spread of ratings and popularities.
-func corpusMovie(base []map[string]any, i int) map[string]any {
-	src := base[i%len(base)]
-	m := make(map[string]any, len(src))
-	for k, v := range src {
-		m[k] = v
-	}
-	rng := rand.New(rand.NewPCG(uint64(i), 0x5ca1eb)) // #nosec G115 G404 -- i is a non-negative index; reproducible synthetic data, not a secret
-	delete(m, "movie_id")
-	m["id"] = 10_000_000 + i
-	va, _ := src["vote_average"].(float64)
-	m["vote_average"] = math.Round(math.Max(0, math.Min(10, va+rng.NormFloat64()))*1000) / 1000
-	pop, _ := src["popularity"].(float64)
-	m["popularity"] = math.Round(pop*math.Exp(rng.NormFloat64())*1000) / 1000
-	vc, _ := src["vote_count"].(float64)
-	m["vote_count"] = int(vc * rng.Float64() * 2)
-	if t, ok := src["title"].(string); ok {
-		m["title"] = fmt.Sprintf("%s %d", t, i/len(base))
-	}
-	return m
 }
 
 type result struct {
@@ -330,7 +290,7 @@ func bulkIngest(cfg config, s *service, base []map[string]any, n int) (rate, tai
 				}
 				var movies []map[string]any
 				for i := b * cfg.batch; i < min(n, (b+1)*cfg.batch); i++ {
-					movies = append(movies, corpusMovie(base, i))
+					movies = append(movies, synthetic.Movie(base, i))
 				}
 				_, _, err := s.do("POST", "/v1/movies", movies)
 				mu.Lock()
@@ -373,12 +333,12 @@ func bulkIngest(cfg config, s *service, base []map[string]any, n int) (rate, tai
 func singleIngests(cfg config, a, b *service, base []map[string]any, n int, r *result) error {
 	ratings := make([]float64, 0, n+cfg.probes)
 	for i := range n {
-		ratings = append(ratings, rating(corpusMovie(base, i)))
+		ratings = append(ratings, rating(synthetic.Movie(base, i)))
 	}
 	slices.Sort(ratings)
 	var ds, seen []time.Duration
 	for i := range cfg.probes {
-		m := corpusMovie(base, n+i) // a new movie each time
+		m := synthetic.Movie(base, n+i) // a new movie each time
 		x := rating(m)
 		at, _ := slices.BinarySearch(ratings, x)
 		ratings = slices.Insert(ratings, at, x)

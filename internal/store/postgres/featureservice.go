@@ -94,22 +94,43 @@ func (s *Store) PutFeatureService(ctx context.Context, fs feature.FeatureService
 	if err != nil {
 		return feature.FeatureService{}, dbError("put feature service: references", err)
 	}
+	if iw := store.IdempotentWriteFrom(ctx); iw != nil {
+		store.RecordAnswer(ctx, out)
+		if err := insertIdempotency(ctx, tx, iw); err != nil {
+			return feature.FeatureService{}, err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
-		return feature.FeatureService{}, dbError("put feature service: commit", err)
+		return feature.FeatureService{}, store.PostgresCommitError("put feature service: commit", err)
 	}
 	return out, nil
 }
 
 // DeleteFeatureService removes a feature service; NotFound if there is none.
+// The record of an idempotent write in ctx is written in the same
+// transaction.
 func (s *Store) DeleteFeatureService(ctx context.Context, name string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM feature_services WHERE name = $1`, name)
-	if err != nil {
-		return dbError("delete feature service", err)
+	del := func(q execer) error {
+		tag, err := q.Exec(ctx, `DELETE FROM feature_services WHERE name = $1`, name)
+		if err != nil {
+			return dbError("delete feature service", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return store.FeatureServiceNotFound(name)
+		}
+		return nil
 	}
-	if tag.RowsAffected() == 0 {
-		return store.FeatureServiceNotFound(name)
+	iw := store.IdempotentWriteFrom(ctx)
+	if iw == nil {
+		return del(s.pool)
 	}
-	return nil
+	return s.inTx(ctx, "delete feature service", func(tx pgx.Tx) error {
+		if err := del(tx); err != nil {
+			return err
+		}
+		store.RecordAnswer(ctx, nil)
+		return insertIdempotency(ctx, tx, iw)
+	})
 }
 
 // servicesUsing names the feature services that reference a group.

@@ -55,6 +55,12 @@ func migrate(ctx context.Context, conn *pgx.Conn, now func() time.Time, log *zap
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 
+	// --postgres-statement-timeout bounds the service's queries, not its
+	// migrations: rewriting a large table, or waiting for another replica's
+	// migration, may take longer, and a cancelled migration fails start-up.
+	if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+		return dbError("migrate: lift statement_timeout", err)
+	}
 	if _, err := tx.Exec(ctx,
 		`SELECT pg_advisory_xact_lock(hashtextextended('featurestore.migrate.' || coalesce(current_schema(), ''), 0))`); err != nil {
 		return dbError("migrate: lock", err)

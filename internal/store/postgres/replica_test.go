@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
 	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/testenv"
@@ -152,5 +155,70 @@ func wantCodeOf(t *testing.T, what string, err error, code feature.Code) {
 	t.Helper()
 	if got := feature.ErrorCode(err); got != code {
 		t.Errorf("%s: error %v (code %q), want %q", what, err, got, code)
+	}
+}
+
+// TestMigrationsIgnoreStatementTimeout: the statement timeout bounds the
+// service's queries, not its migrations. A replica whose migration waits
+// for another's (the advisory lock, held here by the test) longer than the
+// statement timeout still applies every migration once the lock is free.
+func TestMigrationsIgnoreStatementTimeout(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresSchemaURL(t, "fs_mt")
+	holder, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	lock, err := holder.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(context.Background()) //nolint:errcheck // released below
+	if _, err := lock.Exec(t.Context(),
+		`SELECT pg_advisory_xact_lock(hashtextextended('featurestore.migrate.' || coalesce(current_schema(), ''), 0))`); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["statement_timeout"] = "200"
+	conn, err := pgx.ConnectConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var pid uint32 = conn.PgConn().PID()
+	done := make(chan error, 1)
+	go func() { done <- migrate(t.Context(), conn, time.Now, zap.NewNop()) }()
+
+	// Release the lock once the migration has waited for it past the timeout.
+	testenv.Eventually(t, time.Minute, "the migration waits past the statement timeout", func() (bool, string) {
+		var waited float64
+		err := holder.QueryRow(t.Context(), `
+			SELECT coalesce(extract(epoch FROM clock_timestamp() - query_start), 0) FROM pg_stat_activity
+			WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory'`, pid).Scan(&waited)
+		select {
+		case err := <-done:
+			t.Fatalf("migrate ended while the lock was held: %v", err)
+		default:
+		}
+		return err == nil && waited > 0.4, fmt.Sprintf("waited %.3fs (%v)", waited, err)
+	})
+	if err := lock.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("migrate after waiting past a 200 ms statement_timeout: %v", err)
+	}
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := holder.QueryRow(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+		t.Errorf("%d migrations applied (%v), want %d", n, err, len(ms))
 	}
 }

@@ -109,7 +109,10 @@ func appendString(buf []byte, s string) ([]byte, string) {
 // DecodeValues parses what EncodeRow wrote, also as jsonb gives it back (a
 // flat object of scalars, with whitespace). It is on the read hot path, so
 // it scans the object itself instead of going through encoding/json, which
-// it uses only to unquote strings that contain escapes.
+// it uses only to unquote strings that contain escapes. A key that occurs
+// twice is an error: EncodeRow writes each feature once and jsonb keeps one
+// of duplicates, so a stored row with a duplicate was not written by us, and
+// picking one of its values (encoding/json takes the last) would hide that.
 func DecodeValues(b []byte) (feature.Values, error) {
 	d := valueDecoder{b: b}
 	v, err := d.object()
@@ -158,8 +161,12 @@ func (d *valueDecoder) object() (feature.Values, error) {
 			return nil, errors.New(`want ":" after a key`)
 		}
 		d.space()
+		n := len(m)
 		if m[k], err = d.value(); err != nil {
 			return nil, err
+		}
+		if len(m) == n { // costs nothing, unlike a lookup before the insert
+			return nil, fmt.Errorf("duplicate key %q", k)
 		}
 		if d.consume(',') {
 			continue

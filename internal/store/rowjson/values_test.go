@@ -47,8 +47,9 @@ func FuzzValuesRoundTrip(f *testing.F) {
 }
 
 // FuzzDecodeValues checks the hand-written decoder against encoding/json on
-// any input: it never panics, and it reads every flat object of scalars the
-// way encoding/json does (numbers typed by their spelling).
+// any input: it never panics, it reads every flat object of scalars the way
+// encoding/json does (numbers typed by their spelling), and it refuses an
+// object with a duplicate key, which encoding/json reads as its last value.
 func FuzzDecodeValues(f *testing.F) {
 	for _, seed := range []string{
 		`{}`, `{"a": 1, "b": 2.50, "c": "x\"y\\u00e9\n", "d": null, "e": true, "f": false}`,
@@ -63,6 +64,12 @@ func FuzzDecodeValues(f *testing.F) {
 		d.UseNumber()
 		if d.Decode(&want) != nil || d.InputOffset() != int64(len(bytes.TrimRight(b, " \t\r\n"))) || want == nil {
 			return // not one JSON object: nothing to compare with
+		}
+		if duplicateKey(b) {
+			if err == nil {
+				t.Fatalf("DecodeValues(%q) = %v, want an error: a key occurs twice", b, got)
+			}
+			return // encoding/json keeps the last value; DecodeValues refuses the row
 		}
 		for k, v := range want {
 			switch x := v.(type) {
@@ -92,4 +99,43 @@ func FuzzDecodeValues(f *testing.F) {
 			}
 		}
 	})
+}
+
+// duplicateKey reports whether b, one JSON object, has a key twice at its top
+// level (compared unquoted, so "a" and "\u0061" are the same key).
+func duplicateKey(b []byte) bool {
+	d := json.NewDecoder(bytes.NewReader(b))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	seen := map[string]bool{}
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return false
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if d.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return false
+}
+
+func TestDecodeValuesRefusesDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{`{"a":1,"a":1}`, `{"a":1,"b":2,"\u0061":"x"}`, `{"":9227000000000000000,"":""}`} {
+		if v, err := DecodeValues([]byte(in)); err == nil {
+			t.Errorf("DecodeValues(%s) = %v, want an error", in, v)
+		}
+	}
+	_, err := DecodeValues([]byte(`{"a":1,"b":2,"\u0061":"x"}`))
+	if err == nil || !strings.Contains(err.Error(), `duplicate key "a"`) {
+		t.Errorf("error %v, want it to name the duplicate key", err)
+	}
 }

@@ -84,6 +84,10 @@ func (s *Store) PutFeatureService(ctx context.Context, fs feature.FeatureService
 			return feature.FeatureService{}, dbError("put feature service: references", err)
 		}
 	}
+	store.RecordAnswer(ctx, out)
+	if err := insertIdempotency(ctx, tx); err != nil {
+		return feature.FeatureService{}, err
+	}
 	if err := tx.Commit(); err != nil {
 		return feature.FeatureService{}, dbError("put feature service: commit", err)
 	}
@@ -116,16 +120,19 @@ type querier interface {
 
 // DeleteFeatureService removes a feature service; NotFound if there is none.
 func (s *Store) DeleteFeatureService(ctx context.Context, name string) error {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM feature_services WHERE name = ?`, name)
-	if err != nil {
-		return dbError("delete feature service", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return dbError("delete feature service", err)
-	} else if n == 0 {
-		return store.FeatureServiceNotFound(name)
-	}
-	return nil
+	return s.inTx(ctx, "delete feature service", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM feature_services WHERE name = ?`, name)
+		if err != nil {
+			return dbError("delete feature service", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return dbError("delete feature service", err)
+		} else if n == 0 {
+			return store.FeatureServiceNotFound(name)
+		}
+		store.RecordAnswer(ctx, nil)
+		return insertIdempotency(ctx, tx)
+	})
 }
 
 // servicesUsing names the feature services that reference a group.
