@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -39,6 +38,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/featurestore/featurestore/internal/tmdbcorpus"
 )
 
 type config struct {
@@ -73,7 +74,7 @@ func main() {
 	if cfg.bin == "" {
 		fail(errors.New("-bin is required"))
 	}
-	base, err := loadRecords(cfg.records)
+	base, err := tmdbcorpus.Load(cfg.records)
 	if err != nil {
 		fail(err)
 	}
@@ -92,47 +93,6 @@ func main() {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "scalebench:", err)
 	os.Exit(1)
-}
-
-func loadRecords(path string) ([]map[string]any, error) {
-	b, err := os.ReadFile(path) // #nosec G304 -- the corpus file named on the command line
-	if err != nil {
-		return nil, err
-	}
-	var f struct {
-		Movies []map[string]any `json:"movies"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(f.Movies) == 0 {
-		return nil, fmt.Errorf("%s: no movies", path)
-	}
-	return f.Movies, nil
-}
-
-// corpusMovie is the i-th movie of a generated corpus: a real record with a
-// new id and deterministically varied numbers (seeded by i), so every size
-// has a realistic spread of ratings and popularities.
-func corpusMovie(base []map[string]any, i int) map[string]any {
-	src := base[i%len(base)]
-	m := make(map[string]any, len(src))
-	for k, v := range src {
-		m[k] = v
-	}
-	rng := rand.New(rand.NewPCG(uint64(i), 0x5ca1eb)) // #nosec G115 G404 -- i is a non-negative index; reproducible synthetic data, not a secret
-	delete(m, "movie_id")
-	m["id"] = 10_000_000 + i
-	va, _ := src["vote_average"].(float64)
-	m["vote_average"] = math.Round(math.Max(0, math.Min(10, va+rng.NormFloat64()))*1000) / 1000
-	pop, _ := src["popularity"].(float64)
-	m["popularity"] = math.Round(pop*math.Exp(rng.NormFloat64())*1000) / 1000
-	vc, _ := src["vote_count"].(float64)
-	m["vote_count"] = int(vc * rng.Float64() * 2)
-	if t, ok := src["title"].(string); ok {
-		m["title"] = fmt.Sprintf("%s %d", t, i/len(base))
-	}
-	return m
 }
 
 type result struct {
@@ -168,7 +128,7 @@ func startService(cfg config, pgURL, prefix string) (*service, time.Duration, er
 		"--addr", fmt.Sprintf("127.0.0.1:%d", port),
 		"--postgres-url", pgURL, "--redis-url", cfg.redis, "--redis-key-prefix", prefix,
 		"--history-retention", cfg.retention.String(), "--history-prune-interval", "1s",
-		"--log-level", "warn", "--max-body-bytes", strconv.Itoa(256<<20))
+		"--log-level", "warn", "--max-body-bytes", strconv.Itoa(256<<20), "--max-body-memory", strconv.Itoa(512<<20))
 	s.cmd.Stdout, s.cmd.Stderr = io.Discard, s.log
 	start := time.Now()
 	if err := s.cmd.Start(); err != nil {
@@ -327,7 +287,7 @@ func bulkIngest(cfg config, s *service, base []map[string]any, n int) (rate, tai
 				}
 				var movies []map[string]any
 				for i := b * cfg.batch; i < min(n, (b+1)*cfg.batch); i++ {
-					movies = append(movies, corpusMovie(base, i))
+					movies = append(movies, tmdbcorpus.Movie(base, i))
 				}
 				_, _, err := s.do("POST", "/v1/movies", movies)
 				mu.Lock()
@@ -393,7 +353,7 @@ func waitRecomputeIdle(s *service) error {
 func singleIngests(cfg config, s *service, base []map[string]any, n int) (p50, p99 time.Duration, err error) {
 	var ds []time.Duration
 	for i := range cfg.probes {
-		m := corpusMovie(base, n+i) // a new movie each time
+		m := tmdbcorpus.Movie(base, n+i) // a new movie each time
 		_, d, err := s.do("POST", "/v1/movies", m)
 		if err != nil {
 			return 0, 0, err
@@ -411,7 +371,7 @@ func recomputeAfterOne(s *service, base []map[string]any, n int) (time.Duration,
 	if err := waitRecomputeIdle(s); err != nil {
 		return 0, err
 	}
-	if _, _, err := s.do("POST", "/v1/movies", corpusMovie(base, n+100_000)); err != nil {
+	if _, _, err := s.do("POST", "/v1/movies", tmdbcorpus.Movie(base, n+100_000)); err != nil {
 		return 0, err
 	}
 	ingested := time.Now()

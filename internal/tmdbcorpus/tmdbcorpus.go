@@ -1,0 +1,69 @@
+// Package tmdbcorpus generates TMDB-like corpora of any size from the real
+// records of a TMDB crawler file, for the load tools (tools/scalebench,
+// tools/ingestbench): each record is repeated with a new id and
+// deterministically varied rating, popularity, vote count and title, so
+// every size has a realistic spread of values and two runs send the same
+// bytes.
+package tmdbcorpus
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+)
+
+// FirstID is the id of movie 0 of a generated corpus, far above the ids of
+// the real records so the two never collide.
+const FirstID = 10_000_000
+
+// Load reads the real records of a crawler file ({"movies": [...]}).
+func Load(path string) ([]map[string]any, error) {
+	b, err := os.ReadFile(path) // #nosec G304 -- the corpus file named on the command line
+	if err != nil {
+		return nil, err
+	}
+	var f struct {
+		Movies []map[string]any `json:"movies"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(f.Movies) == 0 {
+		return nil, fmt.Errorf("%s: no movies", path)
+	}
+	return f.Movies, nil
+}
+
+// Movie is the i-th movie of a corpus generated from base: a real record
+// with id FirstID+i and numbers varied by a generator seeded with i.
+func Movie(base []map[string]any, i int) map[string]any {
+	src := base[i%len(base)]
+	m := make(map[string]any, len(src))
+	for k, v := range src {
+		m[k] = v
+	}
+	rng := rand.New(rand.NewPCG(uint64(i), 0x5ca1eb)) // #nosec G115 G404 -- i is a non-negative index; reproducible synthetic data, not a secret
+	delete(m, "movie_id")
+	m["id"] = FirstID + i
+	va, _ := src["vote_average"].(float64)
+	m["vote_average"] = math.Round(math.Max(0, math.Min(10, va+rng.NormFloat64()))*1000) / 1000
+	pop, _ := src["popularity"].(float64)
+	m["popularity"] = math.Round(pop*math.Exp(rng.NormFloat64())*1000) / 1000
+	vc, _ := src["vote_count"].(float64)
+	m["vote_count"] = int(vc * rng.Float64() * 2)
+	if t, ok := src["title"].(string); ok {
+		m["title"] = fmt.Sprintf("%s %d", t, i/len(base))
+	}
+	return m
+}
+
+// Movies returns movies lo..hi-1 of the corpus generated from base.
+func Movies(base []map[string]any, lo, hi int) []map[string]any {
+	out := make([]map[string]any, 0, max(0, hi-lo))
+	for i := lo; i < hi; i++ {
+		out = append(out, Movie(base, i))
+	}
+	return out
+}
