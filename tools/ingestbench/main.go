@@ -5,7 +5,9 @@
 //     movie, values already encoded) through COPY (pgx CopyFrom) into
 //     scratch tables of the same definition and indexes, one transaction
 //     per batch, with the same number of concurrent clients as the HTTP
-//     modes: the ceiling the Postgres modes are compared with;
+//     modes: the ceiling POST /v1/movies is compared with;
+//   - copy-serial: the same with one client, the ceiling of the CLI (which
+//     writes its batches one after the other);
 //   - cli: `featurestore ingest --postgres-url ... FILE` on a crawler file of
 //     the corpus (wall time of the process, migrations already applied);
 //   - post: POST /v1/movies in batches to a server in Postgres+Redis mode;
@@ -63,11 +65,13 @@ type config struct {
 
 // result is one line of the table.
 type result struct {
-	mode      string
-	movies    int
-	elapsed   time.Duration
-	tailRate  float64 // movies/s over the last 10% of batches (HTTP modes)
-	copyRatio bool    // compared with the copy line
+	mode     string
+	movies   int
+	elapsed  time.Duration
+	tailRate float64       // movies/s over the last 10% of batches (HTTP modes)
+	ceiling  string        // the copy mode it is compared with
+	cpu      time.Duration // CPU time of the featurestore process (user + system)
+	pgCPU    time.Duration // CPU time of the Postgres backends of the mode's connections
 }
 
 func main() {
@@ -80,7 +84,7 @@ func main() {
 	flag.IntVar(&cfg.n, "n", 20000, "movies in the corpus")
 	flag.IntVar(&cfg.batch, "batch", 1000, "movies per request, per CLI transaction (--batch-size) and per COPY transaction")
 	flag.IntVar(&cfg.clients, "clients", 2, "concurrent clients of the copy and HTTP modes")
-	flag.StringVar(&modes, "modes", "copy,cli,post,embedded,embedded-cli", "modes to run, in this order")
+	flag.StringVar(&modes, "modes", "copy,copy-serial,cli,post,embedded,embedded-cli", "modes to run, in this order")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the Postgres schemas and data directories (their names are printed)")
 	flag.Parse()
 	cfg.modes = strings.Split(modes, ",")
@@ -127,25 +131,27 @@ func (b *bench) run(ctx context.Context, mode string) (result, error) {
 	var err error
 	switch mode {
 	case "copy":
-		r.elapsed, err = b.copyRows(ctx)
+		r.elapsed, r.pgCPU, err = b.copyRows(ctx, b.cfg.clients)
+	case "copy-serial":
+		r.elapsed, r.pgCPU, err = b.copyRows(ctx, 1)
 	case "cli":
-		r.copyRatio = true
-		err = b.withSchema(ctx, mode, func(pgURL, _ string) error {
-			r.elapsed, err = b.cli("--postgres-url", pgURL)
+		r.ceiling = "copy-serial"
+		r.pgCPU, err = b.withSchema(ctx, mode, func(pgURL, _ string) error {
+			r.elapsed, r.cpu, err = b.cli("--postgres-url", pgURL)
 			return err
 		})
 	case "post":
-		r.copyRatio = true
-		err = b.withSchema(ctx, mode, func(pgURL, prefix string) error {
-			r.elapsed, r.tailRate, err = b.serve("--postgres-url", pgURL, "--redis-url", b.cfg.redis, "--redis-key-prefix", prefix)
+		r.ceiling = "copy"
+		r.pgCPU, err = b.withSchema(ctx, mode, func(pgURL, prefix string) error {
+			r.elapsed, r.tailRate, r.cpu, err = b.serve("--postgres-url", pgURL, "--redis-url", b.cfg.redis, "--redis-key-prefix", prefix)
 			return err
 		})
 	case "embedded", "embedded-cli":
 		err = b.withDataDir(mode, func(dir string) error {
 			if mode == "embedded" {
-				r.elapsed, r.tailRate, err = b.serve("--data-dir", dir)
+				r.elapsed, r.tailRate, r.cpu, err = b.serve("--data-dir", dir)
 			} else {
-				r.elapsed, err = b.cli("--data-dir", dir)
+				r.elapsed, r.cpu, err = b.cli("--data-dir", dir)
 			}
 			return err
 		})
@@ -155,16 +161,19 @@ func (b *bench) run(ctx context.Context, mode string) (result, error) {
 	return r, err
 }
 
-// withSchema runs fn on a fresh schema with the migrations applied.
-func (b *bench) withSchema(ctx context.Context, mode string, fn func(pgURL, prefix string) error) error {
+// withSchema runs fn on a fresh schema with the migrations applied, with
+// a URL whose connections carry the schema as their application_name, and
+// returns the CPU time their Postgres backends used (sampled every 100 ms
+// from /proc, so a backend's last 100 ms may be missed).
+func (b *bench) withSchema(ctx context.Context, mode string, fn func(pgURL, prefix string) error) (time.Duration, error) {
 	schema := fmt.Sprintf("ingestbench_%s_%d", strings.ReplaceAll(mode, "-", "_"), time.Now().UnixNano())
 	conn, err := pgx.Connect(ctx, b.cfg.postgres)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return err
+		return 0, err
 	}
 	if b.cfg.keep {
 		fmt.Fprintf(os.Stderr, "   schema %s\n", schema)
@@ -173,17 +182,83 @@ func (b *bench) withSchema(ctx context.Context, mode string, fn func(pgURL, pref
 	}
 	u, err := url.Parse(b.cfg.postgres)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	st, err := postgres.Open(ctx, u.String(), postgres.Options{}) // applies the migrations
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_ = st.Close()
-	return fn(u.String(), schema)
+	q.Set("application_name", schema)
+	u.RawQuery = q.Encode()
+	stop := make(chan struct{})
+	cpu := make(chan time.Duration, 1)
+	go func() { cpu <- backendCPU(ctx, conn, schema, stop) }()
+	err = fn(u.String(), schema)
+	close(stop)
+	return <-cpu, err
+}
+
+// backendCPU samples the CPU time of the backends whose application_name
+// is name until stop is closed, and returns their sum.
+func backendCPU(ctx context.Context, conn *pgx.Conn, name string, stop <-chan struct{}) time.Duration {
+	seen := map[int32]time.Duration{}
+	sample := func() {
+		rows, err := conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, name)
+		if err != nil {
+			return
+		}
+		pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return
+		}
+		for _, pid := range pids {
+			if t, ok := procCPU(pid); ok {
+				seen[pid] = max(seen[pid], t)
+			}
+		}
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		sample()
+		select {
+		case <-stop:
+			sample()
+			var total time.Duration
+			for _, t := range seen {
+				total += t
+			}
+			return total
+		case <-tick.C:
+		}
+	}
+}
+
+// procCPU reads a process's user + system CPU time from /proc (Linux,
+// 100 ticks a second).
+func procCPU(pid int32) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:])) // state is field 3, utime 14, stime 15
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, true
 }
 
 func (b *bench) withDataDir(mode string, fn func(dir string) error) error {
@@ -236,10 +311,10 @@ func (b *bench) corpusFile() (string, error) {
 }
 
 // cli runs `featurestore ingest` on the corpus file.
-func (b *bench) cli(storeFlags ...string) (time.Duration, error) {
+func (b *bench) cli(storeFlags ...string) (time.Duration, time.Duration, error) {
 	file, err := b.corpusFile()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	args := append([]string{"ingest", "--batch-size", strconv.Itoa(b.cfg.batch)}, storeFlags...)
 	cmd := exec.Command(b.cfg.bin, append(args, file)...) // #nosec G204 -- the binary under test, named on the command line
@@ -247,23 +322,28 @@ func (b *bench) cli(storeFlags ...string) (time.Duration, error) {
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%v: %s", err, stderr.Bytes())
+		return 0, 0, fmt.Errorf("%v: %s", err, stderr.Bytes())
 	}
-	return time.Since(start), nil
+	return time.Since(start), processCPU(cmd), nil
+}
+
+func processCPU(cmd *exec.Cmd) time.Duration {
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 // serve starts a server with storeFlags and posts the corpus to it.
-func (b *bench) serve(storeFlags ...string) (time.Duration, float64, error) {
+func (b *bench) serve(storeFlags ...string) (elapsed time.Duration, tail float64, cpu time.Duration, err error) {
 	bodies, err := b.batches()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	s, err := startService(b.cfg.bin, storeFlags)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	defer s.stop()
-	return b.post(s, bodies)
+	elapsed, tail, err = b.post(s, bodies)
+	s.stop()
+	return elapsed, tail, processCPU(s.cmd), err
 }
 
 // post sends the bodies with cfg.clients concurrent clients and returns
@@ -318,14 +398,14 @@ func tailRate(start time.Time, ends []time.Time, batch, n int) float64 {
 // copyRows computes the rows an ingest of the corpus writes, exactly as
 // the service does (parse, features, value encoding), then times COPY of
 // them into scratch copies of feature_rows and feature_latest.
-func (b *bench) copyRows(ctx context.Context) (time.Duration, error) {
+func (b *bench) copyRows(ctx context.Context, clients int) (time.Duration, time.Duration, error) {
 	var elapsed time.Duration
-	err := b.withSchema(ctx, "copy", func(pgURL, _ string) error {
+	pgCPU, err := b.withSchema(ctx, "copy", func(pgURL, _ string) error {
 		batches, err := b.encodedRows()
 		if err != nil {
 			return err
 		}
-		conns := make([]*pgx.Conn, b.cfg.clients)
+		conns := make([]*pgx.Conn, clients)
 		for i := range conns {
 			if conns[i], err = pgx.Connect(ctx, pgURL); err != nil {
 				return err
@@ -358,7 +438,7 @@ func (b *bench) copyRows(ctx context.Context) (time.Duration, error) {
 		elapsed = time.Since(start)
 		return errors.Join(errs...)
 	})
-	return elapsed, err
+	return elapsed, pgCPU, err
 }
 
 func copyBatch(ctx context.Context, conn *pgx.Conn, rows [][]any) error {
@@ -469,23 +549,28 @@ func (s *service) post(path string, body []byte) error {
 }
 
 func printTable(w io.Writer, cfg config, rs []result) {
-	var copyRate float64
+	ceilings := map[string]float64{}
 	for _, r := range rs {
-		if r.mode == "copy" {
-			copyRate = rate(r.movies, r.elapsed)
-		}
+		ceilings[r.mode] = rate(r.movies, r.elapsed)
 	}
 	fmt.Fprintf(w, "%d movies, batches of %d, %d clients (copy, HTTP)\n\n", cfg.n, cfg.batch, cfg.clients)
-	fmt.Fprintln(w, "| mode | seconds | movies/s | last 10% movies/s | of COPY |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	fmt.Fprintln(w, "| mode | seconds | movies/s | last 10% movies/s | ratio | featurestore CPU µs/movie | Postgres CPU µs/movie |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		tail, ratio := "", ""
 		if r.tailRate > 0 {
 			tail = fmt.Sprintf("%.0f", r.tailRate)
 		}
-		if r.copyRatio && copyRate > 0 {
-			ratio = fmt.Sprintf("%.2f", rate(r.movies, r.elapsed)/copyRate)
+		if c := ceilings[r.ceiling]; c > 0 {
+			ratio = fmt.Sprintf("%.2f of %s", rate(r.movies, r.elapsed)/c, r.ceiling)
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %.0f | %s | %s |\n", r.mode, r.elapsed.Seconds(), rate(r.movies, r.elapsed), tail, ratio)
+		cpu, pgCPU := "", ""
+		if r.pgCPU > 0 {
+			pgCPU = fmt.Sprintf("%.0f", float64(r.pgCPU.Microseconds())/float64(r.movies))
+		}
+		if r.cpu > 0 {
+			cpu = fmt.Sprintf("%.0f", float64(r.cpu.Microseconds())/float64(r.movies))
+		}
+		fmt.Fprintf(w, "| %s | %.2f | %.0f | %s | %s | %s | %s |\n", r.mode, r.elapsed.Seconds(), rate(r.movies, r.elapsed), tail, ratio, cpu, pgCPU)
 	}
 }
