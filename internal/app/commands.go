@@ -55,13 +55,15 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 	if err != nil {
 		return fmt.Errorf("%s: %w%s; nothing was stored", path, err, fieldDetail(err))
 	}
-	var send func(ctx context.Context, batch []json.RawMessage) (service.IngestResult, error)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the preparation of batches ahead
+	var send func(ctx context.Context, lo, hi int) (service.IngestResult, error)
 	var svc *service.Service
 	if f.api != "" {
 		client := &http.Client{Timeout: 2 * time.Minute}
 		base := strings.TrimRight(f.api, "/")
-		send = func(ctx context.Context, batch []json.RawMessage) (service.IngestResult, error) {
-			return postBatch(ctx, client, base, f.token, batch)
+		send = func(ctx context.Context, lo, hi int) (service.IngestResult, error) {
+			return postBatch(ctx, client, base, f.token, raws[lo:hi])
 		}
 	} else {
 		log := cliLogger(stderr)
@@ -74,14 +76,14 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 		if err != nil {
 			return err
 		}
-		send = svc.Ingest
+		send = writeAhead(ctx, svc, raws, f.batch)
 	}
 
 	bar := progress.New(stderr, "ingest "+path, len(raws), progress.IsTerminal(stderr))
 	var total service.IngestResult
 	for lo := 0; lo < len(raws); lo += f.batch {
 		hi := min(lo+f.batch, len(raws))
-		res, err := send(ctx, raws[lo:hi])
+		res, err := send(ctx, lo, hi)
 		if err != nil && res.Received == 0 {
 			return fmt.Errorf("records %d..%d: %w%s; %s", lo, hi-1, err, fieldDetail(err), storedBefore(total, lo, svc != nil))
 		}
@@ -120,6 +122,40 @@ func ingestFile(ctx context.Context, cfg Config, f ingestFlags, path string, std
 		return fmt.Errorf("%d of %d records were rejected; %s", len(total.Rejected), total.Received, stored)
 	}
 	return nil
+}
+
+// writeAhead returns the sender of the direct ingest: it writes the batches
+// of raws (of size batch) one after the other, each in its own transaction
+// as Ingest does, while a goroutine prepares the next batch (parses the
+// records, computes the features), so the two overlap. Batches must be
+// asked for in order; cancelling ctx stops the goroutine.
+func writeAhead(ctx context.Context, svc *service.Service, raws []json.RawMessage, batch int) func(context.Context, int, int) (service.IngestResult, error) {
+	type prepared struct {
+		p   *service.PreparedIngest
+		err error
+	}
+	ahead := make(chan prepared, 1)
+	go func() {
+		defer close(ahead)
+		for lo := 0; lo < len(raws); lo += batch {
+			p, err := svc.PrepareIngest(raws[lo:min(lo+batch, len(raws))])
+			select {
+			case ahead <- prepared{p, err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func(ctx context.Context, _, _ int) (service.IngestResult, error) {
+		next, ok := <-ahead
+		if !ok {
+			return service.IngestResult{}, ctx.Err()
+		}
+		if next.err != nil {
+			return next.p.Result(), next.err
+		}
+		return svc.WritePrepared(ctx, next.p)
+	}
 }
 
 // storedBefore says what an ingest that failed at record lo had stored:

@@ -85,7 +85,27 @@ type RedisOptions struct {
 // value (version, then payload), its TTL in milliseconds, "1" if the row was
 // written rather than read, and the TTL of a fence. Versions compare byte by
 // byte: Lua's < on strings uses strcoll, which depends on the server's locale.
-var casScript = redis.NewScript(`
+var casScript = redis.NewScript(casNewer + `
+return cas(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+`)
+
+// casManyScript is casScript over every key of KEYS, with four ARGV per
+// key in the same order: one script call per chunk of keys instead of one
+// per key, which costs Redis several times less CPU in a bulk
+// write-through. Its keys are in different hash slots, so it is only used
+// where every key is on one server (not with a cluster).
+var casManyScript = redis.NewScript(casNewer + `
+local n = 0
+for k = 1, #KEYS do
+  local j = 4 * (k - 1)
+  n = n + cas(KEYS[k], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4])
+end
+return n
+`)
+
+// casNewer defines the compare-and-set of one key shared by casScript and
+// casManyScript.
+const casNewer = `
 local function newer(a, b)
   for i = 1, 25 do
     local x, y = string.byte(a, i), string.byte(b, i)
@@ -93,16 +113,17 @@ local function newer(a, b)
   end
   return false
 end
-local cur = redis.call('GET', KEYS[1])
-if cur and #cur < 25 then cur = false end
-local new, ttl = ARGV[1], ARGV[2]
-if ARGV[3] == '1' and (not cur or string.byte(cur, 25) == 1) then
-  new, ttl = string.sub(new, 1, 24) .. '\1', ARGV[4]
+local function cas(key, new, ttl, written, fenceTTL)
+  local cur = redis.call('GET', key)
+  if cur and #cur < 25 then cur = false end
+  if written == '1' and (not cur or string.byte(cur, 25) == 1) then
+    new, ttl = string.sub(new, 1, 24) .. '\1', fenceTTL
+  end
+  if cur and not newer(new, cur) then return 0 end
+  redis.call('SET', key, new, 'PX', ttl)
+  return 1
 end
-if cur and not newer(new, cur) then return 0 end
-redis.call('SET', KEYS[1], new, 'PX', ttl)
-return 1
-`)
+`
 
 // Redis is a Cache in Redis, standalone or cluster. Each key holds one
 // string: the encoded version followed by the encoded row.
@@ -301,6 +322,9 @@ const setChunk = 1000
 // retried with EVAL.
 func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
 	keys, args := r.casArgs(entries)
+	if r.singleNode && len(keys) > 1 {
+		return r.setMany(ctx, keys, args)
+	}
 	for lo := 0; lo < len(keys); lo += setChunk {
 		hi := min(lo+setChunk, len(keys))
 		if err := r.setPipelined(ctx, keys[lo:hi], args[lo:hi]); err != nil {
@@ -338,6 +362,60 @@ func (r *Redis) setPipelined(ctx context.Context, keys []string, args [][]any) e
 	})
 	if err != nil {
 		return fmt.Errorf("redis set: %w", err)
+	}
+	return nil
+}
+
+// setManyChunk is how many keys one casManyScript call sets: small enough
+// that the script, which runs atomically, holds Redis for well under a
+// millisecond; large enough that the cost of a call is spread thin.
+const setManyChunk = 100
+
+// setMany sets the entries on a single server with one pipeline of
+// casManyScript calls of up to setManyChunk keys each, retried with EVAL
+// if the server has no script (after a restart).
+func (r *Redis) setMany(ctx context.Context, keys []string, args [][]any) error {
+	type call struct {
+		keys []string
+		argv []any
+	}
+	calls := make([]call, 0, (len(keys)+setManyChunk-1)/setManyChunk)
+	for lo := 0; lo < len(keys); lo += setManyChunk {
+		hi := min(lo+setManyChunk, len(keys))
+		c := call{keys: keys[lo:hi], argv: make([]any, 0, 4*(hi-lo))}
+		for _, a := range args[lo:hi] {
+			c.argv = append(c.argv, a...)
+		}
+		calls = append(calls, c)
+	}
+	for lo := 0; lo < len(calls); lo += setChunk / setManyChunk {
+		chunk := calls[lo:min(lo+setChunk/setManyChunk, len(calls))]
+		cmds := make([]*redis.Cmd, len(chunk))
+		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range chunk {
+				cmds[i] = casManyScript.EvalSha(ctx, p, c.keys, c.argv...)
+			}
+			return nil
+		})
+		if err == nil {
+			continue
+		}
+		for _, c := range cmds {
+			if err := c.Err(); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+				return fmt.Errorf("redis set: %w", err)
+			}
+		}
+		_, err = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range chunk {
+				if cmds[i].Err() != nil {
+					casManyScript.Eval(ctx, p, c.keys, c.argv...)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("redis set: %w", err)
+		}
 	}
 	return nil
 }

@@ -79,17 +79,50 @@ func (s *Service) IngestPayload(ctx context.Context, body []byte) (IngestResult,
 // updates the corpus aggregate in the system of record:
 // all valid records are committed before it returns, or none is. Invalid
 // records are reported and never become partial rows.
-func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res IngestResult, err error) {
-	start := s.now()
-	defer func() { s.instrument(feature.OpIngest, "", start, err) }()
+func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (IngestResult, error) {
+	p, err := s.PrepareIngest(raws)
+	if err != nil || p.rows == nil {
+		return p.res, err
+	}
+	return s.WritePrepared(ctx, p)
+}
+
+// PreparedIngest is a batch of TMDB records validated and turned into the
+// rows Ingest writes, not written yet (see PrepareIngest).
+type PreparedIngest struct {
+	res      IngestResult
+	rows     []feature.Row
+	perGroup map[string]int
+	start    time.Time
+}
+
+// Result is the answer Ingest gives for the batch if it is written (or, with
+// the error PrepareIngest returned, the answer Ingest gives with it).
+func (p *PreparedIngest) Result() IngestResult { return p.res }
+
+// PrepareIngest is the first half of Ingest: it validates the records and
+// computes the rows of the valid movies, with their event time, without
+// writing anything. A caller that writes batches one after the other (the
+// ingest command) prepares the next batch while the store writes the
+// previous one, then calls WritePrepared with each in order. A batch with
+// nothing to write (every record rejected, or none) is answered by
+// PrepareIngest itself: its result, or its error.
+func (s *Service) PrepareIngest(raws []json.RawMessage) (p *PreparedIngest, err error) {
+	p = &PreparedIngest{start: s.now()}
+	defer func() {
+		if err != nil || p.rows == nil {
+			s.instrument(feature.OpIngest, "", p.start, err)
+		}
+	}()
 	if s.opts.ReadOnly {
-		return res, errReadOnly
+		return p, errReadOnly
 	}
 	if len(raws) > s.opts.MaxBatchRecords {
-		return res, &feature.Error{Code: feature.CodeTooLarge,
+		return p, &feature.Error{Code: feature.CodeTooLarge,
 			Message: fmt.Sprintf("%d records in one request; the limit is %d", len(raws), s.opts.MaxBatchRecords),
 			Fields:  []feature.FieldError{{Field: "body", Problem: "too many records"}}}
 	}
+	res := &p.res
 	res.Received = len(raws)
 	res.Rejected = []Rejection{}
 	res.MovieIDs = []int64{}
@@ -114,38 +147,50 @@ func (s *Service) Ingest(ctx context.Context, raws []json.RawMessage) (res Inges
 	s.obs.Ingested(0, len(res.Rejected))
 	if len(movies) == 0 {
 		if len(res.Rejected) > 0 {
-			return res, &feature.Error{Code: feature.CodeInvalid, Message: "no record in the payload is a valid movie",
+			return p, &feature.Error{Code: feature.CodeInvalid, Message: "no record in the payload is a valid movie",
 				Fields: prefixed(res.Rejected)}
 		}
-		return res, nil
+		return p, nil
 	}
 
 	eventTime := s.clock().next(s.now())
-	rows := make([]feature.Row, 0, len(movies)*6)
-	perGroup := map[string]int{}
+	p.rows = make([]feature.Row, 0, len(movies)*6)
+	p.perGroup = map[string]int{}
 	for _, m := range movies {
 		id := strconv.FormatInt(m.ID, 10)
 		for group, values := range tmdb.StoredFeatures(m, eventTime) {
-			rows = append(rows, feature.Row{Group: group, EntityID: id, EventTime: eventTime, WriteTime: eventTime, Values: values})
-			perGroup[group] += len(values)
+			p.rows = append(p.rows, feature.Row{Group: group, EntityID: id, EventTime: eventTime, WriteTime: eventTime, Values: values})
+			p.perGroup[group] += len(values)
 		}
 		res.MovieIDs = append(res.MovieIDs, m.ID)
 	}
 	res.Accepted = len(movies)
 	res.EventTime = eventTime
-	for _, n := range perGroup {
+	for _, n := range p.perGroup {
 		res.FeaturesWritten += n
 	}
+	return p, nil
+}
+
+// WritePrepared is the second half of Ingest: it writes a batch that
+// PrepareIngest returned, all or nothing, and answers as Ingest does. A
+// batch is written once at most.
+func (s *Service) WritePrepared(ctx context.Context, p *PreparedIngest) (res IngestResult, err error) {
+	if p.rows == nil {
+		return p.res, nil // answered and instrumented by PrepareIngest
+	}
+	defer func() { s.instrument(feature.OpIngest, "", p.start, err) }()
+	res = p.res
 	store.RecordAnswer(ctx, res) // the answer an Idempotency-Key records with the write
-	if err := s.st.WriteRows(ctx, rows); err != nil {
+	if err := s.st.WriteRows(ctx, p.rows); err != nil {
 		return IngestResult{}, err
 	}
 
-	for group, n := range perGroup {
+	for group, n := range p.perGroup {
 		s.obs.FeaturesWritten(group, n)
-		s.obs.SetNewestEvent(group, eventTime)
+		s.obs.SetNewestEvent(group, res.EventTime)
 	}
-	s.obs.Ingested(len(movies), 0)
+	s.obs.Ingested(res.Accepted, 0)
 	s.log.Info("ingested movies", zap.Int("accepted", res.Accepted), zap.Int("rejected", len(res.Rejected)),
 		zap.Int("features_written", res.FeaturesWritten))
 	return res, nil

@@ -392,3 +392,74 @@ func TestUnstorableTextIsInvalid(t *testing.T) {
 		t.Errorf("GetGroup with a NUL in the name = %v, want invalid", err)
 	}
 }
+
+// TestDeleteGroupDuringWrites deletes a group while writers keep writing to
+// it: whatever the interleaving, every write either fails as NotFound or
+// committed before the delete, and once the delete is acknowledged no
+// history or latest row of the group is left (the group lock and the delete
+// trigger stand in for the foreign key's per-row check and cascade).
+func TestDeleteGroupDuringWrites(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, testenv.PostgresSchemaURL(t, "fs_t"))
+	ctx := t.Context()
+	g := feature.Group{Name: "doomed", EntityKey: "id", Features: []feature.Spec{{Name: "n", Type: feature.Int64}}}
+	for round := range 5 {
+		if _, err := s.PutGroup(ctx, g, time.Now()); err != nil {
+			t.Fatalf("PutGroup: %v", err)
+		}
+		var wg sync.WaitGroup
+		deleted := make(chan struct{})
+		started := make(chan struct{}, 2)
+		for w := range 2 {
+			wg.Go(func() {
+				var once sync.Once
+				signal := func() { once.Do(func() { started <- struct{}{} }) }
+				defer signal() // also when a write fails early
+				for i := 0; ; i++ {
+					var after bool // the delete was acknowledged before this write began
+					select {
+					case <-deleted:
+						after = true
+					default:
+					}
+					now := time.Now()
+					rows := make([]feature.Row, 200)
+					for j := range rows {
+						rows[j] = feature.Row{Group: "doomed", EntityID: fmt.Sprintf("%d-%d-%d", w, i, j), EventTime: now, WriteTime: now,
+							Values: feature.Values{"n": int64(j)}}
+					}
+					err := s.WriteRows(ctx, rows)
+					if feature.ErrorCode(err) == feature.CodeNotFound {
+						return
+					}
+					if err != nil {
+						t.Errorf("round %d: WriteRows: %v", round, err)
+						return
+					}
+					if after {
+						t.Errorf("round %d: a write that began after the delete was acknowledged succeeded", round)
+						return
+					}
+					if i == round {
+						signal()
+					}
+				}
+			})
+		}
+		<-started // delete while the writers are writing (after a few batches, more each round)
+		<-started
+		if err := s.DeleteGroup(ctx, "doomed"); err != nil {
+			t.Fatalf("DeleteGroup: %v", err)
+		}
+		close(deleted)
+		wg.Wait()
+		var left int
+		if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM feature_rows WHERE group_name = 'doomed')
+			+ (SELECT count(*) FROM feature_latest WHERE group_name = 'doomed')`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left != 0 {
+			t.Fatalf("round %d: %d rows of the deleted group are left", round, left)
+		}
+	}
+}

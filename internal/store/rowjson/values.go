@@ -99,11 +99,33 @@ func appendString(buf []byte, s string) ([]byte, string) {
 	if strings.IndexByte(s, 0) >= 0 {
 		return buf, "must not contain NUL characters"
 	}
+	if plainString(s) {
+		buf = append(buf, '"')
+		buf = append(buf, s...)
+		return append(buf, '"'), ""
+	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return buf, err.Error()
 	}
 	return append(buf, b...), ""
+}
+
+// plainString reports whether json.Marshal spells s (valid UTF-8) as s
+// itself between quotes: no byte it escapes (control characters, '"',
+// '\\', and '<', '>', '&', which it escapes for HTML) and neither U+2028
+// nor U+2029. Most feature strings are; they skip json.Marshal's
+// reflection and allocation, and the bytes written are the same.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		case c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xA8 || s[i+2] == 0xA9):
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeValues parses what EncodeRow wrote, also as jsonb gives it back (a

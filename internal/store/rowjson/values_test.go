@@ -139,3 +139,25 @@ func TestDecodeValuesRefusesDuplicateKeys(t *testing.T) {
 		t.Errorf("error %v, want it to name the duplicate key", err)
 	}
 }
+
+// FuzzAppendStringLikeMarshal checks that the strings appendString writes
+// without encoding/json are spelled exactly as json.Marshal spells them, so
+// stored values (compared as text to skip repeated rows) do not change.
+func FuzzAppendStringLikeMarshal(f *testing.F) {
+	for _, s := range []string{"", "plain", "기생충", `"\`, "<&>", "\u2028x\u2029", "\x7f", "tab\there", "\xe2\x80", "é\u2027"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, problem := appendString(nil, s)
+		if problem != "" {
+			return // invalid UTF-8 or NUL: refused, as documented
+		}
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("json.Marshal(%q): %v", s, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendString(%q) = %s, json.Marshal = %s", s, got, want)
+		}
+	})
+}

@@ -1,6 +1,6 @@
 // Package synthetic generates TMDB-like corpora of any size from the real
 // records of a TMDB crawler file, for measurements (tools/scalebench,
-// tools/perfdata): each real record is repeated with a new id and
+// tools/perfdata, tools/ingestbench): each real record is repeated with a new id and
 // deterministically varied rating, popularity, vote count and title, so every
 // size has a realistic spread of ratings and popularities and the same
 // corpus comes out of every run.
@@ -58,4 +58,13 @@ func Movie(base []map[string]any, i int) map[string]any {
 		m["title"] = fmt.Sprintf("%s %d", t, i/len(base))
 	}
 	return m
+}
+
+// Movies returns movies lo..hi-1 of the corpus generated from base.
+func Movies(base []map[string]any, lo, hi int) []map[string]any {
+	out := make([]map[string]any, 0, max(0, hi-lo))
+	for i := lo; i < hi; i++ {
+		out = append(out, Movie(base, i))
+	}
+	return out
 }
