@@ -83,8 +83,8 @@ var tricky = []struct {
 	{"ctl \x00\x01\t\n\r\b\f\x7f", math.Copysign(0, -1), 0, time.Date(1999, 1, 1, 0, 0, 0, 1, time.FixedZone("X", -3*3600-20))},
 	{"bad \xff\xc3 utf8", 123456789.125, -1, time.Unix(0, 0).UTC()},
 	{"", 0.1 + 0.2, 1 << 53, time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, // a year encoding/json refuses
-	{"nan", math.NaN(), 1, time.Date(2025, 6, 5, 2, 24, 12, 0, time.UTC)},     // a value encoding/json refuses
-	{"now", 9007199254740993, 2, time.Now()},                                  // a monotonic reading
+	{"nan", math.NaN(), 1, time.Date(2025, 6, 5, 2, 24, 12, 0, time.UTC)},  // a value encoding/json refuses
+	{"now", 9007199254740993, 2, time.Now()},                               // a monotonic reading
 }
 
 func TestOnlineResponseJSONMatchesEncodingJSON(t *testing.T) {
