@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
@@ -59,7 +60,11 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 			return res, err
 		}
 	}
-	row, err := s.readEntity(ctx, g, id, asOf, g.Name == tmdb.GroupStatistical && needsCorpus(specs))
+	relative := g.Name == tmdb.GroupStatistical && needsCorpus(specs)
+	if len(features) > 0 && !relative {
+		ctx = store.WithFeatureHint(ctx, features)
+	}
+	row, err := s.readEntity(ctx, g, id, asOf, relative)
 	if err != nil {
 		return res, err
 	}
@@ -217,6 +222,9 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 			keys = append(keys, feature.Key{Group: tmdb.GroupBasic, EntityID: id})
 		}
 	}
+	if !relative {
+		ctx = store.WithFeatureHint(ctx, plan.featureNames())
+	}
 	rows, err := s.st.GetLatest(ctx, keys)
 	if err != nil {
 		return resp, err
@@ -234,6 +242,18 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 		copy(rows[stat*n:], filled)
 	}
 	return s.assembleOnline(plan, rows, req), nil
+}
+
+// featureNames lists the names of the features the plan reads, once each
+// (of whichever group): the hint that lets the cache decode only those.
+func (p *onlinePlan) featureNames() []string {
+	names := make([]string, 0, len(p.refs))
+	for _, ref := range p.refs {
+		if !slices.Contains(names, ref.spec.Name) {
+			names = append(names, ref.spec.Name)
+		}
+	}
+	return names
 }
 
 // relative reports whether the plan asks for a corpus-relative feature of
