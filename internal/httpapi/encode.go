@@ -41,6 +41,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 // response is left to the collector rather than kept for ever.
 const maxPooledBuf = 1 << 20
 
+// jsonContentType is the Content-Type of encodeBody's answers, shared
+// like the security headers' values (see securityHeaders).
+var jsonContentType = []string{"application/json"}
+
 // encodeBody is encode for a handler's answer: a jsonAppender appends its
 // JSON to a pooled buffer, written with one Write as json.Encoder would,
 // newline included; anything else, or an appender that failed, goes
@@ -64,7 +68,7 @@ func encodeBody(w http.ResponseWriter, status int, v any) {
 		return
 	}
 	*bp = append(b, '\n')
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_, _ = w.Write(*bp) // the client went away; nothing left to tell it
 }

@@ -468,16 +468,20 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	resp.Metadata.FeatureNames = make([]string, 0, len(p.refs)+1)
 	resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, p.entityKey)
 	resp.Results = make([]OnlineColumn, 0, len(p.refs)+1)
-	resp.Results = append(resp.Results, entityColumn(p.entityVals))
 	tally := make([]statusCounts, len(p.groups))
 	n := len(p.ids)
+	// One allocation of each kind for all the columns: a column is a
+	// three-index slice of it.
+	cols := columnStore{values: make([]any, len(p.refs)*n), statuses: make([]string, (len(p.refs)+1)*n),
+		times: make([]time.Time, (len(p.refs)+1)*n), n: n}
+	resp.Results = append(resp.Results, cols.entityColumn(p.entityVals))
 	for _, ref := range p.refs {
 		name := ref.spec.Name
 		if fullNames {
 			name = ref.group.Name + "__" + ref.spec.Name
 		}
 		resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, name)
-		resp.Results = append(resp.Results, featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], now, &tally[ref.gi]))
+		resp.Results = append(resp.Results, cols.featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], now, &tally[ref.gi]))
 	}
 	for gi, g := range p.groups {
 		tally[gi].report(s.obs, g.Name)
@@ -485,9 +489,32 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	return resp
 }
 
+// columnStore hands out the columns of one response, n entities each,
+// from shared backing arrays.
+type columnStore struct {
+	values   []any
+	statuses []string
+	times    []time.Time
+	n        int
+}
+
+// next returns the next column's statuses and timestamps, and with
+// values, its values.
+func (c *columnStore) next(values bool) OnlineColumn {
+	n := c.n
+	col := OnlineColumn{Statuses: c.statuses[:n:n], EventTimestamps: c.times[:n:n]}
+	c.statuses, c.times = c.statuses[n:], c.times[n:]
+	if values {
+		col.Values = c.values[:n:n]
+		c.values = c.values[n:]
+	}
+	return col
+}
+
 // entityColumn echoes the requested entities, each PRESENT at the epoch.
-func entityColumn(vals []any) OnlineColumn {
-	col := OnlineColumn{Values: vals, Statuses: make([]string, len(vals)), EventTimestamps: make([]time.Time, len(vals))}
+func (c *columnStore) entityColumn(vals []any) OnlineColumn {
+	col := c.next(false)
+	col.Values = vals
 	for i := range vals {
 		col.Statuses[i] = feature.StatusPresent
 		col.EventTimestamps[i] = epoch
@@ -496,22 +523,20 @@ func entityColumn(vals []any) OnlineColumn {
 }
 
 // featureColumn is one feature's column over the group's rows (one per
-// entity, nil where the entity has none), counting its statuses in c.
-func featureColumn(ref featureRef, rows []*feature.Row, now time.Time, c *statusCounts) OnlineColumn {
-	col := OnlineColumn{Values: make([]any, len(rows)), Statuses: make([]string, len(rows)), EventTimestamps: make([]time.Time, len(rows))}
-	outsideMaxAge := func(eventTime time.Time) bool {
-		return ref.group.TTL > 0 && now.Sub(eventTime) > time.Duration(ref.group.TTL)
-	}
+// entity, nil where the entity has none), counting its statuses in sc.
+func (c *columnStore) featureColumn(ref featureRef, rows []*feature.Row, now time.Time, sc *statusCounts) OnlineColumn {
+	col := c.next(true)
 	for i, row := range rows {
 		if row == nil {
 			col.Statuses[i], col.EventTimestamps[i] = feature.StatusNotFound, epoch
-			c.count(feature.StatusNotFound)
+			sc.count(feature.StatusNotFound)
 			continue
 		}
 		v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
+		outsideMaxAge := ref.group.TTL > 0 && now.Sub(row.EventTime) > time.Duration(ref.group.TTL)
 		col.Values[i], col.EventTimestamps[i] = v, row.EventTime
-		col.Statuses[i] = valueStatus(v, outsideMaxAge(row.EventTime))
-		c.count(col.Statuses[i])
+		col.Statuses[i] = valueStatus(v, outsideMaxAge)
+		sc.count(col.Statuses[i])
 	}
 	return col
 }
