@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/service"
 	"github.com/featurestore/featurestore/internal/strictjson"
 )
 
@@ -88,6 +89,9 @@ func decode(r *http.Request, v any, root string) error {
 	}
 	if err := strictjson.Check(b, reflect.TypeOf(v)); err != nil {
 		return strictError(err, root)
+	}
+	if req, ok := v.(*service.OnlineRequest); ok && decodeOnlineRequest(b, req) {
+		return nil // the hot read's usual request, decoded without reflection
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
