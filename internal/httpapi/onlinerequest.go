@@ -16,7 +16,7 @@ import (
 // encoding/json, which reports it as it always did. Strings with escapes
 // are left to encoding/json too.
 func decodeOnlineRequest(data []byte, req *service.OnlineRequest) bool {
-	p := fastParser{b: data}
+	p := fastParser{b: data, doc: string(data)}
 	var out service.OnlineRequest
 	ok := p.object(func(key string) bool {
 		switch key {
@@ -62,8 +62,9 @@ func decodeOnlineRequest(data []byte, req *service.OnlineRequest) bool {
 
 // fastParser reads the JSON subset decodeOnlineRequest knows.
 type fastParser struct {
-	b []byte
-	i int
+	b   []byte
+	doc string // b as a string: one copy, of which every decoded string is a part
+	i   int
 }
 
 func (p *fastParser) ws() {
@@ -135,7 +136,7 @@ func (p *fastParser) str() (string, bool) {
 		switch c := p.b[j]; {
 		case c == '"':
 			p.i = j + 1
-			return string(p.b[start:j]), true
+			return p.doc[start:j], true
 		case c == '\\' || c < 0x20:
 			return "", false
 		}
@@ -189,33 +190,6 @@ func (p *fastParser) object(field func(key string) bool) bool {
 	}
 }
 
-// array reads an array, calling elem for each element; empty reports an
-// array with none.
-func (p *fastParser) array(elem func() bool) (empty, ok bool) {
-	if p.peek() != '[' {
-		return false, false
-	}
-	p.i++
-	if p.peek() == ']' {
-		p.i++
-		return true, true
-	}
-	for {
-		if !elem() {
-			return false, false
-		}
-		switch p.peek() {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			return false, true
-		default:
-			return false, false
-		}
-	}
-}
-
 // strings decodes an array of strings, or null (nil).
 func (p *fastParser) strings(v *[]string) bool {
 	if p.null() {
@@ -223,11 +197,15 @@ func (p *fastParser) strings(v *[]string) bool {
 		return true
 	}
 	out := make([]string, 0, 8)
-	_, ok := p.array(func() bool {
-		s, ok := p.str()
+	more, ok := p.open()
+	for more && ok {
+		s, isStr := p.str()
+		if !isStr {
+			return false
+		}
 		out = append(out, s)
-		return ok
-	})
+		more, ok = p.next()
+	}
 	*v = out
 	return ok
 }
@@ -243,20 +221,47 @@ func (p *fastParser) entities(v *map[string][]any) bool {
 			m[key] = nil
 			return true
 		}
-		var vals []any
-		empty, ok := p.array(func() bool {
-			x, ok := p.scalar()
+		vals := []any{}
+		more, ok := p.open()
+		for more && ok {
+			x, isScalar := p.scalar()
+			if !isScalar {
+				return false
+			}
 			vals = append(vals, x)
-			return ok
-		})
-		if empty {
-			vals = []any{}
+			more, ok = p.next()
 		}
 		m[key] = vals
 		return ok
 	})
 	*v = m
 	return ok
+}
+
+// open consumes the '[' of an array: more reports an element to read.
+func (p *fastParser) open() (more, ok bool) {
+	if p.peek() != '[' {
+		return false, false
+	}
+	p.i++
+	if p.peek() == ']' {
+		p.i++
+		return false, true
+	}
+	return true, true
+}
+
+// next consumes what follows an array element: more reports another.
+func (p *fastParser) next() (more, ok bool) {
+	switch p.peek() {
+	case ',':
+		p.i++
+		return true, true
+	case ']':
+		p.i++
+		return false, true
+	}
+	return false, false
 }
 
 // scalar decodes a string, number, boolean or null as encoding/json

@@ -370,13 +370,12 @@ func (s *Service) parseEntities(req OnlineRequest) (p onlinePlan, err error) {
 	for k, v := range req.Entities {
 		p.entityKey, p.entityVals = k, v
 	}
-	field := "entities." + p.entityKey
 	if len(p.entityVals) == 0 {
-		return p, feature.Invalid("no entities requested", feature.FieldError{Field: field, Problem: "at least one entity is required"})
+		return p, feature.Invalid("no entities requested", feature.FieldError{Field: "entities." + p.entityKey, Problem: "at least one entity is required"})
 	}
 	if len(p.entityVals) > s.opts.MaxEntities {
 		return p, &feature.Error{Code: feature.CodeTooLarge, Message: fmt.Sprintf("%d entities in one request; the limit is %d", len(p.entityVals), s.opts.MaxEntities),
-			Fields: []feature.FieldError{{Field: field, Problem: "too many entities"}}}
+			Fields: []feature.FieldError{{Field: "entities." + p.entityKey, Problem: "too many entities"}}}
 	}
 	return p, nil
 }
@@ -401,7 +400,6 @@ func (p *onlinePlan) parseIDs() []feature.FieldError {
 // that does not exist. field names the list of refs in errors.
 func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string, field string) (fields []feature.FieldError, notFound bool) {
 	p.refs = make([]featureRef, 0, len(refs))
-	groupIndex := map[string]int{}
 	for i, ref := range refs {
 		g, spec, problem, missing := p.resolveRef(reg, ref)
 		if problem != "" {
@@ -409,10 +407,9 @@ func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string, fi
 			notFound = notFound || missing
 			continue
 		}
-		gi, ok := groupIndex[g.Name]
-		if !ok {
+		gi := slices.IndexFunc(p.groups, func(pg feature.Group) bool { return pg.Name == g.Name }) // few groups: a scan beats a map
+		if gi < 0 {
 			gi = len(p.groups)
-			groupIndex[g.Name] = gi
 			p.groups = append(p.groups, g)
 		}
 		p.refs = append(p.refs, featureRef{group: g, spec: spec, gi: gi})

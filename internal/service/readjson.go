@@ -37,7 +37,8 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 		return append(b, "null}"...), nil
 	}
 	b = append(b, '[')
-	var ts timestamps
+	var buf [8]writtenTime
+	ts := timestamps(buf[:0]) // on the stack for a small batch
 	for i, col := range resp.Results {
 		if i > 0 {
 			b = append(b, ',')
@@ -68,19 +69,26 @@ func (col OnlineColumn) appendJSON(b []byte, ts *timestamps) ([]byte, error) {
 // timestamps remembers where in the output the previous column's i-th
 // timestamp was written: the columns of one group share their rows' event
 // times, so most timestamps are copies of the one just above them.
-type timestamps struct {
-	prev  []time.Time
-	spans [][2]int // [start, end) in the output of prev[i]'s JSON
+type timestamps []writtenTime
+
+// writtenTime is a time and where its JSON is in the output: [start, end).
+type writtenTime struct {
+	t          time.Time
+	start, end int
 }
 
 func (ts *timestamps) appendColumn(b []byte, col []time.Time) ([]byte, error) {
 	if col == nil {
 		return append(b, "null"...), nil
 	}
-	if len(ts.prev) != len(col) {
-		ts.prev, ts.spans = make([]time.Time, len(col)), make([][2]int, len(col))
-		for i := range ts.spans {
-			ts.spans[i] = [2]int{-1, -1}
+	if len(*ts) != len(col) {
+		if cap(*ts) >= len(col) {
+			*ts = (*ts)[:len(col)]
+		} else {
+			*ts = make(timestamps, len(col))
+		}
+		for i := range *ts {
+			(*ts)[i].start = -1
 		}
 	}
 	b = append(b, '[')
@@ -91,15 +99,15 @@ func (ts *timestamps) appendColumn(b []byte, col []time.Time) ([]byte, error) {
 		start := len(b)
 		// Equal as values (wall clock, monotonic reading and location):
 		// the same time in the same zone, so the same text.
-		if sp := ts.spans[i]; sp[0] >= 0 && t == ts.prev[i] {
-			b = append(b, b[sp[0]:sp[1]]...)
+		if w := (*ts)[i]; w.start >= 0 && t == w.t {
+			b = append(b, b[w.start:w.end]...)
 		} else {
 			var err error
 			if b, err = appendTime(b, t); err != nil {
 				return b, err
 			}
 		}
-		ts.prev[i], ts.spans[i] = t, [2]int{start, len(b)}
+		(*ts)[i] = writtenTime{t, start, len(b)}
 	}
 	return append(b, ']'), nil
 }
