@@ -215,8 +215,9 @@ var errCorrupt = errors.New("cache: corrupt cached value")
 
 // decodeValue decodes a cached value into r. It reports the entry's kind;
 // r is filled only for kindRow. Names and strings share s's memory. With
-// only (a store.FeatureHint), the row's Values hold only those of its
-// features: the others are checked and skipped, not decoded.
+// only (a store.FeatureHint) shorter than the row, the row's Values hold
+// only those of its features: the others are checked and skipped, not
+// decoded.
 func decodeValue(s string, r *feature.Row, only []string) (byte, error) {
 	if len(s) < versionLen {
 		return 0, errCorrupt
@@ -235,9 +236,12 @@ func decodeValue(s string, r *feature.Row, only []string) (byte, error) {
 	if n > uint64(len(s)) {
 		return 0, errCorrupt
 	}
+	if uint64(len(only)) >= n {
+		only = nil // as many features wanted as the row has: decoding all is cheaper than choosing
+	}
 	size := n
 	if only != nil {
-		size = min(n, uint64(len(only)))
+		size = uint64(len(only))
 	}
 	vals := make(feature.Values, size)
 	for range n {

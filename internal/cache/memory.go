@@ -233,10 +233,10 @@ func (m *Memory) Health(context.Context) store.Component {
 	}}
 }
 
-// cloneValues copies vals, only the features named in only when it is
-// not nil.
+// cloneValues copies vals: only the features named in only when it is
+// not nil and names fewer than vals has.
 func cloneValues(vals feature.Values, only []string) feature.Values {
-	if only == nil {
+	if only == nil || len(only) >= len(vals) {
 		return maps.Clone(vals)
 	}
 	out := make(feature.Values, min(len(only), len(vals)))
