@@ -80,6 +80,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -232,8 +233,11 @@ func appendValue(b []byte, v version, r *feature.Row) ([]byte, error) {
 var errCorrupt = errors.New("cache: corrupt cached value")
 
 // decodeValue decodes a cached value into r. It reports the entry's kind;
-// r is filled only for kindRow. Names and strings share s's memory.
-func decodeValue(s string, r *feature.Row) (byte, error) {
+// r is filled only for kindRow. Names and strings share s's memory. With
+// only (a store.FeatureHint) shorter than the row, the row's Values hold
+// only those of its features: the others are checked and skipped, not
+// decoded.
+func decodeValue(s string, r *feature.Row, only []string) (byte, error) {
 	if len(s) < versionLen {
 		return 0, errCorrupt
 	}
@@ -251,7 +255,14 @@ func decodeValue(s string, r *feature.Row) (byte, error) {
 	if n > uint64(len(s)) {
 		return 0, errCorrupt
 	}
-	vals := make(feature.Values, n)
+	if uint64(len(only)) >= n {
+		only = nil // as many features wanted as the row has: decoding all is cheaper than choosing
+	}
+	size := n
+	if only != nil {
+		size = uint64(len(only))
+	}
+	vals := make(feature.Values, size)
 	for range n {
 		name := d.str()
 		if d.i >= len(d.s) {
@@ -259,6 +270,12 @@ func decodeValue(s string, r *feature.Row) (byte, error) {
 		}
 		tag := d.s[d.i]
 		d.i++
+		if only != nil && !slices.Contains(only, name) {
+			if d.skip(tag); d.bad {
+				return 0, errCorrupt
+			}
+			continue
+		}
 		switch tag {
 		case tagNull:
 			vals[name] = nil
@@ -316,6 +333,26 @@ func (d *decoder) uvarint() uint64 {
 	}
 	d.bad = true
 	return 0
+}
+
+// skip passes over a value with the given tag, as decodeValue would read
+// it, without decoding it; an unknown tag is corrupt.
+func (d *decoder) skip(tag byte) {
+	switch tag {
+	case tagNull, tagFalse, tagTrue:
+	case tagInt:
+		d.uvarint()
+	case tagFloat:
+		if d.i+8 > len(d.s) {
+			d.bad = true
+			return
+		}
+		d.i += 8
+	case tagString:
+		d.str()
+	default:
+		d.bad = true
+	}
 }
 
 func (d *decoder) str() string {

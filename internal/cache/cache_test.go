@@ -437,7 +437,9 @@ func TestRedisOptionsFromURL(t *testing.T) {
 }
 
 // FuzzDecodeValue checks that no cached value, however corrupt, panics the
-// decoder, and that what the encoder writes decodes to the same row.
+// decoder, that what the encoder writes decodes to the same row, and that a
+// decode of some features only (a store.FeatureHint) refuses exactly what
+// the whole decode refuses and gives the same values of those features.
 func FuzzDecodeValue(f *testing.F) {
 	r := movie("", "", at(1), at(2), "기생충")
 	r.Values["n"] = nil
@@ -450,17 +452,36 @@ func FuzzDecodeValue(f *testing.F) {
 	f.Add(v[:versionLen])
 	f.Add([]byte("short"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var got feature.Row
-		kind, err := decodeValue(string(b), &got)
+		var got, part feature.Row
+		kind, err := decodeValue(string(b), &got, nil)
+		only := []string{"title", "n", "rating", "absent"}
+		pkind, perr := decodeValue(string(b), &part, only)
+		if (err == nil) != (perr == nil) || kind != pkind {
+			t.Fatalf("whole decode: kind %d, error %v; decode of %v: kind %d, error %v", kind, err, only, pkind, perr)
+		}
 		if err != nil || kind != kindRow {
 			return
+		}
+		// The partial decode has every feature of only the row has (and
+		// may have more), each with the whole decode's value.
+		want := feature.Values{}
+		for name := range part.Values {
+			want[name] = got.Values[name]
+		}
+		for _, name := range only {
+			if v, ok := got.Values[name]; ok {
+				want[name] = v
+			}
+		}
+		if diff := cmp.Diff(want, part.Values, cmpopts.EquateNaNs()); diff != "" {
+			t.Errorf("decode of %v differs from the whole decode's values (-whole +part):\n%s", only, diff)
 		}
 		again, err := appendValue(nil, rowVersion(&got, kindRow), &got)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
 		var back feature.Row
-		if _, err := decodeValue(string(again), &back); err != nil {
+		if _, err := decodeValue(string(again), &back, nil); err != nil {
 			t.Fatalf("decode of re-encoded value: %v", err)
 		}
 		if diff := cmp.Diff(got, back, cmpopts.EquateNaNs()); diff != "" {

@@ -104,8 +104,10 @@ func (m *Memory) shard(key string) *memShard {
 }
 
 // Get returns copies of the cached rows: callers may modify them.
-func (m *Memory) Get(_ context.Context, keys []string) ([]Entry, error) {
+// With a store.FeatureHint, the copies hold only its features.
+func (m *Memory) Get(ctx context.Context, keys []string) ([]Entry, error) {
 	out := make([]Entry, len(keys))
+	only := store.FeatureHint(ctx)
 	now := m.now().UnixNano()
 	var rows []feature.Row // one allocation for the batch's rows
 	for i, k := range keys {
@@ -128,7 +130,7 @@ func (m *Memory) Get(_ context.Context, keys []string) ([]Entry, error) {
 			r := &rows[0]
 			rows = rows[1:]
 			*r = *e.row
-			r.Values = maps.Clone(e.row.Values)
+			r.Values = cloneValues(e.row.Values, only)
 			out[i] = Entry{Found: true, Row: r}
 		}
 	}
@@ -234,4 +236,19 @@ func (m *Memory) Health(context.Context) store.Component {
 		"entries":     m.Len(),
 		"max_entries": m.perShard * memoryShards,
 	}}
+}
+
+// cloneValues copies vals: only the features named in only when it is
+// not nil and names fewer than vals has.
+func cloneValues(vals feature.Values, only []string) feature.Values {
+	if only == nil || len(only) >= len(vals) {
+		return maps.Clone(vals)
+	}
+	out := make(feature.Values, min(len(only), len(vals)))
+	for _, name := range only {
+		if v, ok := vals[name]; ok {
+			out[name] = v
+		}
+	}
+	return out
 }

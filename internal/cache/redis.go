@@ -215,7 +215,7 @@ func (r *Redis) Get(ctx context.Context, keys []string) ([]Entry, error) {
 		full[i] = r.prefix
 	}
 	concat(full, keys)
-	d := entryDecoder{out: out, keys: full}
+	d := entryDecoder{out: out, keys: full, only: store.FeatureHint(ctx)}
 	if !r.singleNode && len(keys) > 1 {
 		if err := r.getPipelined(ctx, full, &d); err != nil {
 			return nil, err
@@ -242,6 +242,7 @@ type entryDecoder struct {
 	out  []Entry
 	keys []string // full keys, for errors
 	rows []feature.Row
+	only []string // the features to decode (store.FeatureHint); nil: all
 }
 
 // decode sets out[i] from the value s of keys[i].
@@ -249,7 +250,7 @@ func (d *entryDecoder) decode(i int, s string) error {
 	if d.rows == nil {
 		d.rows = make([]feature.Row, len(d.out)-i)
 	}
-	kind, err := decodeValue(s, &d.rows[0])
+	kind, err := decodeValue(s, &d.rows[0], d.only)
 	if err != nil {
 		return fmt.Errorf("%w: key %s", err, d.keys[i])
 	}

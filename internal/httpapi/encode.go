@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/service"
 	"github.com/featurestore/featurestore/internal/strictjson"
 )
 
@@ -24,6 +26,52 @@ func encode(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v) // the client went away; nothing left to tell it
+}
+
+// jsonAppender is a response that writes its own JSON, byte for byte what
+// encoding/json would (the read responses: service.OnlineResponse and
+// service.EntityResult), failing on a value it cannot.
+type jsonAppender interface {
+	AppendJSON(b []byte) ([]byte, error)
+}
+
+// bufPool holds response buffers for the appended responses.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledBuf is the largest buffer put back in bufPool: a rare huge
+// response is left to the collector rather than kept for ever.
+const maxPooledBuf = 1 << 20
+
+// jsonContentType is the Content-Type of encodeBody's answers, shared
+// like the security headers' values (see securityHeaders).
+var jsonContentType = []string{"application/json"}
+
+// encodeBody is encode for a handler's answer: a jsonAppender appends its
+// JSON to a pooled buffer, written with one Write as json.Encoder would,
+// newline included; anything else, or an appender that failed, goes
+// through encode.
+func encodeBody(w http.ResponseWriter, status int, v any) {
+	a, ok := v.(jsonAppender)
+	if !ok {
+		encode(w, status, v)
+		return
+	}
+	bp, _ := bufPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf {
+			bufPool.Put(bp)
+		}
+	}()
+	b, err := a.AppendJSON((*bp)[:0])
+	*bp = b
+	if err != nil {
+		encode(w, status, v)
+		return
+	}
+	*bp = append(b, '\n')
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(status)
+	_, _ = w.Write(*bp) // the client went away; nothing left to tell it
 }
 
 // decode strictly decodes one JSON document into v: unknown fields, wrong
@@ -41,6 +89,9 @@ func decode(r *http.Request, v any, root string) error {
 	}
 	if err := strictjson.Check(b, reflect.TypeOf(v)); err != nil {
 		return strictError(err, root)
+	}
+	if req, ok := v.(*service.OnlineRequest); ok && decodeOnlineRequest(b, req) {
+		return nil // the hot read's usual request, decoded without reflection
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

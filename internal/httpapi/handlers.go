@@ -57,7 +57,7 @@ func wrap(f apiFunc) http.Handler {
 			w.WriteHeader(st)
 			return
 		}
-		encode(w, st, res.body)
+		encodeBody(w, st, res.body)
 	})
 }
 

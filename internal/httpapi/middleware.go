@@ -17,9 +17,23 @@ import (
 
 type ctxKey struct{}
 
+// requestState is what the middlewares keep about a request in its
+// context: one value, for fewer context layers and request copies.
+type requestState struct {
+	id      string
+	outcome outcome // the error the request was answered with, for accessLog
+}
+
+func stateOf(ctx context.Context) *requestState {
+	st, _ := ctx.Value(ctxKey{}).(*requestState)
+	return st
+}
+
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(ctxKey{}).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // withRequestID takes the client's X-Request-Id when it is sane, otherwise
@@ -33,7 +47,7 @@ func withRequestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &requestState{id: id})))
 	})
 }
 
@@ -66,12 +80,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // with, for its access log line.
 type outcome struct{ err error }
 
-type outcomeKey struct{}
-
 // noteError records err as the request's error for the access log.
 func noteError(ctx context.Context, err error) {
-	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
-		o.err = err
+	if st := stateOf(ctx); st != nil {
+		st.outcome.err = err
 	}
 }
 
@@ -85,13 +97,21 @@ func noteError(ctx context.Context, err error) {
 // environment the service reports and survives, which the dependency and
 // burn-rate alerts watch. Error: an internal error (500), which takes a fix,
 // so the error log holds what needs one.
+//
+// The request line carries no caller: it would always name logRequest,
+// and finding it took a stack walk per request.
 func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
+	reqLog := log.WithOptions(zap.WithCaller(false))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			sw := &statusWriter{ResponseWriter: w}
-			o := &outcome{}
-			r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o))
+			st := stateOf(r.Context())
+			if st == nil { // outside withRequestID
+				st = &requestState{}
+				r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, st))
+			}
+			o := &st.outcome
 			defer func() {
 				if p := recover(); p != nil {
 					if p == http.ErrAbortHandler {
@@ -103,7 +123,7 @@ func accessLog(log *zap.Logger) func(http.Handler) http.Handler {
 						writeError(sw, r, fmt.Errorf("panic: %v", p))
 					}
 				}
-				logRequest(log, r, sw, o.err, time.Since(start))
+				logRequest(reqLog, r, sw, o.err, time.Since(start))
 			}()
 			next.ServeHTTP(sw, r)
 		})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
@@ -59,7 +60,11 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 			return res, err
 		}
 	}
-	row, err := s.readEntity(ctx, g, id, asOf, g.Name == tmdb.GroupStatistical && needsCorpus(specs))
+	relative := g.Name == tmdb.GroupStatistical && needsCorpus(specs)
+	if len(features) > 0 && !relative {
+		ctx = store.WithFeatureHint(ctx, features)
+	}
+	row, err := s.readEntity(ctx, g, id, asOf, relative)
 	if err != nil {
 		return res, err
 	}
@@ -217,6 +222,9 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 			keys = append(keys, feature.Key{Group: tmdb.GroupBasic, EntityID: id})
 		}
 	}
+	if !relative {
+		ctx = store.WithFeatureHint(ctx, plan.featureNames())
+	}
 	rows, err := s.st.GetLatest(ctx, keys)
 	if err != nil {
 		return resp, err
@@ -234,6 +242,18 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 		copy(rows[stat*n:], filled)
 	}
 	return s.assembleOnline(plan, rows, req), nil
+}
+
+// featureNames lists the names of the features the plan reads, once each
+// (of whichever group): the hint that lets the cache decode only those.
+func (p *onlinePlan) featureNames() []string {
+	names := make([]string, 0, len(p.refs))
+	for _, ref := range p.refs {
+		if !slices.Contains(names, ref.spec.Name) {
+			names = append(names, ref.spec.Name)
+		}
+	}
+	return names
 }
 
 // relative reports whether the plan asks for a corpus-relative feature of
@@ -350,13 +370,12 @@ func (s *Service) parseEntities(req OnlineRequest) (p onlinePlan, err error) {
 	for k, v := range req.Entities {
 		p.entityKey, p.entityVals = k, v
 	}
-	field := "entities." + p.entityKey
 	if len(p.entityVals) == 0 {
-		return p, feature.Invalid("no entities requested", feature.FieldError{Field: field, Problem: "at least one entity is required"})
+		return p, feature.Invalid("no entities requested", feature.FieldError{Field: "entities." + p.entityKey, Problem: "at least one entity is required"})
 	}
 	if len(p.entityVals) > s.opts.MaxEntities {
 		return p, &feature.Error{Code: feature.CodeTooLarge, Message: fmt.Sprintf("%d entities in one request; the limit is %d", len(p.entityVals), s.opts.MaxEntities),
-			Fields: []feature.FieldError{{Field: field, Problem: "too many entities"}}}
+			Fields: []feature.FieldError{{Field: "entities." + p.entityKey, Problem: "too many entities"}}}
 	}
 	return p, nil
 }
@@ -381,7 +400,6 @@ func (p *onlinePlan) parseIDs() []feature.FieldError {
 // that does not exist. field names the list of refs in errors.
 func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string, field string) (fields []feature.FieldError, notFound bool) {
 	p.refs = make([]featureRef, 0, len(refs))
-	groupIndex := map[string]int{}
 	for i, ref := range refs {
 		g, spec, problem, missing := p.resolveRef(reg, ref)
 		if problem != "" {
@@ -389,10 +407,9 @@ func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string, fi
 			notFound = notFound || missing
 			continue
 		}
-		gi, ok := groupIndex[g.Name]
-		if !ok {
+		gi := slices.IndexFunc(p.groups, func(pg feature.Group) bool { return pg.Name == g.Name }) // few groups: a scan beats a map
+		if gi < 0 {
 			gi = len(p.groups)
-			groupIndex[g.Name] = gi
 			p.groups = append(p.groups, g)
 		}
 		p.refs = append(p.refs, featureRef{group: g, spec: spec, gi: gi})
@@ -448,16 +465,20 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	resp.Metadata.FeatureNames = make([]string, 0, len(p.refs)+1)
 	resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, p.entityKey)
 	resp.Results = make([]OnlineColumn, 0, len(p.refs)+1)
-	resp.Results = append(resp.Results, entityColumn(p.entityVals))
 	tally := make([]statusCounts, len(p.groups))
 	n := len(p.ids)
+	// One allocation of each kind for all the columns: a column is a
+	// three-index slice of it.
+	cols := columnStore{values: make([]any, len(p.refs)*n), statuses: make([]string, (len(p.refs)+1)*n),
+		times: make([]time.Time, (len(p.refs)+1)*n), n: n}
+	resp.Results = append(resp.Results, cols.entityColumn(p.entityVals))
 	for _, ref := range p.refs {
 		name := ref.spec.Name
 		if fullNames {
 			name = ref.group.Name + "__" + ref.spec.Name
 		}
 		resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, name)
-		resp.Results = append(resp.Results, featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], now, &tally[ref.gi]))
+		resp.Results = append(resp.Results, cols.featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], now, &tally[ref.gi]))
 	}
 	for gi, g := range p.groups {
 		tally[gi].report(s.obs, g.Name)
@@ -465,9 +486,32 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	return resp
 }
 
+// columnStore hands out the columns of one response, n entities each,
+// from shared backing arrays.
+type columnStore struct {
+	values   []any
+	statuses []string
+	times    []time.Time
+	n        int
+}
+
+// next returns the next column's statuses and timestamps, and with
+// values, its values.
+func (c *columnStore) next(values bool) OnlineColumn {
+	n := c.n
+	col := OnlineColumn{Statuses: c.statuses[:n:n], EventTimestamps: c.times[:n:n]}
+	c.statuses, c.times = c.statuses[n:], c.times[n:]
+	if values {
+		col.Values = c.values[:n:n]
+		c.values = c.values[n:]
+	}
+	return col
+}
+
 // entityColumn echoes the requested entities, each PRESENT at the epoch.
-func entityColumn(vals []any) OnlineColumn {
-	col := OnlineColumn{Values: vals, Statuses: make([]string, len(vals)), EventTimestamps: make([]time.Time, len(vals))}
+func (c *columnStore) entityColumn(vals []any) OnlineColumn {
+	col := c.next(false)
+	col.Values = vals
 	for i := range vals {
 		col.Statuses[i] = feature.StatusPresent
 		col.EventTimestamps[i] = epoch
@@ -476,22 +520,20 @@ func entityColumn(vals []any) OnlineColumn {
 }
 
 // featureColumn is one feature's column over the group's rows (one per
-// entity, nil where the entity has none), counting its statuses in c.
-func featureColumn(ref featureRef, rows []*feature.Row, now time.Time, c *statusCounts) OnlineColumn {
-	col := OnlineColumn{Values: make([]any, len(rows)), Statuses: make([]string, len(rows)), EventTimestamps: make([]time.Time, len(rows))}
-	outsideMaxAge := func(eventTime time.Time) bool {
-		return ref.group.TTL > 0 && now.Sub(eventTime) > time.Duration(ref.group.TTL)
-	}
+// entity, nil where the entity has none), counting its statuses in sc.
+func (c *columnStore) featureColumn(ref featureRef, rows []*feature.Row, now time.Time, sc *statusCounts) OnlineColumn {
+	col := c.next(true)
 	for i, row := range rows {
 		if row == nil {
 			col.Statuses[i], col.EventTimestamps[i] = feature.StatusNotFound, epoch
-			c.count(feature.StatusNotFound)
+			sc.count(feature.StatusNotFound)
 			continue
 		}
 		v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
+		outsideMaxAge := ref.group.TTL > 0 && now.Sub(row.EventTime) > time.Duration(ref.group.TTL)
 		col.Values[i], col.EventTimestamps[i] = v, row.EventTime
-		col.Statuses[i] = valueStatus(v, outsideMaxAge(row.EventTime))
-		c.count(col.Statuses[i])
+		col.Statuses[i] = valueStatus(v, outsideMaxAge)
+		sc.count(col.Statuses[i])
 	}
 	return col
 }

@@ -53,7 +53,8 @@ func (e *Error) Error() string {
 // decoded into (nil when it is decoded loosely): objects that land in a
 // struct must name its fields exactly as their json tags do.
 func Check(data []byte, t reflect.Type) error {
-	c := checker{data: data}
+	var pathBuf [8]segment
+	c := checker{data: data, path: pathBuf[:0]} // the path on the stack while shallow
 	c.ws()
 	if c.i == len(data) {
 		return c.malformed("empty document")
@@ -229,7 +230,8 @@ func (c *checker) array(t reflect.Type, depth int) error {
 func (c *checker) object(t reflect.Type, depth int) error {
 	c.i++ // {
 	fields := structFields(t)
-	var keys []string // the keys seen so far, to find duplicates
+	var keyBuf [16]string
+	keys := keyBuf[:0] // the keys seen so far, to find duplicates (on the stack while few)
 	var seen map[string]struct{}
 	c.ws()
 	if c.i < len(c.data) && c.data[c.i] == '}' {
@@ -246,7 +248,8 @@ func (c *checker) object(t reflect.Type, depth int) error {
 		if err != nil {
 			return err
 		}
-		if dup := duplicate(key, &keys, &seen); dup {
+		var dup bool
+		if keys, dup = duplicate(key, keys, &seen); dup {
 			c.i = keyAt
 			return c.fail("duplicate key " + strconv.Quote(key))
 		}
@@ -289,27 +292,27 @@ func (c *checker) object(t reflect.Type, depth int) error {
 
 // duplicate records key and reports whether it was already there: a slice
 // for the small objects that are the rule, a map past 16 keys.
-func duplicate(key string, keys *[]string, seen *map[string]struct{}) bool {
+func duplicate(key string, keys []string, seen *map[string]struct{}) ([]string, bool) {
 	if *seen != nil {
 		if _, ok := (*seen)[key]; ok {
-			return true
+			return keys, true
 		}
 		(*seen)[key] = struct{}{}
-		return false
+		return keys, false
 	}
-	for _, k := range *keys {
+	for _, k := range keys {
 		if k == key {
-			return true
+			return keys, true
 		}
 	}
-	*keys = append(*keys, key)
-	if len(*keys) > 16 {
-		*seen = make(map[string]struct{}, 2*len(*keys))
-		for _, k := range *keys {
+	keys = append(keys, key)
+	if len(keys) > 16 {
+		*seen = make(map[string]struct{}, 2*len(keys))
+		for _, k := range keys {
 			(*seen)[k] = struct{}{}
 		}
 	}
-	return false
+	return keys, false
 }
 
 // str checks the string at c.i (its opening quote) and returns its decoded
