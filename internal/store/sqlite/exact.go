@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
-	"sync"
 
 	msqlite "modernc.org/sqlite"
 )
@@ -17,14 +16,12 @@ import (
 // the same sums in numeric, so both engines hold the very same sums.
 const exactAddFunc = "fs_exact_add"
 
-var registerOnce sync.Once
-
-// registerFunctions registers the store's SQL functions with the driver,
-// once per process, before the first connection opens.
-func registerFunctions() {
-	registerOnce.Do(func() {
-		msqlite.MustRegisterDeterministicScalarFunction(exactAddFunc, 4, exactAdd)
-	})
+// The store's SQL functions are registered with the driver when the package
+// is initialised, before any connection can open: the driver reads its
+// function table on every open, so registering later (even once, from
+// Open) raced with a connection another goroutine was opening.
+func init() {
+	msqlite.MustRegisterDeterministicScalarFunction(exactAddFunc, 4, exactAdd)
 }
 
 func exactAdd(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {

@@ -76,7 +76,6 @@ var migrationFiles embed.FS
 // Open opens (creating it if needed) the database dir/featurestore.db,
 // creating dir too, and applies pending migrations.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
-	registerFunctions()
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
