@@ -122,8 +122,8 @@ type Movie struct {
 // temporal features are then null). Unknown fields are ignored.
 func ParseMovie(raw json.RawMessage) (Movie, []feature.FieldError) {
 	raw = bytes.Trim(raw, " \t\r\n")
-	var obj map[string]json.RawMessage
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &obj) != nil {
+	obj, ok := objectMembers(raw)
+	if !ok {
 		return Movie{}, []feature.FieldError{{Field: "record", Problem: "must be a JSON object"}}
 	}
 	p := parser{obj: obj}
@@ -248,8 +248,8 @@ func (p *parser) str(field string, maxLen int) (string, bool) {
 	if !ok || isNull(v) {
 		return "", false
 	}
-	var s string
-	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
+	s, ok := unquote(v)
+	if !ok {
 		p.fail(field, "must be a string")
 		return "", false
 	}
@@ -309,29 +309,22 @@ func (p *parser) genres(field string) []int64 {
 		p.fail(field, "must be a list of integers")
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if _, err := dec.Token(); err != nil { // '['
-		p.fail(field, "must be a list of integers")
-		return nil
-	}
 	var ids []int64
-	for i := 0; dec.More(); i++ {
+	i := 0
+	arrayElements(v, func(el []byte) bool {
 		if i == maxGenres {
 			p.fail(field, fmt.Sprintf("must have at most %d entries", maxGenres))
-			return nil
+			ids = nil
+			return false
 		}
-		var el json.RawMessage
-		if err := dec.Decode(&el); err != nil {
-			p.fail(field, "must be a list of integers")
-			return nil
-		}
-		n, problem := parseInt(el)
-		if problem != "" {
+		if n, problem := parseInt(el); problem != "" {
 			p.fail(fmt.Sprintf("%s[%d]", field, i), problem)
-			continue
+		} else {
+			ids = append(ids, n)
 		}
-		ids = append(ids, n)
-	}
+		i++
+		return true
+	})
 	return ids
 }
 
