@@ -50,17 +50,15 @@ func Decode(body []byte) ([]json.RawMessage, error) {
 		}
 		return nil, invalidBody(err.Error())
 	}
+	// body is valid JSON now: its records are found by arrayElements and
+	// objectMembers rather than by json.Unmarshal's second pass.
 	switch body[0] {
 	case '[':
-		var recs []json.RawMessage
-		if err := json.Unmarshal(body, &recs); err != nil {
-			return nil, invalidBody("malformed JSON: " + err.Error())
-		}
-		return recs, nil
+		return elements(body), nil
 	case '{':
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(body, &top); err != nil {
-			return nil, invalidBody("malformed JSON: " + err.Error())
+		top, ok := objectMembers(body)
+		if !ok {
+			return nil, invalidBody("malformed JSON")
 		}
 		results, isPage := top["results"]
 		movies, isFile := top["movies"]
@@ -85,11 +83,17 @@ func records(raw json.RawMessage, key string) ([]json.RawMessage, error) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil, invalidBody(fmt.Sprintf("%q must be an array of movies", key))
 	}
-	var recs []json.RawMessage
-	if err := json.Unmarshal(raw, &recs); err != nil {
-		return nil, invalidBody(fmt.Sprintf("%q: %v", key, err))
-	}
-	return recs, nil
+	return elements(raw), nil
+}
+
+// elements returns a copy of each element of the valid JSON array v.
+func elements(v []byte) []json.RawMessage {
+	recs := []json.RawMessage{}
+	arrayElements(v, func(el []byte) bool {
+		recs = append(recs, bytes.Clone(el))
+		return true
+	})
+	return recs
 }
 
 func invalidBody(problem string) error {
