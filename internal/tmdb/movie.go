@@ -50,17 +50,15 @@ func Decode(body []byte) ([]json.RawMessage, error) {
 		}
 		return nil, invalidBody(err.Error())
 	}
+	// body is valid JSON now: its records are found by arrayElements and
+	// objectMembers rather than by json.Unmarshal's second pass.
 	switch body[0] {
 	case '[':
-		var recs []json.RawMessage
-		if err := json.Unmarshal(body, &recs); err != nil {
-			return nil, invalidBody("malformed JSON: " + err.Error())
-		}
-		return recs, nil
+		return elements(body), nil
 	case '{':
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(body, &top); err != nil {
-			return nil, invalidBody("malformed JSON: " + err.Error())
+		top, ok := objectMembers(body)
+		if !ok {
+			return nil, invalidBody("malformed JSON")
 		}
 		results, isPage := top["results"]
 		movies, isFile := top["movies"]
@@ -85,11 +83,17 @@ func records(raw json.RawMessage, key string) ([]json.RawMessage, error) {
 	if len(raw) == 0 || raw[0] != '[' {
 		return nil, invalidBody(fmt.Sprintf("%q must be an array of movies", key))
 	}
-	var recs []json.RawMessage
-	if err := json.Unmarshal(raw, &recs); err != nil {
-		return nil, invalidBody(fmt.Sprintf("%q: %v", key, err))
-	}
-	return recs, nil
+	return elements(raw), nil
+}
+
+// elements returns a copy of each element of the valid JSON array v.
+func elements(v []byte) []json.RawMessage {
+	recs := []json.RawMessage{}
+	arrayElements(v, func(el []byte) bool {
+		recs = append(recs, bytes.Clone(el))
+		return true
+	})
+	return recs
 }
 
 func invalidBody(problem string) error {
@@ -122,8 +126,8 @@ type Movie struct {
 // temporal features are then null). Unknown fields are ignored.
 func ParseMovie(raw json.RawMessage) (Movie, []feature.FieldError) {
 	raw = bytes.Trim(raw, " \t\r\n")
-	var obj map[string]json.RawMessage
-	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &obj) != nil {
+	obj, ok := objectMembers(raw)
+	if !ok {
 		return Movie{}, []feature.FieldError{{Field: "record", Problem: "must be a JSON object"}}
 	}
 	p := parser{obj: obj}
@@ -248,8 +252,8 @@ func (p *parser) str(field string, maxLen int) (string, bool) {
 	if !ok || isNull(v) {
 		return "", false
 	}
-	var s string
-	if v[0] != '"' || json.Unmarshal(v, &s) != nil {
+	s, ok := unquote(v)
+	if !ok {
 		p.fail(field, "must be a string")
 		return "", false
 	}
@@ -309,29 +313,22 @@ func (p *parser) genres(field string) []int64 {
 		p.fail(field, "must be a list of integers")
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if _, err := dec.Token(); err != nil { // '['
-		p.fail(field, "must be a list of integers")
-		return nil
-	}
 	var ids []int64
-	for i := 0; dec.More(); i++ {
+	i := 0
+	arrayElements(v, func(el []byte) bool {
 		if i == maxGenres {
 			p.fail(field, fmt.Sprintf("must have at most %d entries", maxGenres))
-			return nil
+			ids = nil
+			return false
 		}
-		var el json.RawMessage
-		if err := dec.Decode(&el); err != nil {
-			p.fail(field, "must be a list of integers")
-			return nil
-		}
-		n, problem := parseInt(el)
-		if problem != "" {
+		if n, problem := parseInt(el); problem != "" {
 			p.fail(fmt.Sprintf("%s[%d]", field, i), problem)
-			continue
+		} else {
+			ids = append(ids, n)
 		}
-		ids = append(ids, n)
-	}
+		i++
+		return true
+	})
 	return ids
 }
 

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"path/filepath"
 	"testing"
 
@@ -52,5 +53,43 @@ func TestMovieCorpusBackfill(t *testing.T) {
 	var rows int
 	if err := s.reader.QueryRowContext(ctx, `SELECT count(*) FROM feature_latest`).Scan(&rows); err != nil || rows != 3 {
 		t.Errorf("feature_latest after the migration: %d rows, %v; want the 3 it had", rows, err)
+	}
+}
+
+// TestExactAddFixed: the fixed-point path of fs_exact_add gives the same
+// text as the big.Rat one, for sums and values of both signs, integers,
+// leading and trailing zeros and squares.
+func TestExactAddFixed(t *testing.T) {
+	t.Parallel()
+	values := []string{"0", "-0", "7", "-7", "7.107", "630.3236", "0.001", "-0.5", "10.0", "00.50", "123456789012345678901234.5",
+		"-99.99", "1000", "0.0000000001"}
+	for _, sum := range values {
+		for _, x := range values {
+			for _, sign := range []int64{1, -1} {
+				for _, power := range []int64{1, 2} {
+					args := []driver.Value{sum, x, sign, power}
+					got, ok := exactAddFixed(args)
+					if !ok {
+						t.Fatalf("exactAddFixed(%v) refused plain decimals", args)
+					}
+					s, _ := decimalArg(sum)
+					v, _ := decimalArg(x)
+					if power == 2 {
+						v.Mul(v, v)
+					}
+					if sign < 0 {
+						v.Neg(v)
+					}
+					if want := decimalText(s.Add(s, v)); got != want {
+						t.Errorf("exactAddFixed(%v) = %q, big.Rat path %q", args, got, want)
+					}
+				}
+			}
+		}
+	}
+	for _, x := range []string{"1e3", "1.", ".5", "+1", " 1", "-", "", "1.2.3", "0x10"} {
+		if got, ok := exactAddFixed([]driver.Value{"0", x, int64(1), int64(1)}); ok {
+			t.Errorf("exactAddFixed(0, %q) = %q, want it left to the big.Rat path", x, got)
+		}
 	}
 }

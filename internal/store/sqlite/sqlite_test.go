@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -316,4 +317,90 @@ func TestHistoryContract(t *testing.T) {
 func TestFeatureServiceContract(t *testing.T) {
 	t.Parallel()
 	storetest.RunFeatureServices(t, func(t *testing.T) storetest.ServiceStore { return openStore(t, t.TempDir()) })
+}
+
+// TestWriteRowsChunks: a batch of distinct keys larger than a chunk, mixing
+// new entities, newer rows of existing ones, repeats of the latest row and
+// older rows, leaves the latest rows, history and counts that writing the
+// rows one by one leaves (the batch that repeats a key).
+func TestWriteRowsChunks(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	g := feature.Group{Name: "g", EntityKey: "k", Features: []feature.Spec{{Name: "x", Type: feature.Int64}}}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	row := func(e int, at time.Time, x int64) feature.Row {
+		return feature.Row{Group: "g", EntityID: strconv.Itoa(e), EventTime: at, WriteTime: at, Values: feature.Values{"x": x}}
+	}
+	first := make([]feature.Row, 0, 150)
+	for e := range 150 {
+		first = append(first, row(e, t0, int64(e)))
+	}
+	// entities 0-49 repeat their latest row, 50-99 are older, 100-149 newer,
+	// 150-299 new.
+	second := make([]feature.Row, 0, 300)
+	for e := range 300 {
+		switch {
+		case e < 50:
+			second = append(second, row(e, t0, int64(e)))
+		case e < 100:
+			second = append(second, row(e, t0.Add(-time.Hour), -1))
+		default:
+			second = append(second, row(e, t0.Add(time.Hour), int64(e)*10))
+		}
+	}
+	stores := make([]*Store, 2)
+	for i := range stores {
+		s := openStore(t, t.TempDir())
+		if _, err := s.PutGroup(ctx, g, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WriteRows(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		stores[i] = s
+	}
+	if err := stores[0].WriteRows(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	// The same rows one by one: a duplicate key sends the batch down the
+	// row-by-row path.
+	if err := stores[1].WriteRows(ctx, append(slices.Clone(second), second[0])); err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]feature.Key, 300)
+	for e := range keys {
+		keys[e] = feature.Key{Group: "g", EntityID: strconv.Itoa(e)}
+	}
+	var answers [2]string
+	for i, s := range stores {
+		latest, err := s.GetLatest(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var history int
+		if err := s.reader.QueryRowContext(ctx, `SELECT count(*) FROM feature_rows`).Scan(&history); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, r := range latest {
+			fmt.Fprintf(&b, "%s %s %v\n", r.EntityID, r.EventTime, r.Values)
+		}
+		answers[i] = fmt.Sprintf("%s%+v %d", b.String(), st.Groups, history)
+		if gs := st.Groups[0]; gs.Entities != 300 || gs.Rows != 400 || history != 400 {
+			t.Errorf("store %d: counts %+v, %d history rows; want 300 entities and 400 rows", i, gs, history)
+		}
+		if v := latest[120].Values["x"]; v != int64(1200) {
+			t.Errorf("store %d: entity 120 = %v, want the newer row", i, v)
+		}
+		if v := latest[70].Values["x"]; v != int64(70) {
+			t.Errorf("store %d: entity 70 = %v, want the row an older one does not replace", i, v)
+		}
+	}
+	if answers[0] != answers[1] {
+		t.Errorf("chunked write:\n%s\nrow by row:\n%s", answers[0], answers[1])
+	}
 }

@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/tmdb"
+	"github.com/featurestore/featurestore/internal/tmdb/synthetic"
+)
+
+// BenchmarkIngestMovies writes what an ingest of 1,000 new movies writes
+// (six groups each, movie_basic firing the corpus triggers) per iteration,
+// into one store that grows by 1,000 movies an iteration. It reports the
+// store's wall and CPU time per movie.
+func BenchmarkIngestMovies(b *testing.B) {
+	base, err := synthetic.Load("../../../testdata/tmdb/bulk_collection_20250605_022412.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := openStore(b, b.TempDir())
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, g := range tmdb.Groups() {
+		if _, err := s.PutGroup(b.Context(), g, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const batch = 1000
+	next := 0
+	makeBatch := func() []feature.Row {
+		rows := make([]feature.Row, 0, batch*6)
+		for _, raw := range synthetic.Movies(base, next, next+batch) {
+			body, err := json.Marshal(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, problems := tmdb.ParseMovie(body)
+			if len(problems) > 0 {
+				b.Fatal(problems)
+			}
+			for g, v := range tmdb.StoredFeatures(m, now) {
+				rows = append(rows, feature.Row{Group: g, EntityID: strconv.FormatInt(m.ID, 10), EventTime: now, WriteTime: now, Values: v})
+			}
+		}
+		next += batch
+		return rows
+	}
+	var cpu time.Duration // the process's CPU time during the writes
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		rows := makeBatch()
+		runtime.GC()
+		before := cpuTime(b)
+		b.StartTimer()
+		if err := s.WriteRows(b.Context(), rows); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cpu += cpuTime(b) - before
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(next), "µs/movie")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(next), "cpu-µs/movie")
+}
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
