@@ -195,11 +195,18 @@ func TestMigrationsIgnoreStatementTimeout(t *testing.T) {
 	go func() { done <- migrate(t.Context(), conn, time.Now, zap.NewNop()) }()
 
 	// Release the lock once the migration has waited for it past the timeout.
+	// The watcher has no transaction open: pg_stat_activity is a snapshot
+	// taken once per transaction, so the holder (in one) would see it frozen.
+	watcher, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close(context.Background())
 	testenv.Eventually(t, time.Minute, "the migration waits past the statement timeout", func() (bool, string) {
 		var waited float64
-		err := holder.QueryRow(t.Context(), `
-			SELECT coalesce(extract(epoch FROM clock_timestamp() - query_start), 0) FROM pg_stat_activity
-			WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory'`, pid).Scan(&waited)
+		err := watcher.QueryRow(t.Context(), `
+			SELECT extract(epoch FROM clock_timestamp() - query_start)::float8 FROM pg_stat_activity
+			WHERE pid = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query_start IS NOT NULL`, pid).Scan(&waited)
 		select {
 		case err := <-done:
 			t.Fatalf("migrate ended while the lock was held: %v", err)
