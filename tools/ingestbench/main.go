@@ -35,7 +35,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -54,6 +53,7 @@ import (
 	"github.com/featurestore/featurestore/internal/store/rowjson"
 	"github.com/featurestore/featurestore/internal/tmdb"
 	"github.com/featurestore/featurestore/internal/tmdb/synthetic"
+	"github.com/featurestore/featurestore/tools/internal/svcproc"
 )
 
 type config struct {
@@ -342,8 +342,8 @@ func (b *bench) serve(storeFlags ...string) (elapsed time.Duration, tail float64
 		return 0, 0, 0, err
 	}
 	elapsed, tail, err = b.post(s, bodies)
-	s.stop()
-	return elapsed, tail, processCPU(s.cmd), err
+	s.Stop()
+	return elapsed, tail, s.CPU(), err
 }
 
 // post sends the bodies with cfg.clients concurrent clients and returns
@@ -483,60 +483,20 @@ func (b *bench) encodedRows() ([][][]any, error) {
 
 // service is one featurestore server process.
 type service struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process has exited
-	base   string
-	log    *bytes.Buffer
+	*svcproc.Service
 	failed atomic.Bool
 }
 
 func startService(bin string, storeFlags []string) (*service, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, _, err := svcproc.Start(bin, append([]string{"--log-level", "warn"}, storeFlags...), 2*time.Minute)
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	s := &service{base: "http://" + addr, log: &bytes.Buffer{}, exited: make(chan struct{})}
-	args := append([]string{"--addr", addr, "--log-level", "warn"}, storeFlags...)
-	s.cmd = exec.Command(bin, args...) // #nosec G204 -- the binary under test, named on the command line
-	s.cmd.Stdout, s.cmd.Stderr = io.Discard, s.log
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get(s.base + "/health/ready")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("exited before ready: %s", s.log)
-		default:
-		}
-		if time.Since(start) > 2*time.Minute {
-			s.stop()
-			return nil, fmt.Errorf("not ready after 2m: %s", s.log)
-		}
-	}
-}
-
-func (s *service) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
+	return &service{Service: p}, nil
 }
 
 func (s *service) post(path string, body []byte) error {
-	resp, err := http.Post(s.base+path, "application/json", bytes.NewReader(body))
+	resp, err := http.Post(s.Base+path, "application/json", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

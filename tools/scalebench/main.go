@@ -27,11 +27,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +40,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/featurestore/featurestore/internal/tmdb/synthetic"
+	"github.com/featurestore/featurestore/tools/internal/svcproc"
 )
 
 type config struct {
@@ -115,69 +114,18 @@ type result struct {
 }
 
 // service is one featurestore process.
-type service struct {
-	cmd    *exec.Cmd
-	base   string
-	log    *bytes.Buffer
-	exited chan struct{} // closed when the process has exited
-}
+type service struct{ *svcproc.Service }
 
 func startService(cfg config, pgURL, prefix string) (*service, time.Duration, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, 0, err
-	}
-	s := &service{base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}}
-	s.cmd = exec.Command(cfg.bin, // #nosec G204 -- the service binary under test, named on the command line
-		"--addr", fmt.Sprintf("127.0.0.1:%d", port),
+	p, ready, err := svcproc.Start(cfg.bin, []string{
 		"--postgres-url", pgURL, "--redis-url", cfg.redis, "--redis-key-prefix", prefix,
 		"--history-retention", cfg.retention.String(), "--history-prune-interval", "1s",
-		"--log-level", "warn", "--max-body-bytes", strconv.Itoa(256<<20), "--max-body-memory", strconv.Itoa(512<<20))
-	s.cmd.Stdout, s.cmd.Stderr = io.Discard, s.log
-	start := time.Now()
-	if err := s.cmd.Start(); err != nil {
+		"--log-level", "warn", "--max-body-bytes", strconv.Itoa(256 << 20), "--max-body-memory", strconv.Itoa(512 << 20)},
+		5*time.Minute)
+	if err != nil {
 		return nil, 0, err
 	}
-	s.exited = make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-	for {
-		select {
-		case <-s.exited:
-			return nil, 0, fmt.Errorf("featurestore exited before it was ready: %s", s.log)
-		default:
-		}
-		resp, err := http.Get(s.base + "/health/ready")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, time.Since(start), nil
-			}
-		}
-		if time.Since(start) > 5*time.Minute {
-			s.stop()
-			return nil, 0, fmt.Errorf("not ready after 5m: %s", s.log)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (s *service) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return &service{p}, ready, nil
 }
 
 func (s *service) do(method, path string, body any) ([]byte, time.Duration, error) {
@@ -189,7 +137,7 @@ func (s *service) do(method, path string, body any) ([]byte, time.Duration, erro
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, s.base+path, rd)
+	req, err := http.NewRequest(method, s.Base+path, rd)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -234,7 +182,7 @@ func measure(ctx context.Context, cfg config, base []map[string]any, n int) (res
 	if err != nil {
 		return r, err
 	}
-	defer func() { a.stop() }()
+	defer func() { a.Stop() }()
 
 	if r.bulkRate, r.bulkTailRate, err = bulkIngest(cfg, a, base, n); err != nil {
 		return r, err
@@ -250,7 +198,7 @@ func measure(ctx context.Context, cfg config, base []map[string]any, n int) (res
 	if err != nil {
 		return r, err
 	}
-	defer func() { b.stop() }()
+	defer func() { b.Stop() }()
 	r.ready = ready
 
 	if err := singleIngests(cfg, a, b, base, n, &r); err != nil {
