@@ -334,9 +334,16 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}
 	before := s.HealthOf(rc).Health(t.Context()).Details["mismatches"].(int64)
 
-	if reply := rs.Sentinel.Command("SENTINEL FAILOVER " + rs.MasterName); reply != "+OK\r\n" {
-		t.Fatalf("SENTINEL FAILOVER = %q", reply)
-	}
+	// A sentinel that knows the replica may still refuse it (NOGOODSLAVE)
+	// until its periodic INFO shows the replica's link up: ask until it
+	// accepts.
+	testenv.Eventually(t, time.Minute, "the sentinel accepts the failover", func() (bool, string) {
+		reply := rs.Sentinel.Command("SENTINEL FAILOVER " + rs.MasterName)
+		if reply != "+OK\r\n" && !strings.HasPrefix(reply, "-NOGOODSLAVE") {
+			t.Fatalf("SENTINEL FAILOVER = %q", reply)
+		}
+		return reply == "+OK\r\n", reply
+	})
 	promoted := redis.NewClient(&redis.Options{Addr: rs.Replica.Addr()})
 	defer promoted.Close()
 	testenv.Eventually(t, 2*time.Minute, "the replica promoted", func() (bool, string) {
