@@ -50,8 +50,9 @@ func (b *backends) Close() error {
 
 // openOptions say how the backends are opened.
 type openOptions struct {
-	// memoryCache enables the in-process cache of the embedded mode; off for
-	// one-shot commands, whose cache would die with them.
+	// memoryCache enables the in-process cache of the embedded mode and the
+	// near cache in front of Redis; off for one-shot commands, whose cache
+	// would die with them.
 	memoryCache bool
 	// directWriter is set for commands that write into the system of record
 	// themselves (ingest, recompute, crawl --ingest): they must keep the
@@ -183,8 +184,12 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	switch {
 	case cfg.RedisURL != "":
 		routeRedisLogs(log)
+		near := 0
+		if opts.memoryCache { // a server: one-shot commands write, they do not read hot keys
+			near = int(cfg.RedisNearCache)
+		}
 		rc, err := cache.OpenRedis(cfg.RedisMode, cfg.RedisURL, cache.RedisOptions{Prefix: cfg.RedisKeyPrefix, TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL,
-			ConfigureTLS: func(c *tls.Config) error { return redisTLS(c, cfg.SecurityConfig) }})
+			ConfigureTLS: func(c *tls.Config) error { return redisTLS(c, cfg.SecurityConfig) }, NearCache: near})
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}

@@ -38,6 +38,7 @@ type Config struct {
 	RedisURL                 string
 	RedisMode                string
 	RedisKeyPrefix           string
+	RedisNearCache           int64
 	CacheTTL                 time.Duration
 	CacheAbsentTTL           time.Duration
 	LogLevel                 string
@@ -106,6 +107,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	secret(&cfg.RedisURL, "redis-url", "Redis `URL`; when set, Redis is the online cache. single: redis://host:6379/0; cluster: redis://h1:p1?addr=h2:p2&addr=h3:p3 (seed nodes); sentinel: redis://s1:26379?addr=s2:26379&master_name=NAME; rediss:// for TLS")
 	str(&cfg.RedisMode, "redis-mode", cache.RedisSingle, "how --redis-url is read: single (one server), cluster (Redis Cluster seed nodes) or sentinel (Sentinels and a master name)")
 	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "fs", "prefix of every Redis key the service writes")
+	num(&cfg.RedisNearCache, "redis-near-cache-entries", 100_000, "entries of the near cache, the server's in-process copy of Redis values that Redis invalidates (client tracking) before any write is acknowledged; single mode over plain TCP only (0: off)")
 	dur(&cfg.CacheTTL, "cache-ttl", time.Hour, "how long a cached row lives")
 	dur(&cfg.CacheAbsentTTL, "cache-absent-ttl", time.Minute, "how long a cached 'entity not found' lives")
 	str(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -204,6 +206,7 @@ func (c *Config) limitProblems() []string {
 	check(c.ReadHeaderTimeout > 0, "read-header-timeout must be positive")
 	check(c.IdleTimeout > 0, "idle-timeout must be positive")
 	check(c.MaxConnsPerClient >= 0, "max-conns-per-client must be >= 0")
+	check(c.RedisNearCache >= 0 && c.RedisNearCache <= 100_000_000, "redis-near-cache-entries must be between 0 and 100000000")
 	check(c.RateLimit >= 0, "rate-limit must be >= 0")
 	check(c.RateLimit == 0 || c.RateLimitBurst >= 1, "rate-limit-burst must be >= 1")
 	check(c.MaxConcurrent >= 0, "max-concurrent-requests must be >= 0")
@@ -289,7 +292,7 @@ func (c Config) masked() map[string]any {
 		"postgres_url": maskURL(c.PostgresURL), "postgres_max_conns": c.PostgresMaxConns,
 		"postgres_read_url": maskURL(c.PostgresReadURL), "postgres_statement_timeout": c.PostgresStatementTimeout.String(),
 		"history_retention": c.HistoryRetention.String(), "history_prune_interval": c.HistoryPruneInterval.String(),
-		"redis_url": maskURL(c.RedisURL), "redis_mode": c.RedisMode, "redis_key_prefix": c.RedisKeyPrefix,
+		"redis_url": maskURL(c.RedisURL), "redis_mode": c.RedisMode, "redis_key_prefix": c.RedisKeyPrefix, "redis_near_cache_entries": c.RedisNearCache,
 		"cache_ttl": c.CacheTTL.String(), "cache_absent_ttl": c.CacheAbsentTTL.String(),
 		"log_level": c.LogLevel, "max_body_bytes": c.MaxBodyBytes,
 		"log_dir": c.LogDir, "log_max_size": c.LogMaxSize, "log_max_files": c.LogMaxFiles,

@@ -1,13 +1,16 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +82,12 @@ type RedisOptions struct {
 	// ConfigureTLS, for OpenRedis, completes the TLS configuration of a
 	// rediss:// URL (nil for redis://); see NewRedisClient.
 	ConfigureTLS func(*tls.Config) error
+	// NearCache bounds the entries of the near cache, the in-process copy
+	// of Redis values kept true by server-assisted invalidation (see
+	// nearCache); 0 turns it off. It is used only with a single server over
+	// plain TCP or a Unix socket: OpenRedis turns it off for a cluster,
+	// Sentinel or TLS, and NearCacheOff says why.
+	NearCache int
 }
 
 // casScript is the compare-and-set of one key (see SetEntry). ARGV: the new
@@ -137,6 +146,12 @@ type Redis struct {
 	singleNode bool // MGET works: every key is on one server
 	owned      bool // Close closes the client
 	nodes      nodeWatch
+	near       *nearCache // nil: off
+	nearOff    string     // why the near cache is off
+	nearName   string     // the client name of the tracking connections of this prefix
+	// afterFetch, for tests, runs between a near-cache miss's fetch from
+	// Redis and its fill.
+	afterFetch func()
 }
 
 var (
@@ -159,8 +174,8 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	_, single := client.(*redis.Client)
-	return &Redis{
+	c, single := client.(*redis.Client)
+	r := &Redis{
 		client:     client,
 		prefix:     opts.Prefix + ":",
 		ttl:        opts.TTL,
@@ -168,8 +183,45 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		absenceMS:  strconv.FormatInt(max(1, opts.AbsenceTTL.Milliseconds()), 10),
 		now:        opts.Now,
 		singleNode: single,
+		nearName:   nearClientName(opts.Prefix + ":"),
 	}
+	switch {
+	case opts.NearCache <= 0:
+		r.nearOff = "turned off (--redis-near-cache-entries 0)"
+	case !single:
+		r.nearOff = "not used with a Redis Cluster"
+	case c.Options().TLSConfig != nil:
+		r.nearOff = "not used over TLS"
+	default:
+		r.startNear(c.Options(), opts.NearCache)
+	}
+	return r
 }
+
+// startNear starts the near cache and its tracking connection, with the
+// client's address, dialer and credentials.
+func (r *Redis) startNear(o *redis.Options, entries int) {
+	hello := []string{"HELLO", "3"}
+	if o.Password != "" {
+		hello = append(hello, "AUTH", cmp.Or(o.Username, "default"), o.Password)
+	}
+	hello = append(hello, "SETNAME", r.nearName)
+	n := newNearCache(entries)
+	n.track = &tracker{
+		near:   n,
+		dial:   func(ctx context.Context) (net.Conn, error) { return o.Dialer(ctx, o.Network, o.Addr) },
+		hello:  hello,
+		prefix: r.prefix,
+		start:  time.Now(),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	r.near = n
+	go n.track.run()
+}
+
+// NearCacheOff says why the near cache is off ("" if it is on).
+func (r *Redis) NearCacheOff() string { return r.nearOff }
 
 // OpenRedis connects to Redis in mode (see NewRedisClient) and returns a
 // cache that owns the client (Close closes it) and checks every new
@@ -178,6 +230,10 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 // the connection serves a read (see Store).
 func OpenRedis(mode, rawURL string, opts RedisOptions) (*Redis, error) {
 	var r *Redis
+	off := ""
+	if mode == RedisSentinel && opts.NearCache > 0 {
+		opts.NearCache, off = 0, "not used with Sentinel"
+	}
 	client, err := NewRedisClient(mode, rawURL, func(ctx context.Context, cn *redis.Conn) error {
 		return r.nodes.checkConn(ctx, cn)
 	}, opts.ConfigureTLS)
@@ -186,11 +242,17 @@ func OpenRedis(mode, rawURL string, opts RedisOptions) (*Redis, error) {
 	}
 	r = NewRedis(client, opts)
 	r.owned = true
+	if off != "" {
+		r.nearOff = off
+	}
 	return r, nil
 }
 
-// Close closes the client if OpenRedis made it.
+// Close stops the near cache and closes the client if OpenRedis made it.
 func (r *Redis) Close() error {
+	if r.near != nil {
+		r.near.track.close()
+	}
 	if !r.owned {
 		return nil
 	}
@@ -222,7 +284,7 @@ func (r *Redis) Get(ctx context.Context, keys []string) ([]Entry, error) {
 		}
 		return out, nil
 	}
-	vals, err := r.mget(ctx, full)
+	vals, err := r.near.get(ctx, full, r.fetch)
 	if err != nil {
 		return nil, err
 	}
@@ -293,6 +355,15 @@ func (r *Redis) getPipelined(ctx context.Context, keys []string, d *entryDecoder
 	return nil
 }
 
+// fetch reads keys from Redis for the near cache (see nearCache.get).
+func (r *Redis) fetch(ctx context.Context, keys []string) ([]any, error) {
+	vals, err := r.mget(ctx, keys)
+	if err == nil && r.afterFetch != nil {
+		r.afterFetch()
+	}
+	return vals, err
+}
+
 func (r *Redis) mget(ctx context.Context, keys []string) ([]any, error) {
 	if len(keys) == 1 {
 		s, err := r.client.Get(ctx, keys[0]).Result()
@@ -321,8 +392,21 @@ const setChunk = 1000
 // cluster-safe; a cluster client sends each node its share of a pipeline
 // in parallel). Entries the server has no script for (after a restart) are
 // retried with EVAL.
+//
+// A write (an entry Written or Gone) returns only after the barrier of
+// afterWrite: every near cache has its invalidations.
 func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
 	keys, args := r.casArgs(entries)
+	if err := r.set(ctx, keys, args); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(entries, func(e SetEntry) bool { return e.Written || e.Gone }) {
+		return r.afterWrite(ctx)
+	}
+	return nil
+}
+
+func (r *Redis) set(ctx context.Context, keys []string, args [][]any) error {
 	if r.singleNode && len(keys) > 1 {
 		return r.setMany(ctx, keys, args)
 	}
@@ -333,6 +417,52 @@ func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
 		}
 	}
 	return nil
+}
+
+// afterWrite is a writer's barrier for the near caches of every process
+// (see nearCache): it returns once no tracking connection of the prefix
+// has output left in Redis, so the invalidations of the writes before it
+// are in every near cache's socket (where a read sees them waiting). Its
+// CLIENT LIST runs after the write's reply, so in a later turn of Redis's
+// event loop than the write; a connection still behind after
+// nearDrainTimeout is disconnected, which turns its near cache off until it
+// reconnects empty. A server without CLIENT LIST (a cluster, whose
+// processes keep no near cache) or a user it is refused to skips it; a
+// near cache is not set up where CLIENT LIST is refused.
+func (r *Redis) afterWrite(ctx context.Context) error {
+	c, ok := r.client.(*redis.Client)
+	if !ok {
+		return nil
+	}
+	deadline := time.Now().Add(nearDrainTimeout)
+	for {
+		list, err := c.Do(ctx, "CLIENT", "LIST", "TYPE", "normal").Text()
+		if redis.HasErrorPrefix(err, "NOPERM") {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("redis near-cache barrier: %w", err)
+		}
+		behind := nearBehind(list, r.nearName)
+		if len(behind) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			for _, id := range behind {
+				if err := c.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil && !redis.HasErrorPrefix(err, "ERR No such client") {
+					return fmt.Errorf("redis near-cache barrier: disconnect a tracking connection that is behind: %w", err)
+				}
+			}
+			return nil
+		}
+		t := time.NewTimer(time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("redis near-cache barrier: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 func (r *Redis) setPipelined(ctx context.Context, keys []string, args [][]any) error {
@@ -504,7 +634,7 @@ func (r *Redis) Clear(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("redis clear: %w", err)
 	}
-	return nil
+	return r.afterWrite(ctx)
 }
 
 func globEscape(s string) string {
@@ -526,6 +656,7 @@ func globEscape(s string) string {
 // one node.
 func (r *Redis) Health(ctx context.Context) store.Component {
 	details := map[string]any{"pool": poolDetails(r.client.PoolStats())}
+	r.nearDetails(details)
 	down := func(err error) store.Component {
 		return store.Component{Status: store.HealthDown, Details: details, Error: err.Error()}
 	}
@@ -620,5 +751,13 @@ func poolDetails(st *redis.PoolStats) map[string]any {
 		"total_conns": st.TotalConns,
 		"idle_conns":  st.IdleConns,
 		"stale_conns": st.StaleConns,
+	}
+}
+
+// nearDetails adds the near cache's state to details.
+func (r *Redis) nearDetails(d map[string]any) {
+	r.near.details(d)
+	if r.near == nil {
+		d["near_cache"].(map[string]any)["reason"] = r.nearOff
 	}
 }

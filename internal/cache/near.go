@@ -1,0 +1,226 @@
+package cache
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// The near cache keeps, in the process, a copy of the Redis values its reads
+// fetched, so that a read of a hot key costs a map lookup instead of a round
+// trip to Redis. It only ever answers what Redis itself would answer at that
+// moment, which is what keeps every replica giving the same answer:
+//
+//   - Redis tells it of every change. A tracker holds a connection of its
+//     own on which server-assisted client-side caching is on in broadcast
+//     mode for the cache's key prefix (CLIENT TRACKING ON BCAST PREFIX):
+//     every key under the prefix that is written, deleted, expired or
+//     evicted, and every flush, is pushed to it, and the copy is dropped.
+//   - A write is acknowledged only after its invalidations have reached
+//     every near cache's socket. Every writer (servers and the CLI alike)
+//     ends a write into Redis with a barrier (Redis.afterWrite): after the
+//     write's reply it lists the clients and waits until no tracking
+//     connection has output left in Redis (a connection that stays behind
+//     for a second is disconnected, which empties its near cache).
+//   - A read uses its copy only when everything that reached the socket
+//     has been applied: nothing is waiting in the socket, no read of it is
+//     being applied, no message is half read, the connection is up and
+//     answered a heartbeat within the lease. So a read that begins after a
+//     write was acknowledged cannot find the value the write replaced.
+//   - A fill cannot resurrect a value: a read notes the invalidation
+//     sequence of each key's shard before it asks Redis and stores what
+//     Redis answered only if no invalidation reached the shard meanwhile.
+//   - Anything that breaks the tracking connection (Redis restarted, killed
+//     or unreachable, the connection killed or silent past the lease)
+//     empties the copy and turns it off until a new connection is set up.
+//
+// A read that the copy cannot answer whole goes to Redis as before, so the
+// cache's behaviour (the Store's trust, dirty keys, tombstones) is unchanged:
+// the copy is below all of it. It is used with a single Redis server over
+// plain TCP or a Unix socket; with a cluster, Sentinel or TLS (where the
+// bytes waiting in the socket cannot be seen) it is off.
+
+// nearShards is the number of independently locked shards of a near cache.
+const nearShards = 64
+
+// nearShard is one shard of the copy. seq counts the invalidations that
+// reached the shard; a fill stores its values only if it is unchanged since
+// the read began.
+type nearShard struct {
+	mu  sync.RWMutex
+	seq uint64
+	m   map[string]nearValue
+}
+
+// nearValue is Redis's answer for a key: its value, or ok false if Redis
+// had no such key.
+type nearValue struct {
+	s  string
+	ok bool
+}
+
+// nearCache is the copy, with the tracker that keeps it true.
+type nearCache struct {
+	seed     maphash.Seed
+	perShard int
+	shards   [nearShards]nearShard
+	track    *tracker
+
+	hits, misses, fills, refused atomic.Uint64
+}
+
+func newNearCache(maxEntries int) *nearCache {
+	n := &nearCache{seed: maphash.MakeSeed(), perShard: max(1, maxEntries/nearShards)}
+	for i := range n.shards {
+		n.shards[i].m = make(map[string]nearValue)
+	}
+	return n
+}
+
+func (n *nearCache) shard(key string) *nearShard {
+	return &n.shards[maphash.String(n.seed, key)%nearShards]
+}
+
+// get answers keys from the copy if it can answer all of them; otherwise it
+// fetches them from Redis and stores what it may (see fill). A nil near
+// cache always fetches.
+func (n *nearCache) get(ctx context.Context, keys []string, fetch func(context.Context, []string) ([]any, error)) ([]any, error) {
+	if n == nil {
+		return fetch(ctx, keys)
+	}
+	if vals, ok := n.lookup(keys); ok {
+		n.hits.Add(1)
+		return vals, nil
+	}
+	n.misses.Add(1)
+	seqs := n.begin(keys)
+	vals, err := fetch(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	n.fill(keys, vals, seqs)
+	return vals, nil
+}
+
+// lookup returns the copies of all keys, or false if one is missing or the
+// copy may not be used now.
+func (n *nearCache) lookup(keys []string) ([]any, bool) {
+	if !n.track.current() {
+		return nil, false
+	}
+	vals := make([]any, len(keys))
+	for i, k := range keys {
+		sh := n.shard(k)
+		sh.mu.RLock()
+		v, ok := sh.m[k]
+		sh.mu.RUnlock()
+		if !ok {
+			return nil, false
+		}
+		if v.ok {
+			vals[i] = v.s
+		}
+	}
+	return vals, true
+}
+
+// begin returns the invalidation sequence of each key's shard, taken
+// before the keys are read from Redis.
+func (n *nearCache) begin(keys []string) []uint64 {
+	seqs := make([]uint64, len(keys))
+	for i, k := range keys {
+		sh := n.shard(k)
+		sh.mu.RLock()
+		seqs[i] = sh.seq
+		sh.mu.RUnlock()
+	}
+	return seqs
+}
+
+// fill stores what Redis answered for keys (an MGET's values: a string or
+// nil), each only if its shard saw no invalidation since begin: an
+// invalidation that arrived meanwhile may be of a write Redis applied after
+// it answered, whose value the answer does not have. A fill while the
+// tracking connection is down stores nothing (the reconnection empties the
+// copy and advances every sequence anyway).
+func (n *nearCache) fill(keys []string, vals []any, seqs []uint64) {
+	if !n.track.live.Load() {
+		n.refused.Add(1)
+		return
+	}
+	for i, k := range keys {
+		v := nearValue{}
+		if s, ok := vals[i].(string); ok {
+			v = nearValue{s: s, ok: true}
+		}
+		sh := n.shard(k)
+		sh.mu.Lock()
+		if sh.seq != seqs[i] {
+			sh.mu.Unlock()
+			n.refused.Add(1)
+			continue
+		}
+		if _, there := sh.m[k]; !there && len(sh.m) >= n.perShard {
+			for old := range sh.m { // evict one entry, chosen by map order
+				delete(sh.m, old)
+				break
+			}
+		}
+		sh.m[k] = v
+		sh.mu.Unlock()
+		n.fills.Add(1)
+	}
+}
+
+// invalidate drops the copies of keys (an invalidation message).
+func (n *nearCache) invalidate(keys []string) {
+	for _, k := range keys {
+		sh := n.shard(k)
+		sh.mu.Lock()
+		delete(sh.m, k)
+		sh.seq++
+		sh.mu.Unlock()
+	}
+}
+
+// flush drops every copy and refuses every fill that began before it.
+func (n *nearCache) flush() {
+	for i := range n.shards {
+		sh := &n.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.seq++
+		sh.mu.Unlock()
+	}
+}
+
+// entries counts the copies.
+func (n *nearCache) entries() int {
+	total := 0
+	for i := range n.shards {
+		sh := &n.shards[i]
+		sh.mu.RLock()
+		total += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return total
+}
+
+// details adds the near cache's state to the Redis component of /health.
+func (n *nearCache) details(d map[string]any) {
+	if n == nil {
+		d["near_cache"] = map[string]any{"enabled": false}
+		return
+	}
+	nd := map[string]any{
+		"enabled": true,
+		"entries": n.entries(),
+		"hits":    n.hits.Load(),
+		"misses":  n.misses.Load(),
+		"fills":   n.fills.Load(),
+		"refused": n.refused.Load(),
+	}
+	n.track.details(nd)
+	d["near_cache"] = nd
+}

@@ -1,0 +1,336 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/featurestore/featurestore/internal/testenv"
+)
+
+// nearPair returns two caches with near caches, as two processes would
+// have them (each its own client), on the Redis at url under one random
+// prefix, and waits until both near caches can be used.
+func nearPair(t *testing.T, url string) (a, b *Redis) {
+	t.Helper()
+	prefix := fmt.Sprintf("fs_near_%016x", rand.Uint64())
+	open := func() *Redis {
+		opts, err := RedisOptionsFromURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(opts)
+		r := NewRedis(c, RedisOptions{Prefix: prefix, NearCache: 1000})
+		t.Cleanup(func() {
+			_ = r.Close()
+			_ = c.Close()
+		})
+		waitNear(t, r)
+		return r
+	}
+	a, b = open(), open()
+	t.Cleanup(func() { _ = a.Clear(context.Background()) })
+	return a, b
+}
+
+// waitNear waits until r's near cache may answer reads.
+func waitNear(t *testing.T, r *Redis) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, "near cache usable", func() (bool, string) {
+		d := map[string]any{}
+		r.nearDetails(d)
+		return r.near.track.current(), fmt.Sprint(d["near_cache"])
+	})
+}
+
+// budgetOf returns the budget of the row Get returns for key, or -1 for a
+// miss or an absence.
+func budgetOf(t *testing.T, r *Redis, key string) int64 {
+	t.Helper()
+	got, err := r.Get(context.Background(), []string{key})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	if !got[0].Found || got[0].Row == nil {
+		return -1
+	}
+	return got[0].Row.Values["budget"].(int64)
+}
+
+// setRow writes the row of version i (event and write time at(i)) for key,
+// as a write, or as a fill if fill is set.
+func setRow(t testing.TB, r *Redis, key string, i int, fill bool) int64 {
+	t.Helper()
+	m := movie("g", "1", at(i), at(i), "t")
+	if err := r.Set(context.Background(), []SetEntry{{Key: key, Row: &m, Written: !fill}}); err != nil {
+		t.Fatalf("set %s: %v", key, err)
+	}
+	return at(i).UnixMicro()
+}
+
+// A write acknowledged by one process is what every other process's near
+// cache answers next, at once, while repeated reads are answered from it.
+func TestNearCacheReadsTheLatestWrite(t *testing.T) {
+	a, b := nearPair(t, testenv.RedisURL(t))
+	const key = "g:inc:1"
+	setRow(t, a, key, 0, true)
+	for i := 1; i <= 200; i++ {
+		want := setRow(t, a, key, i, false)
+		for range 3 {
+			if got := budgetOf(t, b, key); got != want {
+				t.Fatalf("write %d acknowledged by a; b read budget %d, want %d", i, got, want)
+			}
+		}
+	}
+	if h := b.near.hits.Load(); h < 200 {
+		t.Fatalf("b's near cache answered %d reads, want at least 200 of the 600", h)
+	}
+}
+
+// Under concurrent writes and reads in both processes, no read returns a
+// version older than one acknowledged before it began.
+func TestNearCacheNeverGoesBehindAnAck(t *testing.T) {
+	a, b := nearPair(t, testenv.RedisURL(t))
+	const key = "g:inc:2"
+	setRow(t, a, key, 0, true)
+	var acked atomic.Int64
+	acked.Store(at(0).UnixMicro())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for _, r := range []*Redis{a, b, b} {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				floor := acked.Load()
+				got, err := r.Get(ctx, []string{key})
+				if err != nil {
+					if ctx.Err() == nil {
+						errs <- err
+					}
+					return
+				}
+				if got[0].Row == nil {
+					continue // a fence: a miss
+				}
+				if v := got[0].Row.Values["budget"].(int64); v < floor {
+					errs <- fmt.Errorf("read budget %d after %d was acknowledged", v, floor)
+					return
+				}
+			}
+		})
+	}
+	for i := 1; i <= 300 && len(errs) == 0; i++ {
+		acked.Store(setRow(t, a, key, i, false))
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if b.near.hits.Load() == 0 {
+		t.Fatal("b's near cache answered no read")
+	}
+}
+
+// Writes by any client, deletes and flushes reach the near cache; after a
+// writer's barrier, every process reads them.
+func TestNearCacheSeesEveryChange(t *testing.T) {
+	a, b := nearPair(t, testenv.RedisURL(t))
+	raw := newRedisClient(t)
+	ctx := context.Background()
+	key := "g:inc:3"
+	full := b.prefix + key
+	want := setRow(t, a, key, 1, true)
+	if got := budgetOf(t, b, key); got != want {
+		t.Fatalf("read %d, want %d", got, want)
+	}
+	hits := b.near.hits.Load()
+	if got := budgetOf(t, b, key); got != want || b.near.hits.Load() != hits+1 {
+		t.Fatalf("second read: %d (hits %d -> %d), want %d from the near cache", got, hits, b.near.hits.Load(), want)
+	}
+	if err := raw.Del(ctx, full).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.afterWrite(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := budgetOf(t, b, key); got != -1 {
+		t.Fatalf("after DEL another client read %d, want a miss", got)
+	}
+	want = setRow(t, a, key, 2, true)
+	if got := budgetOf(t, b, key); got != want {
+		t.Fatalf("after a new fill read %d, want %d", got, want)
+	}
+	if err := raw.Expire(ctx, full, time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "expired key read as a miss", func() (bool, string) {
+		got := budgetOf(t, b, key)
+		return got == -1, fmt.Sprint("read ", got)
+	})
+	setRow(t, a, key, 3, true)
+	budgetOf(t, b, key)
+	if b.near.entries() == 0 {
+		t.Fatal("nothing in b's near cache")
+	}
+	if err := raw.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.afterWrite(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := budgetOf(t, b, key); got != -1 {
+		t.Fatalf("after FLUSHDB read %d, want a miss", got)
+	}
+}
+
+// A fill of a value that a write replaced while the read was on its way
+// is not kept: the next read returns the write.
+func TestNearCacheFillRacingAWrite(t *testing.T) {
+	a, b := nearPair(t, testenv.RedisURL(t))
+	const key = "g:inc:4"
+	old := setRow(t, a, key, 1, true)
+	var want int64
+	b.afterFetch = func() {
+		b.afterFetch = nil
+		want = setRow(t, a, key, 2, false)
+	}
+	if got := budgetOf(t, b, key); got != old {
+		t.Fatalf("racing read: %d, want the value it fetched, %d", got, old)
+	}
+	for range 3 {
+		if got := budgetOf(t, b, key); got != want {
+			t.Fatalf("read after the racing write: %d, want %d", got, want)
+		}
+	}
+}
+
+// A tracking connection that breaks turns the near cache off at once;
+// reads go to Redis (and see what changed meanwhile) until it is set up
+// again, empty.
+func TestNearCacheConnectionKilled(t *testing.T) {
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
+	a, b := nearPair(t, srv.URL())
+	ctx := context.Background()
+	const key = "g:inc:5"
+	setRow(t, a, key, 1, true)
+	budgetOf(t, b, key)
+	killTracking(t, a, b)
+	if b.near.track.current() {
+		t.Fatal("near cache usable right after its connection was killed")
+	}
+	if err := a.client.Set(ctx, b.prefix+key, "garbage-that-is-not-an-entry-000000000", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(ctx, []string{key}); err == nil {
+		t.Fatal("read after the connection was killed answered from the near cache, not Redis's new value")
+	}
+	if err := a.client.Del(ctx, b.prefix+key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := setRow(t, a, key, 3, true)
+	waitNear(t, b)
+	if got := budgetOf(t, b, key); got != want {
+		t.Fatalf("after reconnection read %d, want %d", got, want)
+	}
+}
+
+// killTracking disconnects b's tracking connection and waits until Redis
+// has dropped it.
+func killTracking(t *testing.T, a, b *Redis) {
+	t.Helper()
+	ctx := context.Background()
+	c := a.client.(*redis.Client)
+	list, err := c.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for line := range strings.Lines(list) {
+		if strings.Contains(line, " name="+b.nearName+" ") {
+			id, _, _ := strings.Cut(strings.TrimPrefix(line, "id="), " ")
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 2 {
+		t.Fatalf("want the 2 tracking connections (a's and b's) in CLIENT LIST, found %d:\n%s", len(ids), list)
+	}
+	// Which of the two is b's does not matter to b's checks: kill both.
+	for _, id := range ids {
+		if err := c.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A killed Redis is never answered for by the near cache; a paused one
+// stops being answered for within the lease.
+func TestNearCacheRedisDownOrHung(t *testing.T) {
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
+	a, b := nearPair(t, srv.URL())
+	const key = "g:inc:6"
+	setRow(t, a, key, 1, true)
+	budgetOf(t, b, key)
+	budgetOf(t, b, key)
+	if b.near.hits.Load() == 0 {
+		t.Fatal("no near-cache hit before the fault")
+	}
+	srv.Pause()
+	paused := time.Now()
+	testenv.Eventually(t, time.Minute, "near cache off while Redis is paused", func() (bool, string) {
+		return !b.near.track.current(), "still usable"
+	})
+	if _, err := b.Get(context.Background(), []string{key}); err == nil {
+		t.Fatal("read of a paused Redis answered")
+	}
+	t.Logf("near cache off %v after the pause (lease %v)", time.Since(paused), nearLease)
+	srv.Resume()
+	waitNear(t, b)
+	budgetOf(t, b, key)
+	srv.Kill()
+	if _, err := b.Get(context.Background(), []string{key}); err == nil {
+		t.Fatal("read of a killed Redis answered")
+	}
+	srv.Restart()
+	waitNear(t, b)
+	if got := budgetOf(t, b, key); got != -1 {
+		t.Fatalf("restarted Redis (empty) read as %d", got)
+	}
+}
+
+// A writer's barrier waits for tracking connections that have output left
+// and reads CLIENT LIST as Redis writes it.
+func TestNearBehind(t *testing.T) {
+	a, b := nearPair(t, testenv.RedisURL(t))
+	list, err := a.client.(*redis.Client).ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := nearBehind(list, b.nearName); len(ids) != 0 {
+		t.Fatalf("idle tracking connections reported behind: %v", ids)
+	}
+	var line string
+	for l := range strings.Lines(list) {
+		if strings.Contains(l, " name="+b.nearName+" ") {
+			line = l
+		}
+	}
+	if line == "" || !strings.Contains(line, " obl=0 ") || !strings.Contains(line, " oll=0 ") {
+		t.Fatalf("CLIENT LIST has no idle tracking connection with obl and oll:\n%s", list)
+	}
+	behind := strings.Replace(line, " obl=0 ", " obl=12 ", 1)
+	if ids := nearBehind(behind, b.nearName); len(ids) != 1 {
+		t.Fatalf("a connection with output left not reported: %q", behind)
+	}
+	if ids := nearBehind(behind, b.nearName+"x"); len(ids) != 0 {
+		t.Fatalf("another prefix's connection reported: %v", ids)
+	}
+}
