@@ -224,3 +224,25 @@ func (n *nearCache) details(d map[string]any) {
 	n.track.details(nd)
 	d["near_cache"] = nd
 }
+
+// NearStats are the near cache's statistics, for metrics.
+type NearStats struct {
+	Hits, Misses, Stored, Refused, Connects uint64
+	Entries                                 int
+	Tracking, Usable                        bool
+}
+
+// NearStats returns the near cache's statistics; false if it is off.
+func (r *Redis) NearStats() (NearStats, bool) {
+	n := r.near
+	if n == nil {
+		return NearStats{}, false
+	}
+	n.track.mu.Lock()
+	connects := n.track.connects
+	n.track.mu.Unlock()
+	return NearStats{
+		Hits: n.hits.Load(), Misses: n.misses.Load(), Stored: n.fills.Load(), Refused: n.refused.Load(),
+		Connects: connects, Entries: n.entries(), Tracking: n.track.live.Load(), Usable: n.track.current(),
+	}, true
+}

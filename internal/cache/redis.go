@@ -422,7 +422,8 @@ func (r *Redis) set(ctx context.Context, keys []string, args [][]any) error {
 // afterWrite is a writer's barrier for the near caches of every process
 // (see nearCache): it returns once no tracking connection of the prefix
 // has output left in Redis, so the invalidations of the writes before it
-// are in every near cache's socket (where a read sees them waiting). Its
+// are in every near cache's socket (where a read sees them waiting). The
+// tracking connections are subscribed, so it lists only pubsub clients. Its
 // CLIENT LIST runs after the write's reply, so in a later turn of Redis's
 // event loop than the write; a connection still behind after
 // nearDrainTimeout is disconnected, which turns its near cache off until it
@@ -436,7 +437,7 @@ func (r *Redis) afterWrite(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(nearDrainTimeout)
 	for {
-		list, err := c.Do(ctx, "CLIENT", "LIST", "TYPE", "normal").Text()
+		list, err := c.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
 		if redis.HasErrorPrefix(err, "NOPERM") {
 			return nil
 		}

@@ -18,11 +18,11 @@ import (
 // Timing of the tracking connection (see nearCache).
 const (
 	// nearHeartbeat is how often the tracker PINGs Redis on its connection.
-	nearHeartbeat = 50 * time.Millisecond
+	nearHeartbeat = 100 * time.Millisecond
 	// nearLease is how long after its last PONG the copy may still be used:
 	// a connection cut off without a reset (a partition, a paused Redis)
 	// stops serving the copy within it.
-	nearLease = 250 * time.Millisecond
+	nearLease = 500 * time.Millisecond
 	// nearDeadAfter is how long without a PONG before the connection is
 	// closed and set up again.
 	nearDeadAfter = 2 * time.Second
@@ -184,15 +184,20 @@ func (t *tracker) session() error {
 }
 
 // handshake switches the connection to RESP3 with the credentials and the
-// name, turns broadcast tracking on for the prefix and checks that CLIENT
-// LIST is allowed (a writer's barrier needs it; see Redis.afterWrite). It
-// returns the bytes read past the replies.
+// name, turns broadcast tracking on for the prefix, checks that CLIENT
+// LIST is allowed (a writer's barrier needs it; see Redis.afterWrite) and
+// subscribes. It returns the bytes read past the replies.
 func (t *tracker) handshake(conn net.Conn) ([]byte, error) {
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	var cmd []byte
 	cmd = appendRespCommand(cmd, t.hello...)
 	cmd = appendRespCommand(cmd, "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", t.prefix)
 	cmd = appendRespCommand(cmd, "CLIENT", "LIST", "ID", "0")
+	// Subscribed, the connection is of type pubsub, so a writer's barrier
+	// lists only such connections (CLIENT LIST TYPE pubsub), not every
+	// client of every process. The channel carries nothing; its
+	// confirmation is a push, which apply ignores.
+	cmd = appendRespCommand(cmd, "SUBSCRIBE", nearClientName(t.prefix))
 	if _, err := conn.Write(cmd); err != nil {
 		return nil, fmt.Errorf("near cache: handshake: %w", err)
 	}
