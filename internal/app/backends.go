@@ -202,6 +202,13 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 		c, b.cacheName, cacheHealth = rc, "redis", rc
 		if m != nil {
 			_ = m.Register(metrics.NewRedisPoolCollector(rc.PoolStats))
+			if _, on := rc.NearStats(); on {
+				_ = m.Register(metrics.NewNearCacheCollector(func() metrics.NearCacheStats {
+					s, _ := rc.NearStats()
+					return metrics.NearCacheStats{Hits: s.Hits, Misses: s.Misses, Stored: s.Stored, Refused: s.Refused,
+						Connects: s.Connects, Entries: s.Entries, Usable: s.Usable}
+				}))
+			}
 		}
 	case cfg.PostgresURL == "" && opts.memoryCache:
 		mc := cache.NewMemory(cache.MemoryOptions{TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL})

@@ -36,6 +36,9 @@ func fullRegistry(t *testing.T) *prometheus.Registry {
 	if err := m.Register(NewRedisPoolCollector(testRedis(t).PoolStats)); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.Register(NewNearCacheCollector(func() NearCacheStats { return NearCacheStats{Hits: 1, Usable: true} })); err != nil {
+		t.Fatal(err)
+	}
 	m.ObserveRequest(feature.OpGetOnlineFeatures, "movie_stats", time.Millisecond)
 	m.CacheHit(CacheRedis, "movie_stats", 1)
 	m.CacheMiss(CacheRedis, "movie_stats", 1)

@@ -124,3 +124,62 @@ func (c *redisPoolCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.waitTime, float64(s.WaitDurationNs)/1e9)
 	counter(c.stale, float64(s.StaleConns))
 }
+
+// NearCacheStats are a Redis near cache's statistics (cache.NearStats).
+type NearCacheStats struct {
+	Hits, Misses     uint64 // reads answered by the copy, and not
+	Stored, Refused  uint64 // fill values stored, and refused (an invalidation arrived meanwhile, or tracking was down)
+	Connects         uint64 // tracking connections set up
+	Entries          int
+	Tracking, Usable bool
+}
+
+// nearCacheCollector exposes a near cache's statistics, read at scrape time.
+type nearCacheCollector struct {
+	stats func() NearCacheStats
+
+	lookups, fills, connects, entries, tracking *prometheus.Desc
+}
+
+// NewNearCacheCollector returns a collector of the Redis near cache's
+// statistics (feature_store_redis_near_cache_*), calling stats on every
+// scrape.
+func NewNearCacheCollector(stats func() NearCacheStats) prometheus.Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("feature_store_redis_near_cache_"+name, help, labels, nil)
+	}
+	return &nearCacheCollector{
+		stats:    stats,
+		lookups:  d("lookups_total", "Redis reads looked up in the near cache, by result: hit (answered in-process), miss (sent to Redis).", "result"),
+		fills:    d("fills_total", "Values Redis returned for the near cache, by result: stored, refused (an invalidation arrived while the read was on its way, or tracking was down).", "result"),
+		connects: d("tracking_connections_total", "Tracking connections the near cache set up (each one starts it empty)."),
+		entries:  d("entries", "Values in the near cache."),
+		tracking: d("tracking", "1 while the near cache's tracking connection is up and answered a heartbeat within the lease (the near cache answers reads), else 0."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *nearCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.lookups, c.fills, c.connects, c.entries, c.tracking} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *nearCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+	}
+	counter(c.lookups, s.Hits, "hit")
+	counter(c.lookups, s.Misses, "miss")
+	counter(c.fills, s.Stored, "stored")
+	counter(c.fills, s.Refused, "refused")
+	counter(c.connects, s.Connects)
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(s.Entries))
+	usable := 0.0
+	if s.Usable {
+		usable = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.tracking, prometheus.GaugeValue, usable)
+}

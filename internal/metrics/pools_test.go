@@ -125,3 +125,34 @@ func TestRedisPoolCollector(t *testing.T) {
 		t.Errorf("nil stats: %d samples, want 0", n)
 	}
 }
+
+func TestNearCacheCollector(t *testing.T) {
+	t.Parallel()
+	stats := NearCacheStats{Hits: 7, Misses: 3, Stored: 2, Refused: 1, Connects: 4, Entries: 5, Usable: true}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewNearCacheCollector(func() NearCacheStats { return stats }))
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"feature_store_redis_near_cache_lookups_total", []string{"result", "hit"}, 7},
+		{"feature_store_redis_near_cache_lookups_total", []string{"result", "miss"}, 3},
+		{"feature_store_redis_near_cache_fills_total", []string{"result", "stored"}, 2},
+		{"feature_store_redis_near_cache_fills_total", []string{"result", "refused"}, 1},
+		{"feature_store_redis_near_cache_tracking_connections_total", nil, 4},
+		{"feature_store_redis_near_cache_entries", nil, 5},
+		{"feature_store_redis_near_cache_tracking", nil, 1},
+	} {
+		if got := value(t, reg, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	stats.Usable = false
+	if got := value(t, reg, "feature_store_redis_near_cache_tracking"); got != 0 {
+		t.Errorf("tracking = %v with the copy unusable, want 0", got)
+	}
+	if problems, err := testutil.CollectAndLint(NewNearCacheCollector(func() NearCacheStats { return stats })); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+}
