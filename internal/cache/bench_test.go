@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -40,6 +41,11 @@ func BenchmarkGetLatestHit(b *testing.B) {
 		c    func() Cache
 	}{
 		{"redis", func() Cache { return newRedisCache(b, RedisOptions{}) }},
+		{"redis-near", func() Cache {
+			r := newRedisCache(b, RedisOptions{NearCache: 10_000})
+			testenv.Eventually(b, time.Minute, "near cache usable", func() (bool, string) { return r.near.track.current(), "not yet" })
+			return r
+		}},
 		{"memory", func() Cache { return NewMemory(MemoryOptions{}) }},
 	}
 	ctx := context.Background()

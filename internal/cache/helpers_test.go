@@ -43,6 +43,7 @@ func newRedisCache(tb testing.TB, opts RedisOptions) *Redis {
 		if err := r.Clear(context.Background()); err != nil {
 			tb.Errorf("clear test prefix: %v", err)
 		}
+		_ = r.Close() // stops a near cache; the client is closed by its own cleanup
 	})
 	return r
 }

@@ -55,11 +55,12 @@ type tracker struct {
 	prefix string   // the tracked key prefix, with its colon
 	start  time.Time
 
-	live     atomic.Bool                     // the connection is set up: invalidations arrive
-	applying atomic.Int32                    // a read of the socket is being applied
-	partial  atomic.Bool                     // a message is half read
-	lastPong atomic.Int64                    // since start, ns
-	raw      atomic.Pointer[syscall.RawConn] // the live connection's socket
+	live      atomic.Bool                     // the connection is set up: invalidations arrive
+	applying  atomic.Int32                    // a read of the socket is being applied
+	partial   atomic.Bool                     // a message is half read
+	lastPong  atomic.Int64                    // since start, ns
+	lastClean atomic.Int64                    // since start, ns: when the latest poll that found the socket empty began
+	raw       atomic.Pointer[syscall.RawConn] // the live connection's socket
 
 	mu        sync.Mutex
 	connects  uint64
@@ -79,13 +80,24 @@ func (t *tracker) since() int64 { return int64(time.Since(t.start)) }
 // the poll) or were taken by a read of the socket that counted itself in
 // applying before it took them and leaves partial set if it could not
 // apply them whole.
+//
+// The poll is a system call; concurrent reads share one: a poll that began
+// after a read began and found the socket empty answers for that read too
+// (lastClean is when the latest such poll began).
 func (t *tracker) current() bool {
-	if t == nil || !t.live.Load() || t.since()-t.lastPong.Load() > int64(nearLease) {
+	if t == nil || !t.live.Load() {
 		return false
 	}
-	rc := t.raw.Load()
-	if rc == nil || socketPending(*rc) {
+	now := t.since()
+	if now-t.lastPong.Load() > int64(nearLease) {
 		return false
+	}
+	if t.lastClean.Load() < now {
+		rc := t.raw.Load()
+		if rc == nil || socketPending(*rc) {
+			return false
+		}
+		t.lastClean.Store(now)
 	}
 	return t.applying.Load() == 0 && !t.partial.Load()
 }
@@ -169,6 +181,7 @@ func (t *tracker) session() error {
 	_ = conn.SetDeadline(time.Time{})
 	t.near.flush()
 	t.lastPong.Store(t.since())
+	t.lastClean.Store(0)
 	t.raw.Store(&rc)
 	t.mu.Lock()
 	t.connects++
