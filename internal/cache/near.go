@@ -17,29 +17,29 @@ import (
 //     mode for the cache's key prefix (CLIENT TRACKING ON BCAST PREFIX):
 //     every key under the prefix that is written, deleted, expired or
 //     evicted, and every flush, is pushed to it, and the copy is dropped.
-//   - A write is acknowledged only after its invalidations have reached
-//     every near cache's socket. Every writer (servers and the CLI alike)
-//     ends a write into Redis with a barrier (Redis.afterWrite): after the
-//     write's reply it lists the clients and waits until no tracking
-//     connection has output left in Redis (a connection that stays behind
-//     for a second is disconnected, which empties its near cache).
-//   - A read uses its copy only when everything that reached the socket
-//     has been applied: nothing is waiting in the socket, no read of it is
-//     being applied, no message is half read, the connection is up and
-//     answered a heartbeat within the lease. So a read that begins after a
-//     write was acknowledged cannot find the value the write replaced.
+//   - A write is acknowledged only after every near cache has applied its
+//     invalidations. Every writer (servers and the CLI alike) ends a write
+//     into Redis with a barrier (Redis.afterWrite): it publishes a token
+//     that Redis queues on every tracking connection behind the write's
+//     invalidations, and waits for each connection's acknowledgement, sent
+//     once everything before the token is applied. A connection that does
+//     not acknowledge within nearDrainTimeout is disconnected.
+//   - A read uses its copy only while the tracking connection is up, Redis
+//     answered a PING sent within the lease (shorter than a writer's wait,
+//     so a connection that stopped taking its messages stops answering
+//     before a write it missed is acknowledged), and nothing waits in its
+//     socket (a killed or reset connection is seen at once).
 //   - A fill cannot resurrect a value: a read notes the invalidation
 //     sequence of each key's shard before it asks Redis and stores what
 //     Redis answered only if no invalidation reached the shard meanwhile.
 //   - Anything that breaks the tracking connection (Redis restarted, killed
-//     or unreachable, the connection killed or silent past the lease)
-//     empties the copy and turns it off until a new connection is set up.
+//     or unreachable, the connection killed or silent) empties the copy and
+//     turns it off until a new connection is set up.
 //
 // A read that the copy cannot answer whole goes to Redis as before, so the
 // cache's behaviour (the Store's trust, dirty keys, tombstones) is unchanged:
-// the copy is below all of it. It is used with a single Redis server over
-// plain TCP or a Unix socket; with a cluster, Sentinel or TLS (where the
-// bytes waiting in the socket cannot be seen) it is off.
+// the copy is below all of it. It is used with a single Redis server; with a
+// cluster or Sentinel it is off.
 
 // nearShards is the number of independently locked shards of a near cache.
 const nearShards = 64

@@ -2,8 +2,11 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +67,19 @@ func budgetOf(t *testing.T, r *Redis, key string) int64 {
 	return got[0].Row.Values["budget"].(int64)
 }
 
+// fillRow fills the row of version i for key, then runs the writers'
+// barrier, which a fill does not (a fill never changes what a read
+// answers: at worst another process's copy still says "miss"), so that the
+// test can expect every process to read it at once.
+func fillRow(t testing.TB, r *Redis, key string, i int) int64 {
+	t.Helper()
+	v := setRow(t, r, key, i, true)
+	if err := r.afterWrite(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // setRow writes the row of version i (event and write time at(i)) for key,
 // as a write, or as a fill if fill is set.
 func setRow(t testing.TB, r *Redis, key string, i int, fill bool) int64 {
@@ -80,7 +96,7 @@ func setRow(t testing.TB, r *Redis, key string, i int, fill bool) int64 {
 func TestNearCacheReadsTheLatestWrite(t *testing.T) {
 	a, b := nearPair(t, testenv.RedisURL(t))
 	const key = "g:inc:1"
-	setRow(t, a, key, 0, true)
+	fillRow(t, a, key, 0)
 	for i := 1; i <= 200; i++ {
 		want := setRow(t, a, key, i, false)
 		for range 3 {
@@ -103,7 +119,7 @@ func TestNearCacheReadsTheLatestWrite(t *testing.T) {
 func TestNearCacheNeverGoesBehindAnAck(t *testing.T) {
 	a, b := nearPair(t, testenv.RedisURL(t))
 	const key = "g:inc:2"
-	setRow(t, a, key, 0, true)
+	fillRow(t, a, key, 0)
 	var acked atomic.Int64
 	acked.Store(at(0).UnixMicro())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -152,7 +168,7 @@ func TestNearCacheSeesEveryChange(t *testing.T) {
 	ctx := context.Background()
 	key := "g:inc:3"
 	full := b.prefix + key
-	want := setRow(t, a, key, 1, true)
+	want := fillRow(t, a, key, 1)
 	if got := budgetOf(t, b, key); got != want {
 		t.Fatalf("read %d, want %d", got, want)
 	}
@@ -166,7 +182,7 @@ func TestNearCacheSeesEveryChange(t *testing.T) {
 	if got := budgetOf(t, b, key); got != -1 {
 		t.Fatalf("after DEL another client read %d, want a miss", got)
 	}
-	want = setRow(t, a, key, 2, true)
+	want = fillRow(t, a, key, 2)
 	if got := budgetOf(t, b, key); got != want {
 		t.Fatalf("after a new fill read %d, want %d", got, want)
 	}
@@ -177,7 +193,7 @@ func TestNearCacheSeesEveryChange(t *testing.T) {
 		got := budgetOf(t, b, key)
 		return got == -1, fmt.Sprint("read ", got)
 	})
-	readHit(t, b, key, setRow(t, a, key, 3, true))
+	readHit(t, b, key, fillRow(t, a, key, 3))
 	if err := raw.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +210,7 @@ func TestNearCacheSeesEveryChange(t *testing.T) {
 func TestNearCacheFillRacingAWrite(t *testing.T) {
 	a, b := nearPair(t, testenv.RedisURL(t))
 	const key = "g:inc:4"
-	old := setRow(t, a, key, 1, true)
+	old := fillRow(t, a, key, 1)
 	var want int64
 	b.afterFetch = func() {
 		b.afterFetch = nil
@@ -218,7 +234,7 @@ func TestNearCacheConnectionKilled(t *testing.T) {
 	a, b := nearPair(t, srv.URL())
 	ctx := context.Background()
 	const key = "g:inc:5"
-	setRow(t, a, key, 1, true)
+	fillRow(t, a, key, 1)
 	budgetOf(t, b, key)
 	killTracking(t, a, b)
 	if b.near.track.current() {
@@ -233,7 +249,7 @@ func TestNearCacheConnectionKilled(t *testing.T) {
 	if err := a.client.Del(ctx, b.prefix+key).Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := setRow(t, a, key, 3, true)
+	want := fillRow(t, a, key, 3)
 	waitNear(t, b)
 	if got := budgetOf(t, b, key); got != want {
 		t.Fatalf("after reconnection read %d, want %d", got, want)
@@ -288,7 +304,7 @@ func TestNearCacheRedisDownOrHung(t *testing.T) {
 	srv := testenv.StartRedis(t, testenv.RedisOptions{})
 	a, b := nearPair(t, srv.URL())
 	const key = "g:inc:6"
-	want := setRow(t, a, key, 1, true)
+	want := fillRow(t, a, key, 1)
 	readHit(t, b, key, want)
 	srv.Pause()
 	paused := time.Now()
@@ -313,31 +329,76 @@ func TestNearCacheRedisDownOrHung(t *testing.T) {
 	}
 }
 
-// A writer's barrier waits for tracking connections that have output left
-// and reads CLIENT LIST as Redis writes it.
-func TestNearBehind(t *testing.T) {
+// A writer's barrier finds the tracking connections that did not
+// acknowledge in CLIENT LIST as Redis writes it.
+func TestNearLaggards(t *testing.T) {
 	a, b := nearPair(t, testenv.RedisURL(t))
 	list, err := a.client.(*redis.Client).Do(context.Background(), "CLIENT", "LIST", "TYPE", "pubsub").Text()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := nearBehind(list, b.nearName); len(ids) != 0 {
-		t.Fatalf("idle tracking connections reported behind: %v", ids)
+	ids := nearLaggards(list, b.nearName, nil)
+	if len(ids) != 2 {
+		t.Fatalf("want a's and b's tracking connections among the pubsub clients, found %v in:\n%s", ids, list)
 	}
-	var line string
-	for l := range strings.Lines(list) {
-		if strings.Contains(l, " name="+b.nearName+" ") {
-			line = l
+	if got := nearLaggards(list, b.nearName, map[string]bool{ids[0]: true}); len(got) != 1 || got[0] != ids[1] {
+		t.Fatalf("with %s acknowledged: %v, want [%s]", ids[0], got, ids[1])
+	}
+	if got := nearLaggards(list, b.nearName+"x", nil); len(got) != 0 {
+		t.Fatalf("another prefix's connections reported: %v", got)
+	}
+}
+
+// A subscriber of the barrier channel that never acknowledges holds a
+// write back for nearDrainTimeout, then is disconnected; the others are not.
+func TestNearBarrierDisconnectsALaggard(t *testing.T) {
+	a, b := nearPair(t, testenv.RedisURL(t))
+	opts, err := RedisOptionsFromURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", opts.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var cmd []byte
+	cmd = appendRespCommand(cmd, "HELLO", "3", "SETNAME", b.nearName)
+	cmd = appendRespCommand(cmd, "SUBSCRIBE", b.nearName)
+	if _, err := conn.Write(cmd); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the laggard subscribed", func() (bool, string) {
+		n, err := a.client.(*redis.Client).PubSubNumSub(context.Background(), b.nearName).Result()
+		return err == nil && n[b.nearName] == 3, fmt.Sprint(n, err)
+	})
+	connects := func(r *Redis) uint64 {
+		r.near.track.mu.Lock()
+		defer r.near.track.mu.Unlock()
+		return r.near.track.connects
+	}
+	before := connects(b)
+	start := time.Now()
+	setRow(t, a, "g:inc:7", 1, false)
+	if waited := time.Since(start); waited < nearDrainTimeout {
+		t.Fatalf("write acknowledged after %v, before the laggard's %v were up", waited, nearDrainTimeout)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatal("the laggard was not disconnected")
+			}
+			break // disconnected
 		}
 	}
-	if line == "" || !strings.Contains(line, " obl=0 ") || !strings.Contains(line, " oll=0 ") {
-		t.Fatalf("CLIENT LIST has no idle tracking connection with obl and oll:\n%s", list)
+	start = time.Now()
+	setRow(t, a, "g:inc:7", 2, false)
+	if waited := time.Since(start); waited >= nearDrainTimeout {
+		t.Fatalf("write without a laggard waited %v", waited)
 	}
-	behind := strings.Replace(line, " obl=0 ", " obl=12 ", 1)
-	if ids := nearBehind(behind, b.nearName); len(ids) != 1 {
-		t.Fatalf("a connection with output left not reported: %q", behind)
-	}
-	if ids := nearBehind(behind, b.nearName+"x"); len(ids) != 0 {
-		t.Fatalf("another prefix's connection reported: %v", ids)
+	if after := connects(b); after != before {
+		t.Fatalf("b's tracking connection, which acknowledged, was set up again (%d -> %d)", before, after)
 	}
 }

@@ -84,9 +84,9 @@ type RedisOptions struct {
 	ConfigureTLS func(*tls.Config) error
 	// NearCache bounds the entries of the near cache, the in-process copy
 	// of Redis values kept true by server-assisted invalidation (see
-	// nearCache); 0 turns it off. It is used only with a single server over
-	// plain TCP or a Unix socket: OpenRedis turns it off for a cluster,
-	// Sentinel or TLS, and NearCacheOff says why.
+	// nearCache); 0 turns it off. It is used only with a single server:
+	// OpenRedis turns it off for a cluster or Sentinel, and NearCacheOff
+	// says why.
 	NearCache int
 }
 
@@ -190,8 +190,6 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
 		r.nearOff = "turned off (--redis-near-cache-entries 0)"
 	case !single:
 		r.nearOff = "not used with a Redis Cluster"
-	case c.Options().TLSConfig != nil:
-		r.nearOff = "not used over TLS"
 	default:
 		r.startNear(c.Options(), opts.NearCache)
 	}
@@ -208,13 +206,14 @@ func (r *Redis) startNear(o *redis.Options, entries int) {
 	hello = append(hello, "SETNAME", r.nearName)
 	n := newNearCache(entries)
 	n.track = &tracker{
-		near:   n,
-		dial:   func(ctx context.Context) (net.Conn, error) { return o.Dialer(ctx, o.Network, o.Addr) },
-		hello:  hello,
-		prefix: r.prefix,
-		start:  time.Now(),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		near:    n,
+		dial:    func(ctx context.Context) (net.Conn, error) { return o.Dialer(ctx, o.Network, o.Addr) },
+		hello:   hello,
+		prefix:  r.prefix,
+		channel: r.nearName,
+		start:   time.Now(),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	r.near = n
 	go n.track.run()
@@ -420,50 +419,74 @@ func (r *Redis) set(ctx context.Context, keys []string, args [][]any) error {
 }
 
 // afterWrite is a writer's barrier for the near caches of every process
-// (see nearCache): it returns once no tracking connection of the prefix
-// has output left in Redis, so the invalidations of the writes before it
-// are in every near cache's socket (where a read sees them waiting). The
-// tracking connections are subscribed, so it lists only pubsub clients. Its
-// CLIENT LIST runs after the write's reply, so in a later turn of Redis's
-// event loop than the write; a connection still behind after
-// nearDrainTimeout is disconnected, which turns its near cache off until it
-// reconnects empty. A server without CLIENT LIST (a cluster, whose
-// processes keep no near cache) or a user it is refused to skips it; a
-// near cache is not set up where CLIENT LIST is refused.
+// (see nearCache): it returns once every tracking connection of the
+// prefix has applied the invalidations of the writes before it. It
+// publishes a token on the connections' channel: Redis queues it on each
+// connection behind the invalidations of the writes it has already
+// applied, and a connection acknowledges it (its id on a list named by the
+// token) after applying everything before it. PUBLISH says how many
+// connections received the token; the barrier waits for as many
+// acknowledgements. Connections that have not acknowledged after
+// nearDrainTimeout are disconnected (their near caches turn off, and their
+// leases ran out before that). A cluster, whose processes keep no near
+// cache, skips it.
 func (r *Redis) afterWrite(ctx context.Context) error {
 	c, ok := r.client.(*redis.Client)
 	if !ok {
 		return nil
 	}
+	var raw [16]byte
+	_, _ = rand.Read(raw[:])
+	token := hex.EncodeToString(raw[:])
+	n, err := c.Publish(ctx, r.nearName, token).Result()
+	if err != nil {
+		return fmt.Errorf("redis near-cache barrier: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	key := nearAckKey(r.prefix, token)
 	deadline := time.Now().Add(nearDrainTimeout)
-	for {
-		list, err := c.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
-		if redis.HasErrorPrefix(err, "NOPERM") {
-			return nil
+	for pause := time.Duration(0); ; pause = min(2*pause+50*time.Microsecond, 5*time.Millisecond) {
+		if pause > 0 {
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("redis near-cache barrier: %w", ctx.Err())
+			case <-t.C:
+			}
 		}
+		ids, err := c.LRange(ctx, key, 0, -1).Result()
 		if err != nil {
 			return fmt.Errorf("redis near-cache barrier: %w", err)
 		}
-		behind := nearBehind(list, r.nearName)
-		if len(behind) == 0 {
+		if int64(len(ids)) >= n {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			for _, id := range behind {
-				if err := c.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil && !redis.HasErrorPrefix(err, "ERR No such client") {
-					return fmt.Errorf("redis near-cache barrier: disconnect a tracking connection that is behind: %w", err)
-				}
-			}
-			return nil
-		}
-		t := time.NewTimer(time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("redis near-cache barrier: %w", ctx.Err())
-		case <-t.C:
+			return r.disconnectLaggards(ctx, c, ids)
 		}
 	}
+}
+
+// disconnectLaggards disconnects the tracking connections of the prefix
+// whose ids are not in acked.
+func (r *Redis) disconnectLaggards(ctx context.Context, c *redis.Client, acked []string) error {
+	list, err := c.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
+	if err != nil {
+		return fmt.Errorf("redis near-cache barrier: %w", err)
+	}
+	seen := make(map[string]bool, len(acked))
+	for _, id := range acked {
+		seen[id] = true
+	}
+	for _, id := range nearLaggards(list, r.nearName, seen) {
+		if err := c.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil && !redis.HasErrorPrefix(err, "ERR No such client") {
+			return fmt.Errorf("redis near-cache barrier: disconnect a tracking connection that did not acknowledge: %w", err)
+		}
+	}
+	return nil
 }
 
 func (r *Redis) setPipelined(ctx context.Context, keys []string, args [][]any) error {

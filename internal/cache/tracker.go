@@ -2,9 +2,9 @@ package cache
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -19,9 +19,11 @@ import (
 const (
 	// nearHeartbeat is how often the tracker PINGs Redis on its connection.
 	nearHeartbeat = 100 * time.Millisecond
-	// nearLease is how long after its last PONG the copy may still be used:
-	// a connection cut off without a reset (a partition, a paused Redis)
-	// stops serving the copy within it.
+	// nearLease is how long after the sending of the last PING Redis
+	// answered the copy may still be used: a connection cut off without a
+	// reset (a partition, a paused Redis) or that does not keep up stops
+	// serving the copy within it, before a writer's barrier gives up on it
+	// (nearDrainTimeout, which must be longer).
 	nearLease = 500 * time.Millisecond
 	// nearDeadAfter is how long without a PONG before the connection is
 	// closed and set up again.
@@ -29,14 +31,15 @@ const (
 	// nearRetryMax bounds the pause between attempts to set up the
 	// connection.
 	nearRetryMax = 2 * time.Second
-	// nearDrainTimeout is how long a writer's barrier waits for a tracking
-	// connection to take its invalidations before disconnecting it.
+	// nearDrainTimeout is how long a writer's barrier waits for the
+	// acknowledgements of the tracking connections before disconnecting
+	// those that did not acknowledge.
 	nearDrainTimeout = time.Second
 )
 
-// nearClientName names the tracking connections of prefix (CLIENT SETNAME),
-// which is how a writer's barrier finds them in CLIENT LIST. A name may not
-// contain spaces or newlines, so other bytes of the prefix become '_'.
+// nearClientName names the tracking connections of prefix (CLIENT SETNAME)
+// and their barrier channel. A name may not contain spaces or newlines, so
+// other bytes of the prefix become '_'.
 func nearClientName(prefix string) string {
 	b := []byte("featurestore-near:" + prefix)
 	for i, c := range b {
@@ -49,18 +52,21 @@ func nearClientName(prefix string) string {
 
 // tracker keeps the near cache's tracking connection (see nearCache).
 type tracker struct {
-	near   *nearCache
-	dial   func(context.Context) (net.Conn, error)
-	hello  []string // HELLO 3 with AUTH and SETNAME
-	prefix string   // the tracked key prefix, with its colon
-	start  time.Time
+	near    *nearCache
+	dial    func(context.Context) (net.Conn, error)
+	hello   []string // HELLO 3 with AUTH and SETNAME
+	prefix  string   // the tracked key prefix, with its colon
+	channel string   // the writers' barrier channel (nearClientName)
+	start   time.Time
 
-	live      atomic.Bool                     // the connection is set up: invalidations arrive
-	applying  atomic.Int32                    // a read of the socket is being applied
-	partial   atomic.Bool                     // a message is half read
-	lastPong  atomic.Int64                    // since start, ns
-	lastClean atomic.Int64                    // since start, ns: when the latest poll that found the socket empty began
-	raw       atomic.Pointer[syscall.RawConn] // the live connection's socket
+	live      atomic.Bool  // the connection is set up: invalidations and barriers arrive
+	lastPong  atomic.Int64 // since start, ns: when the PING last answered was sent
+	lastClean atomic.Int64 // since start, ns: when the latest poll that found the socket empty began
+	raw       atomic.Pointer[syscall.RawConn]
+	id        string // the connection's CLIENT ID, which its acknowledgements carry
+
+	pingMu sync.Mutex
+	pings  []int64 // since start, ns: when each PING not yet answered was sent
 
 	mu        sync.Mutex
 	connects  uint64
@@ -74,16 +80,20 @@ type tracker struct {
 func (t *tracker) since() int64 { return int64(time.Since(t.start)) }
 
 // current reports whether the copy may answer a read now: the connection
-// is up and answered within the lease, and every byte that reached its
-// socket has been applied. The order of the checks matters: bytes that
-// were in the socket when the read began are either still there (seen by
-// the poll) or were taken by a read of the socket that counted itself in
-// applying before it took them and leaves partial set if it could not
-// apply them whole.
+// is up and Redis answered a PING sent within the lease. Every write
+// acknowledged before the read began has been applied: its writer waited
+// for this connection's acknowledgement of a barrier that Redis queued
+// behind the write's invalidations (see Redis.afterWrite), or, after
+// nearDrainTimeout, disconnected it. A connection that does not take its
+// messages answers no PING sent since either, so its lease, counted from
+// the sending of the PING, ends before the writer's wait does.
 //
-// The poll is a system call; concurrent reads share one: a poll that began
-// after a read began and found the socket empty answers for that read too
-// (lastClean is when the latest such poll began).
+// And nothing is waiting in the socket: a connection killed or reset (an
+// administrator's CLIENT KILL, a restarted Redis) is seen at once, before
+// the reader has taken its end, as are invalidations of writes that need
+// no barrier (fills). The poll is a system call; concurrent reads share
+// one: a poll that began after a read began and found the socket empty
+// answers for that read too (lastClean is when the latest such poll began).
 func (t *tracker) current() bool {
 	if t == nil || !t.live.Load() {
 		return false
@@ -99,7 +109,7 @@ func (t *tracker) current() bool {
 		}
 		t.lastClean.Store(now)
 	}
-	return t.applying.Load() == 0 && !t.partial.Load()
+	return true
 }
 
 // socketPending reports whether the socket has bytes to read or an end of
@@ -112,6 +122,18 @@ func socketPending(rc syscall.RawConn) bool {
 		pending = err != nil || n != 0
 	})
 	return pending || err != nil
+}
+
+// rawConn returns the socket under conn (under TLS, the TCP connection's).
+func rawConn(conn net.Conn) (syscall.RawConn, error) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("near cache: %T has no socket to watch", conn)
+	}
+	return sc.SyscallConn()
 }
 
 // run sets the connection up, again and again, until close.
@@ -166,13 +188,9 @@ func (t *tracker) session() error {
 		_ = conn.Close()
 	}()
 	defer close(stopped)
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return fmt.Errorf("near cache: %T has no socket to watch", conn)
-	}
-	rc, err := sc.SyscallConn()
+	rc, err := rawConn(conn)
 	if err != nil {
-		return fmt.Errorf("near cache: %w", err)
+		return err
 	}
 	rest, err := t.handshake(conn)
 	if err != nil {
@@ -180,6 +198,9 @@ func (t *tracker) session() error {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	t.near.flush()
+	t.pingMu.Lock()
+	t.pings = t.pings[:0]
+	t.pingMu.Unlock()
 	t.lastPong.Store(t.since())
 	t.lastClean.Store(0)
 	t.raw.Store(&rc)
@@ -188,7 +209,7 @@ func (t *tracker) session() error {
 	t.mu.Unlock()
 	t.live.Store(true)
 	go t.heartbeat(conn, stopped)
-	err = t.readLoop(rc, rest)
+	err = t.readLoop(conn, rest)
 	t.live.Store(false)
 	t.raw.Store(nil)
 	_ = conn.Close()
@@ -197,58 +218,67 @@ func (t *tracker) session() error {
 }
 
 // handshake switches the connection to RESP3 with the credentials and the
-// name, turns broadcast tracking on for the prefix, checks that CLIENT
-// LIST is allowed (a writer's barrier needs it; see Redis.afterWrite) and
-// subscribes. It returns the bytes read past the replies.
+// name, learns its id, turns broadcast tracking on for the prefix, checks
+// that CLIENT LIST is allowed (a writer's barrier needs it to find a
+// connection that does not acknowledge; see Redis.afterWrite) and
+// subscribes to the barrier channel. It returns once the subscription is
+// confirmed, with the bytes read past the replies.
 func (t *tracker) handshake(conn net.Conn) ([]byte, error) {
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	var cmd []byte
 	cmd = appendRespCommand(cmd, t.hello...)
+	cmd = appendRespCommand(cmd, "CLIENT", "ID")
 	cmd = appendRespCommand(cmd, "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", t.prefix)
 	cmd = appendRespCommand(cmd, "CLIENT", "LIST", "ID", "0")
-	// Subscribed, the connection is of type pubsub, so a writer's barrier
-	// lists only such connections (CLIENT LIST TYPE pubsub), not every
-	// client of every process. The channel carries nothing; its
-	// confirmation is a push, which apply ignores.
-	cmd = appendRespCommand(cmd, "SUBSCRIBE", nearClientName(t.prefix))
+	cmd = appendRespCommand(cmd, "SUBSCRIBE", t.channel)
 	if _, err := conn.Write(cmd); err != nil {
 		return nil, fmt.Errorf("near cache: handshake: %w", err)
 	}
-	steps := []string{"HELLO", "CLIENT TRACKING", "CLIENT LIST"}
+	steps := []string{"HELLO", "CLIENT ID", "CLIENT TRACKING", "CLIENT LIST", "SUBSCRIBE"}
 	buf := make([]byte, 0, 16<<10)
 	for len(steps) > 0 {
 		v, n, err := parseResp(buf)
 		if errors.Is(err, errIncomplete) {
-			if len(buf) == cap(buf) {
-				buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
-			}
-			m, err := conn.Read(buf[len(buf):cap(buf)])
-			if err != nil {
+			if buf, err = readMore(conn, buf); err != nil {
 				return nil, fmt.Errorf("near cache: handshake: %w", err)
 			}
-			buf = buf[:len(buf)+m]
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("near cache: handshake: %w", err)
 		}
 		buf = buf[:copy(buf, buf[n:])]
-		if v.kind == '>' {
-			if err := t.apply(v); err != nil {
+		switch {
+		case v.kind == '-':
+			return nil, fmt.Errorf("near cache: %s: %s", steps[0], v.str)
+		case steps[0] == "SUBSCRIBE" && v.kind == '>' && len(v.elems) > 0 && v.elems[0].str == "subscribe":
+			steps = steps[1:]
+		case v.kind == '>':
+			if err := t.apply(conn, v); err != nil {
 				return nil, err
 			}
-			continue
+		default:
+			if steps[0] == "CLIENT ID" {
+				t.id = v.str
+			}
+			steps = steps[1:]
 		}
-		if v.kind == '-' {
-			return nil, fmt.Errorf("near cache: %s: %s", steps[0], v.str)
-		}
-		steps = steps[1:]
 	}
 	return buf, nil
 }
 
-// heartbeat PINGs Redis every nearHeartbeat and closes the connection when
-// it has not answered for nearDeadAfter.
+// readMore reads into the free space of buf, growing it when full.
+func readMore(conn net.Conn, buf []byte) ([]byte, error) {
+	if len(buf) == cap(buf) {
+		buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
+	}
+	n, err := conn.Read(buf[len(buf):cap(buf)])
+	return buf[:len(buf)+n], err
+}
+
+// heartbeat PINGs Redis every nearHeartbeat, noting when each PING was
+// sent, and closes the connection when none was answered for
+// nearDeadAfter.
 func (t *tracker) heartbeat(conn net.Conn, stopped <-chan struct{}) {
 	ping := appendRespCommand(nil, "PING")
 	tick := time.NewTicker(nearHeartbeat)
@@ -264,106 +294,116 @@ func (t *tracker) heartbeat(conn net.Conn, stopped <-chan struct{}) {
 			return
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(nearDeadAfter))
-		if _, err := conn.Write(ping); err != nil {
+		t.pingMu.Lock() // the order of the queue is the order on the wire
+		t.pings = append(t.pings, t.since())
+		_, err := conn.Write(ping)
+		t.pingMu.Unlock()
+		if err != nil {
 			_ = conn.Close()
 			return
 		}
 	}
 }
 
-// readLoop reads the socket whenever it is readable and applies every
-// whole message, until the connection breaks. Each read of the socket
-// counts itself in applying while it runs and sets partial when it leaves
-// half a message in buf.
-func (t *tracker) readLoop(rc syscall.RawConn, buf []byte) error {
+// readLoop applies every message that arrives, in order, until the
+// connection breaks.
+func (t *tracker) readLoop(conn net.Conn, buf []byte) error {
 	if cap(buf) < 16<<10 {
 		buf = append(make([]byte, 0, 16<<10), buf...)
 	}
-	var readErr error
-	drain := func(fd uintptr) bool {
-		t.applying.Add(1)
-		defer t.applying.Add(-1)
-		for {
-			if len(buf) > 0 {
-				rest, err := t.process(buf)
-				if err != nil {
-					readErr = err
-					return true
-				}
-				buf = buf[:copy(buf, rest)]
+	for {
+		for len(buf) > 0 {
+			v, n, err := parseResp(buf)
+			if errors.Is(err, errIncomplete) {
+				break
 			}
-			t.partial.Store(len(buf) > 0)
-			if len(buf) == cap(buf) {
-				buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
+			if err != nil {
+				return err
 			}
-			n, err := syscall.Read(int(fd), buf[len(buf):cap(buf)])
-			switch {
-			case errors.Is(err, syscall.EINTR):
-				continue
-			case errors.Is(err, syscall.EAGAIN):
-				return false // wait until the socket is readable
-			case err != nil:
-				readErr = err
-				return true
-			case n == 0:
-				readErr = io.EOF
-				return true
+			buf = buf[:copy(buf, buf[n:])]
+			if err := t.apply(conn, v); err != nil {
+				return err
 			}
-			buf = buf[:len(buf)+n]
+		}
+		var err error
+		if buf, err = readMore(conn, buf); err != nil {
+			return err
 		}
 	}
-	if err := rc.Read(drain); err != nil {
-		return err
-	}
-	return readErr
 }
 
-// process applies every whole message at the start of buf and returns
-// what is left (the start of a message).
-func (t *tracker) process(buf []byte) ([]byte, error) {
-	for len(buf) > 0 {
-		v, n, err := parseResp(buf)
-		if errors.Is(err, errIncomplete) {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		buf = buf[n:]
-		if err := t.apply(v); err != nil {
-			return nil, err
-		}
-	}
-	return buf, nil
-}
-
-// apply acts on one message: an invalidation push drops the keys it names
-// (or everything, for a flush), a PONG renews the lease, an error ends the
-// connection.
-func (t *tracker) apply(v respValue) error {
+// apply acts on one message: an invalidation drops the keys it names (or
+// everything, for a flush); a barrier of the channel is acknowledged, now
+// that everything before it is applied; a PONG renews the lease from when
+// its PING was sent; an error ends the connection.
+func (t *tracker) apply(conn net.Conn, v respValue) error {
 	switch v.kind {
 	case '>':
-		if len(v.elems) < 2 || v.elems[0].str != "invalidate" {
+		if len(v.elems) == 0 {
 			return nil
 		}
-		keys := v.elems[1]
-		if keys.null {
-			t.near.flush()
-			return nil
+		switch v.elems[0].str {
+		case "invalidate":
+			t.invalidate(v)
+		case "message":
+			if len(v.elems) == 3 && v.elems[1].str == t.channel {
+				return t.acknowledge(conn, v.elems[2].str)
+			}
 		}
-		names := make([]string, len(keys.elems))
-		for i, k := range keys.elems {
-			names[i] = k.str
-		}
-		t.near.invalidate(names)
 	case '+':
 		if v.str == "PONG" {
-			t.lastPong.Store(t.since())
+			t.pingMu.Lock()
+			if len(t.pings) > 0 {
+				t.lastPong.Store(t.pings[0])
+				t.pings = t.pings[1:]
+			}
+			t.pingMu.Unlock()
 		}
 	case '-':
 		return fmt.Errorf("redis: %s", v.str)
 	}
 	return nil
+}
+
+func (t *tracker) invalidate(v respValue) {
+	if len(v.elems) < 2 {
+		return
+	}
+	keys := v.elems[1]
+	if keys.null {
+		t.near.flush()
+		return
+	}
+	names := make([]string, len(keys.elems))
+	for i, k := range keys.elems {
+		names[i] = k.str
+	}
+	t.near.invalidate(names)
+}
+
+// acknowledge answers a writer's barrier: the connection's id pushed on
+// the barrier's list, which expires.
+func (t *tracker) acknowledge(conn net.Conn, token string) error {
+	key := nearAckKey(t.prefix, token)
+	var cmd []byte
+	cmd = appendRespCommand(cmd, "RPUSH", key, t.id)
+	cmd = appendRespCommand(cmd, "PEXPIRE", key, nearAckTTL)
+	_ = conn.SetWriteDeadline(time.Now().Add(nearDeadAfter))
+	if _, err := conn.Write(cmd); err != nil {
+		return fmt.Errorf("near cache: acknowledge a barrier: %w", err)
+	}
+	return nil
+}
+
+// nearAckTTL is how long, in milliseconds, a barrier's list of
+// acknowledgements lives.
+const nearAckTTL = "10000"
+
+// nearAckKey is the list where the near caches of prefix acknowledge the
+// barrier token. It is outside the prefix, so it is neither tracked nor
+// cleared with the cache.
+func nearAckKey(prefix, token string) string {
+	return "featurestore-near-ack:" + prefix + token
 }
 
 // details adds the tracking connection's state to the near cache's.
@@ -379,13 +419,12 @@ func (t *tracker) details(d map[string]any) {
 	}
 }
 
-// nearBehind returns the ids of the tracking connections named name that
-// still have output in Redis, from a CLIENT LIST reply.
-func nearBehind(list, name string) []string {
+// nearLaggards returns the ids of the tracking connections named name,
+// from a CLIENT LIST reply, that are not in acked.
+func nearLaggards(list, name string, acked map[string]bool) []string {
 	var ids []string
 	for line := range strings.Lines(list) {
 		var id, cname string
-		behind := false
 		for f := range strings.FieldsSeq(line) {
 			k, v, _ := strings.Cut(f, "=")
 			switch k {
@@ -393,11 +432,9 @@ func nearBehind(list, name string) []string {
 				id = v
 			case "name":
 				cname = v
-			case "obl", "oll":
-				behind = behind || v != "0"
 			}
 		}
-		if cname == name && behind {
+		if cname == name && !acked[id] {
 			ids = append(ids, id)
 		}
 	}
