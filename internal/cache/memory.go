@@ -59,7 +59,7 @@ type memShard struct {
 
 type memEntry struct {
 	ver     version
-	row     *feature.Row // kindRow only; never handed out, only copies
+	row     *feature.Row // kindRow only; never modified, handed out only as copies (Values shared with readers that promise not to modify them)
 	stored  int64        // unix nanos of the Set
 	expires int64        // unix nanos
 }
@@ -104,10 +104,12 @@ func (m *Memory) shard(key string) *memShard {
 }
 
 // Get returns copies of the cached rows: callers may modify them.
-// With a store.FeatureHint, the copies hold only its features.
+// With a store.FeatureHint, the copies hold only its features. A caller
+// that said it only reads the rows (store.WithSharedRows) gets the cached
+// Values maps themselves, which nothing modifies: no copy at all.
 func (m *Memory) Get(ctx context.Context, keys []string) ([]Entry, error) {
 	out := make([]Entry, len(keys))
-	only := store.FeatureHint(ctx)
+	only, shared := store.ReadHint(ctx)
 	now := m.now().UnixNano()
 	var rows []feature.Row // one allocation for the batch's rows
 	for i, k := range keys {
@@ -130,7 +132,9 @@ func (m *Memory) Get(ctx context.Context, keys []string) ([]Entry, error) {
 			r := &rows[0]
 			rows = rows[1:]
 			*r = *e.row
-			r.Values = cloneValues(e.row.Values, only)
+			if !shared {
+				r.Values = cloneValues(e.row.Values, only)
+			}
 			out[i] = Entry{Found: true, Row: r}
 		}
 	}

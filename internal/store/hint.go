@@ -2,7 +2,13 @@ package store
 
 import "context"
 
-type featureHintKey struct{}
+type readHintKey struct{}
+
+// readHint is what a reader tells GetLatest about the rows it asks for.
+type readHint struct {
+	features []string
+	shared   bool
+}
 
 // WithFeatureHint returns ctx carrying a hint for GetLatest: the caller
 // reads only these features of the rows it asks for. A backend may then
@@ -14,11 +20,31 @@ func WithFeatureHint(ctx context.Context, features []string) context.Context {
 	if len(features) == 0 {
 		return ctx
 	}
-	return context.WithValue(ctx, featureHintKey{}, features)
+	h, _ := ctx.Value(readHintKey{}).(readHint)
+	h.features = features
+	return context.WithValue(ctx, readHintKey{}, h)
+}
+
+// WithSharedRows returns ctx telling GetLatest that the caller never
+// modifies the rows' Values maps it returns (it only reads them, or copies
+// them first): a backend may then hand out a map it shares with other
+// readers, such as the memory cache's own, instead of a copy. Any feature
+// hint of ctx is kept.
+func WithSharedRows(ctx context.Context) context.Context {
+	h, _ := ctx.Value(readHintKey{}).(readHint)
+	h.shared = true
+	return context.WithValue(ctx, readHintKey{}, h)
 }
 
 // FeatureHint returns the features of ctx's hint, nil if it has none.
 func FeatureHint(ctx context.Context) []string {
-	f, _ := ctx.Value(featureHintKey{}).([]string)
-	return f
+	h, _ := ctx.Value(readHintKey{}).(readHint)
+	return h.features
+}
+
+// ReadHint returns the features of ctx's hint (nil if it has none) and
+// whether the caller accepts shared Values maps (see WithSharedRows).
+func ReadHint(ctx context.Context) (features []string, shared bool) {
+	h, _ := ctx.Value(readHintKey{}).(readHint)
+	return h.features, h.shared
 }
