@@ -37,8 +37,11 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 		return append(b, "null}"...), nil
 	}
 	b = append(b, '[')
-	var buf [8]writtenTime
-	ts := timestamps(buf[:0]) // on the stack for a small batch
+	var (
+		buf  [8]writtenTime
+		wbuf [8]writtenColumn
+	)
+	ts := columnTimes{last: buf[:0], done: wbuf[:0]} // on the stack for a small batch
 	for i, col := range resp.Results {
 		if i > 0 {
 			b = append(b, ',')
@@ -51,7 +54,41 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, "]}"...), nil
 }
 
-func (col OnlineColumn) appendJSON(b []byte, ts *timestamps) ([]byte, error) {
+// columnTimes writes the timestamp columns of a response. The columns of
+// one group share their timestamp slice (assembleOnline), so a column whose
+// slice was written before is a copy of those bytes; otherwise timestamps
+// formats it, reusing the previous column's equal times.
+type columnTimes struct {
+	last timestamps
+	done []writtenColumn
+}
+
+// writtenColumn is a timestamp column (its first element and length) and
+// where its JSON is in the output: [start, end).
+type writtenColumn struct {
+	first      *time.Time
+	n          int
+	start, end int
+}
+
+func (ct *columnTimes) appendColumn(b []byte, col []time.Time) ([]byte, error) {
+	if len(col) == 0 {
+		return ct.last.appendColumn(b, col)
+	}
+	for _, w := range ct.done {
+		if w.first == &col[0] && w.n == len(col) {
+			return append(b, b[w.start:w.end]...), nil
+		}
+	}
+	start := len(b)
+	b, err := ct.last.appendColumn(b, col)
+	if err == nil {
+		ct.done = append(ct.done, writtenColumn{&col[0], len(col), start, len(b)})
+	}
+	return b, err
+}
+
+func (col OnlineColumn) appendJSON(b []byte, ts *columnTimes) ([]byte, error) {
 	b = append(b, `{"values":`...)
 	b, err := appendValues(b, col.Values)
 	if err != nil {
@@ -210,4 +247,52 @@ func appendMap[V any](b []byte, m map[string]V, value func([]byte, V) ([]byte, e
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// AppendJSON appends the view's JSON (no trailing newline) to b: the bytes
+// of its Result's AppendJSON, written from the lists without maps or
+// sorting.
+func (v EntityView) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"feature_group":`...)
+	b = jsonappend.String(b, v.Group)
+	b = append(b, `,"entity_key":`...)
+	b = jsonappend.String(b, v.EntityKey)
+	b = append(b, `,"entity_id":`...)
+	b = jsonappend.String(b, v.EntityID)
+	var err error
+	if v.AsOf != nil {
+		b = append(b, `,"as_of":`...)
+		if b, err = jsonappend.Time(b, *v.AsOf); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, `,"event_time":`...)
+	if b, err = jsonappend.Time(b, v.EventTime); err != nil {
+		return b, err
+	}
+	b = append(b, `,"write_time":`...)
+	if b, err = jsonappend.Time(b, v.WriteTime); err != nil {
+		return b, err
+	}
+	b = append(b, `,"features":{`...)
+	for i, n := range v.Names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonappend.String(b, n)
+		b = append(b, ':')
+		if b, err = jsonappend.Value(b, v.Values[i]); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, `},"statuses":{`...)
+	for i, n := range v.Names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonappend.String(b, n)
+		b = append(b, ':')
+		b = jsonappend.String(b, v.Statuses[i])
+	}
+	return append(b, "}}"...), nil
 }
