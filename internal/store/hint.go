@@ -20,20 +20,19 @@ func WithFeatureHint(ctx context.Context, features []string) context.Context {
 	if len(features) == 0 {
 		return ctx
 	}
-	h, _ := ctx.Value(readHintKey{}).(readHint)
-	h.features = features
-	return context.WithValue(ctx, readHintKey{}, h)
+	return context.WithValue(ctx, readHintKey{}, readHint{features: features})
 }
 
-// WithSharedRows returns ctx telling GetLatest that the caller never
-// modifies the rows' Values maps it returns (it only reads them, or copies
-// them first): a backend may then hand out a map it shares with other
-// readers, such as the memory cache's own, instead of a copy. Any feature
-// hint of ctx is kept.
-func WithSharedRows(ctx context.Context) context.Context {
-	h, _ := ctx.Value(readHintKey{}).(readHint)
-	h.shared = true
-	return context.WithValue(ctx, readHintKey{}, h)
+// WithReadHint returns ctx carrying the hint of WithFeatureHint (none when
+// features is empty) and, with shared, telling GetLatest that the caller
+// never modifies the rows it returns (it only reads them, or copies them
+// first): a backend may then hand out rows and Values maps it shares with
+// other readers, such as the memory cache's own, instead of copies.
+func WithReadHint(ctx context.Context, features []string, shared bool) context.Context {
+	if len(features) == 0 && !shared {
+		return ctx
+	}
+	return context.WithValue(ctx, readHintKey{}, readHint{features: features, shared: shared})
 }
 
 // FeatureHint returns the features of ctx's hint, nil if it has none.
@@ -43,7 +42,7 @@ func FeatureHint(ctx context.Context) []string {
 }
 
 // ReadHint returns the features of ctx's hint (nil if it has none) and
-// whether the caller accepts shared Values maps (see WithSharedRows).
+// whether the caller accepts shared Values maps (see WithReadHint).
 func ReadHint(ctx context.Context) (features []string, shared bool) {
 	h, _ := ctx.Value(readHintKey{}).(readHint)
 	return h.features, h.shared
