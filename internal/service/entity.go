@@ -39,6 +39,9 @@ func entityID(key string, v any) (string, string) {
 	switch x := v.(type) {
 	case json.Number:
 		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			if canonicalInt(string(x)) {
+				return string(x), "" // already the canonical form: no copy
+			}
 			return strconv.FormatInt(n, 10), ""
 		}
 		return "", fmt.Sprintf("must be an integer without fraction or exponent: %s is an int64 entity key (got %s)", key, x)
@@ -54,6 +57,19 @@ func entityID(key string, v any) (string, string) {
 		return "", fmt.Sprintf("must be a JSON integer: %s is an int64 entity key (got the string %q)", key, truncate(x, 40))
 	}
 	return "", "must be a JSON integer: " + key + " is an int64 entity key"
+}
+
+// canonicalInt reports whether s, which strconv.ParseInt accepted, is
+// written as strconv.FormatInt writes its value: no sign but a minus, no
+// leading zero, not -0.
+func canonicalInt(s string) bool {
+	if s != "" && s[0] == '-' {
+		s = s[1:]
+		if s == "0" {
+			return false
+		}
+	}
+	return s != "" && (s[0] != '0' || len(s) == 1) && s[0] != '+'
 }
 
 // pathEntityID checks an entity id taken from a URL path, where every id is

@@ -17,6 +17,11 @@ func TestEntityIDOfTypedKey(t *testing.T) {
 	}{
 		{"movie_id", json.Number("550"), "550"},
 		{"movie_id", json.Number("-3"), "-3"},
+		{"movie_id", json.Number("0"), "0"},
+		{"movie_id", json.Number("-0"), "0"},
+		{"movie_id", json.Number("0550"), "550"},
+		{"movie_id", json.Number("-0550"), "-550"},
+		{"movie_id", json.Number("+550"), "550"},
 		{"movie_id", int64(550), "550"},
 		{"movie_id", "550", ""},
 		{"movie_id", json.Number("550.0"), ""},

@@ -101,10 +101,11 @@ func (s *Service) GetEntityView(ctx context.Context, group, id string, features 
 		}
 	}
 	relative := g.Name == tmdb.GroupStatistical && needsCorpus(specs)
-	if len(features) > 0 && !relative {
-		ctx = store.WithFeatureHint(ctx, features)
+	var hint []string
+	if !relative {
+		hint = features
 	}
-	ctx = store.WithSharedRows(ctx) // the row is only read (withRelative copies what it completes)
+	ctx = store.WithReadHint(ctx, hint, true) // the row is only read (withRelative copies what it completes)
 	row, err := s.readEntity(ctx, g, id, asOf, relative)
 	if err != nil {
 		return res, err
@@ -326,10 +327,11 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 			keys = append(keys, feature.Key{Group: tmdb.GroupBasic, EntityID: id})
 		}
 	}
+	var hint []string
 	if !relative {
-		ctx = store.WithFeatureHint(ctx, plan.featureNames())
+		hint = plan.featureNames()
 	}
-	ctx = store.WithSharedRows(ctx) // the rows are only read (withRelative copies what it completes)
+	ctx = store.WithReadHint(ctx, hint, true) // the rows are only read (withRelative copies what it completes)
 	rows, err := s.st.GetLatest(ctx, keys)
 	if err != nil {
 		return resp, err
@@ -574,19 +576,21 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	n := len(p.ids)
 	// One allocation of each kind for all the columns: a column is a
 	// three-index slice of it. The columns of one group share their
-	// timestamps (their rows' event times), so there is one timestamp
-	// column per group, plus the entity column's.
-	cols := columnStore{values: make([]any, len(p.refs)*n), statuses: make([]string, (len(p.refs)+1)*n), n: n}
-	times := groupTimes(make([]time.Time, (len(p.groups)+1)*n), rows, n)
-	resp.Results = append(resp.Results, cols.entityColumn(p.entityVals, times[len(p.groups)*n:]))
+	// timestamps (their rows' event times) and, unless one of their values
+	// is null, their statuses, so there is one of each per group, plus the
+	// entity column's.
+	g := len(p.groups)
+	cols := columnStore{values: make([]any, len(p.refs)*n), times: make([]time.Time, (g+1)*n),
+		statuses: make([]string, (g+1)*n), n: n}
+	cols.groupColumns(p.groups, rows[:g*n], now)
+	resp.Results = append(resp.Results, cols.entityColumn(p.entityVals))
 	for _, ref := range p.refs {
 		name := ref.spec.Name
 		if fullNames {
 			name = ref.group.Name + "__" + ref.spec.Name
 		}
 		resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, name)
-		at := times[ref.gi*n : (ref.gi+1)*n : (ref.gi+1)*n]
-		resp.Results = append(resp.Results, cols.featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], at, now, &tally[ref.gi]))
+		resp.Results = append(resp.Results, cols.featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], &tally[ref.gi]))
 	}
 	for gi, g := range p.groups {
 		tally[gi].report(s.obs, g.Name)
@@ -594,46 +598,44 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	return resp
 }
 
-// groupTimes fills times with the event time of each row (the epoch where
-// there is none): rows and times both hold a group's n entities after
-// another, and times has room for one more column, left to the caller.
-func groupTimes(times []time.Time, rows []*feature.Row, n int) []time.Time {
-	for i, row := range rows[:len(times)-n] {
-		if row == nil {
-			times[i] = epoch
-		} else {
-			times[i] = row.EventTime
-		}
-	}
-	return times
-}
-
-// columnStore hands out the columns of one response, n entities each,
-// from shared backing arrays.
+// columnStore holds the columns of one response, n entities each, in
+// shared backing arrays: the values of each feature column; the timestamps
+// and statuses of each group (times and statuses hold a group's n after
+// another, then the entity column's).
 type columnStore struct {
 	values   []any
+	times    []time.Time
 	statuses []string
 	n        int
 }
 
-// next returns the next column's statuses, and with values, its values.
-func (c *columnStore) next(values bool) OnlineColumn {
-	n := c.n
-	col := OnlineColumn{Statuses: c.statuses[:n:n]}
-	c.statuses = c.statuses[n:]
-	if values {
-		col.Values = c.values[:n:n]
-		c.values = c.values[n:]
+// groupColumns sets the timestamps and statuses of each group's columns
+// from its rows (n per group, nil where an entity has none): the event
+// time (the epoch where there is no row) and the status of a value that
+// is not null.
+func (c *columnStore) groupColumns(groups []feature.Group, rows []*feature.Row, now time.Time) {
+	for i, row := range rows {
+		if row == nil {
+			c.times[i], c.statuses[i] = epoch, feature.StatusNotFound
+			continue
+		}
+		g := &groups[i/c.n]
+		c.times[i] = row.EventTime
+		c.statuses[i] = valueStatus(true, g.TTL > 0 && now.Sub(row.EventTime) > time.Duration(g.TTL))
 	}
-	return col
 }
 
-// entityColumn echoes the requested entities, each PRESENT at the epoch
-// (times: n entries, set here).
-func (c *columnStore) entityColumn(vals []any, times []time.Time) OnlineColumn {
-	col := c.next(false)
-	col.Values = vals
-	col.EventTimestamps = times[:len(vals):len(vals)]
+// group returns the timestamps and statuses of group gi's columns (gi
+// len(groups): the entity column's).
+func (c *columnStore) group(gi int) ([]time.Time, []string) {
+	lo, hi := gi*c.n, (gi+1)*c.n
+	return c.times[lo:hi:hi], c.statuses[lo:hi:hi]
+}
+
+// entityColumn echoes the requested entities, each PRESENT at the epoch.
+func (c *columnStore) entityColumn(vals []any) OnlineColumn {
+	times, statuses := c.group(len(c.times)/c.n - 1)
+	col := OnlineColumn{Values: vals, Statuses: statuses[:len(vals)], EventTimestamps: times[:len(vals)]}
 	for i := range vals {
 		col.Statuses[i] = feature.StatusPresent
 		col.EventTimestamps[i] = epoch
@@ -642,28 +644,31 @@ func (c *columnStore) entityColumn(vals []any, times []time.Time) OnlineColumn {
 }
 
 // featureColumn is one feature's column over the group's rows (one per
-// entity, nil where the entity has none), counting its statuses in sc.
-// times are the rows' event times (groupTimes), which the column shares
-// with the other columns of its group.
-func (c *columnStore) featureColumn(ref featureRef, rows []*feature.Row, times []time.Time, now time.Time, sc *statusCounts) OnlineColumn {
-	col := c.next(true)
-	col.EventTimestamps = times
+// entity, nil where the entity has none), counting its statuses in sc. It
+// shares its group's timestamps, and statuses unless a value is null.
+func (c *columnStore) featureColumn(ref featureRef, rows []*feature.Row, sc *statusCounts) OnlineColumn {
+	n := c.n
+	col := OnlineColumn{Values: c.values[:n:n]}
+	c.values = c.values[n:]
+	col.EventTimestamps, col.Statuses = c.group(ref.gi)
 	for i, row := range rows {
-		if row == nil {
-			col.Statuses[i] = feature.StatusNotFound
-			sc.count(feature.StatusNotFound)
-			continue
+		if row != nil {
+			v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
+			col.Values[i] = v
+			if v == nil {
+				if &col.Statuses[0] == &c.statuses[ref.gi*n] { // still the group's
+					col.Statuses = slices.Clone(col.Statuses) // the column's own
+				}
+				col.Statuses[i] = feature.StatusNullValue
+			}
 		}
-		v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
-		outsideMaxAge := ref.group.TTL > 0 && now.Sub(row.EventTime) > time.Duration(ref.group.TTL)
-		col.Values[i] = v
-		col.Statuses[i] = valueStatus(v, outsideMaxAge)
 		sc.count(col.Statuses[i])
 	}
 	return col
 }
 
-// valueStatus is the Feast status of a value of a row that exists.
+// valueStatus is the Feast status of a value (nil: null; true: any other
+// value) of a row that exists.
 func valueStatus(v any, outsideMaxAge bool) string {
 	switch {
 	case v == nil:

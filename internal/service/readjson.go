@@ -39,9 +39,10 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, '[')
 	var (
 		buf  [8]writtenTime
-		wbuf [8]writtenColumn
+		tbuf [8]written[time.Time]
+		sbuf [8]written[string]
 	)
-	ts := columnTimes{last: buf[:0], done: wbuf[:0]} // on the stack for a small batch
+	ts := columnTimes{last: buf[:0], done: tbuf[:0], statuses: sbuf[:0]} // on the stack for a small batch
 	for i, col := range resp.Results {
 		if i > 0 {
 			b = append(b, ',')
@@ -54,38 +55,60 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, "]}"...), nil
 }
 
-// columnTimes writes the timestamp columns of a response. The columns of
-// one group share their timestamp slice (assembleOnline), so a column whose
-// slice was written before is a copy of those bytes; otherwise timestamps
-// formats it, reusing the previous column's equal times.
+// columnTimes writes the timestamp and status columns of a response. The
+// columns of one group share their timestamp slice, and mostly their
+// status slice (assembleOnline), so a column whose slice was written before
+// is a copy of those bytes; otherwise timestamps formats it, reusing the
+// previous column's equal times.
 type columnTimes struct {
-	last timestamps
-	done []writtenColumn
+	last     timestamps
+	done     []written[time.Time]
+	statuses []written[string]
 }
 
-// writtenColumn is a timestamp column (its first element and length) and
-// where its JSON is in the output: [start, end).
-type writtenColumn struct {
-	first      *time.Time
+// written is a column (its first element and length) and where its JSON
+// is in the output: [start, end).
+type written[T any] struct {
+	first      *T
 	n          int
 	start, end int
 }
 
-func (ct *columnTimes) appendColumn(b []byte, col []time.Time) ([]byte, error) {
+// writtenBefore returns the output range of col if it was written before.
+func writtenBefore[T any](done []written[T], col []T) (start, end int, ok bool) {
 	if len(col) == 0 {
-		return ct.last.appendColumn(b, col)
+		return 0, 0, false
 	}
-	for _, w := range ct.done {
+	for _, w := range done {
 		if w.first == &col[0] && w.n == len(col) {
-			return append(b, b[w.start:w.end]...), nil
+			return w.start, w.end, true
 		}
+	}
+	return 0, 0, false
+}
+
+func (ct *columnTimes) appendColumn(b []byte, col []time.Time) ([]byte, error) {
+	if start, end, ok := writtenBefore(ct.done, col); ok {
+		return append(b, b[start:end]...), nil
 	}
 	start := len(b)
 	b, err := ct.last.appendColumn(b, col)
-	if err == nil {
-		ct.done = append(ct.done, writtenColumn{&col[0], len(col), start, len(b)})
+	if err == nil && len(col) > 0 {
+		ct.done = append(ct.done, written[time.Time]{&col[0], len(col), start, len(b)})
 	}
 	return b, err
+}
+
+func (ct *columnTimes) appendStatuses(b []byte, col []string) []byte {
+	if start, end, ok := writtenBefore(ct.statuses, col); ok {
+		return append(b, b[start:end]...)
+	}
+	start := len(b)
+	b = appendStrings(b, col)
+	if len(col) > 0 {
+		ct.statuses = append(ct.statuses, written[string]{&col[0], len(col), start, len(b)})
+	}
+	return b
 }
 
 func (col OnlineColumn) appendJSON(b []byte, ts *columnTimes) ([]byte, error) {
@@ -95,7 +118,7 @@ func (col OnlineColumn) appendJSON(b []byte, ts *columnTimes) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `,"statuses":`...)
-	b = appendStrings(b, col.Statuses)
+	b = ts.appendStatuses(b, col.Statuses)
 	b = append(b, `,"event_timestamps":`...)
 	if b, err = ts.appendColumn(b, col.EventTimestamps); err != nil {
 		return b, err
