@@ -80,7 +80,7 @@ func pathEntityID(key, id string) string {
 		return "must be 1 to 256 printable characters"
 	}
 	if EntityKeyType(key) == feature.Int64 {
-		if n, err := strconv.ParseInt(id, 10, 64); err != nil || strconv.FormatInt(n, 10) != id {
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil || !canonicalInt(id) {
 			return "must be an integer: " + key + " is an int64 entity key"
 		}
 	}
