@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/jsonappend"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
@@ -51,6 +52,8 @@ type EntityView struct {
 	Names    []string
 	Values   []any
 	Statuses []string
+
+	keysJSON []string // each of Names as the JSON of an object key, if set
 }
 
 // Result returns the view as an EntityResult.
@@ -119,7 +122,7 @@ func (s *Service) GetEntityView(ctx context.Context, group, id string, features 
 		return res, feature.NotFound(msg, feature.FieldError{Field: "id", Problem: "not found"})
 	}
 	res = EntityView{Group: g.Name, EntityKey: g.EntityKey, EntityID: id, AsOf: asOf,
-		EventTime: row.EventTime, WriteTime: row.WriteTime, Names: sorted.names}
+		EventTime: row.EventTime, WriteTime: row.WriteTime, Names: sorted.names, keysJSON: sorted.keysJSON}
 	outside := asOf == nil && s.outsideMaxAge(g, row.EventTime)
 	n := len(sorted.specs)
 	vals, statuses := make([]any, n), make([]string, n)
@@ -127,30 +130,38 @@ func (s *Service) GetEntityView(ctx context.Context, group, id string, features 
 	for i, spec := range sorted.specs {
 		vals[i] = ofType(spec.Type, row.Values[spec.Name])
 		statuses[i] = valueStatus(vals[i], outside)
+		counts.count(statuses[i])
 	}
 	res.Values, res.Statuses = vals, statuses
-	for _, spec := range specs { // once per requested name, repeats included
-		i, _ := slices.BinarySearch(sorted.names, spec.Name)
-		counts.count(statuses[i])
+	if len(specs) != n { // a name requested more than once counts each time
+		counts = statusCounts{}
+		for _, spec := range specs {
+			i, _ := slices.BinarySearch(sorted.names, spec.Name)
+			counts.count(statuses[i])
+		}
 	}
 	counts.report(s.obs, g.Name)
 	return res, nil
 }
 
 // sortedSpecs are feature specs in name order, without repeats, with their
-// names.
+// names, and each name as the JSON of an object key ("name":).
 type sortedSpecs struct {
-	specs []feature.Spec
-	names []string
+	specs    []feature.Spec
+	names    []string
+	keysJSON []string
 }
 
 func newSortedSpecs(specs []feature.Spec) *sortedSpecs {
 	ss := slices.Clone(specs)
 	slices.SortFunc(ss, func(a, b feature.Spec) int { return compareStrings(a.Name, b.Name) })
 	ss = slices.CompactFunc(ss, func(a, b feature.Spec) bool { return a.Name == b.Name })
-	out := &sortedSpecs{specs: ss, names: make([]string, len(ss))}
+	out := &sortedSpecs{specs: ss, names: make([]string, len(ss)), keysJSON: make([]string, len(ss))}
+	var b []byte
 	for i, sp := range ss {
 		out.names[i] = sp.Name
+		b = append(jsonappend.String(b[:0], sp.Name), ':')
+		out.keysJSON[i] = string(b)
 	}
 	return out
 }

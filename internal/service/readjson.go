@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/jsonappend"
 )
 
@@ -104,7 +105,18 @@ func (ct *columnTimes) appendStatuses(b []byte, col []string) []byte {
 		return append(b, b[start:end]...)
 	}
 	start := len(b)
-	b = appendStrings(b, col)
+	if col == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range col {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendStatus(b, s)
+		}
+		b = append(b, ']')
+	}
 	if len(col) > 0 {
 		ct.statuses = append(ct.statuses, written[string]{&col[0], len(col), start, len(b)})
 	}
@@ -298,24 +310,43 @@ func (v EntityView) AppendJSON(b []byte) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `,"features":{`...)
-	for i, n := range v.Names {
+	for i := range v.Names {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = jsonappend.String(b, n)
-		b = append(b, ':')
+		b = v.appendKey(b, i)
 		if b, err = jsonappend.Value(b, v.Values[i]); err != nil {
 			return b, err
 		}
 	}
 	b = append(b, `},"statuses":{`...)
-	for i, n := range v.Names {
+	for i := range v.Names {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = jsonappend.String(b, n)
-		b = append(b, ':')
-		b = jsonappend.String(b, v.Statuses[i])
+		b = v.appendKey(b, i)
+		b = appendStatus(b, v.Statuses[i])
 	}
 	return append(b, "}}"...), nil
+}
+
+// appendKey appends Names[i] as an object key, "name": (pre-encoded by
+// GetEntityView).
+func (v EntityView) appendKey(b []byte, i int) []byte {
+	if len(v.keysJSON) == len(v.Names) {
+		return append(b, v.keysJSON[i]...)
+	}
+	return append(jsonappend.String(b, v.Names[i]), ':')
+}
+
+// appendStatus appends a status string: the four Feast statuses are
+// written as they are (they need no escaping).
+func appendStatus(b []byte, s string) []byte {
+	switch s {
+	case feature.StatusPresent, feature.StatusNotFound, feature.StatusNullValue, feature.StatusOutsideMaxAge:
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return jsonappend.String(b, s)
 }
