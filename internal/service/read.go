@@ -152,16 +152,23 @@ type sortedSpecs struct {
 	keysJSON []string
 }
 
-func newSortedSpecs(specs []feature.Spec) *sortedSpecs {
+// newSortedSpecs sorts specs; with keys (for a list kept for many reads),
+// it also encodes their keys.
+func newSortedSpecs(specs []feature.Spec, keys bool) *sortedSpecs {
 	ss := slices.Clone(specs)
 	slices.SortFunc(ss, func(a, b feature.Spec) int { return compareStrings(a.Name, b.Name) })
 	ss = slices.CompactFunc(ss, func(a, b feature.Spec) bool { return a.Name == b.Name })
-	out := &sortedSpecs{specs: ss, names: make([]string, len(ss)), keysJSON: make([]string, len(ss))}
-	var b []byte
+	out := &sortedSpecs{specs: ss, names: make([]string, len(ss))}
 	for i, sp := range ss {
 		out.names[i] = sp.Name
-		b = append(jsonappend.String(b[:0], sp.Name), ':')
-		out.keysJSON[i] = string(b)
+	}
+	if keys {
+		out.keysJSON = make([]string, len(ss))
+		var b []byte
+		for i, n := range out.names {
+			b = append(jsonappend.String(b[:0], n), ':')
+			out.keysJSON[i] = string(b)
+		}
 	}
 	return out
 }
@@ -188,7 +195,7 @@ func (s *Service) entitySpecs(g feature.Group, features []string) ([]feature.Spe
 				return g.Features, gs.sorted, nil
 			}
 		}
-		sorted := newSortedSpecs(g.Features)
+		sorted := newSortedSpecs(g.Features, true)
 		s.sorted.Store(g.Name, &groupSorted{first: &g.Features[0], n: len(g.Features), sorted: sorted})
 		return g.Features, sorted, nil
 	}
@@ -204,7 +211,7 @@ func (s *Service) entitySpecs(g feature.Group, features []string) ([]feature.Spe
 	if len(fields) > 0 {
 		return nil, nil, feature.NotFound("unknown feature", fields...)
 	}
-	return specs, newSortedSpecs(specs), nil
+	return specs, newSortedSpecs(specs, false), nil
 }
 
 // readEntity reads one entity's latest row, or the row that was latest at

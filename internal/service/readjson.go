@@ -38,12 +38,8 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 		return append(b, "null}"...), nil
 	}
 	b = append(b, '[')
-	var (
-		buf  [8]writtenTime
-		tbuf [8]written[time.Time]
-		sbuf [8]written[string]
-	)
-	ts := columnTimes{last: buf[:0], done: tbuf[:0], statuses: sbuf[:0]} // on the stack for a small batch
+	var buf [8]writtenTime
+	ts := columnTimes{last: buf[:0]} // on the stack for a small batch
 	for i, col := range resp.Results {
 		if i > 0 {
 			b = append(b, ',')
@@ -62,9 +58,14 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 // is a copy of those bytes; otherwise timestamps formats it, reusing the
 // previous column's equal times.
 type columnTimes struct {
-	last     timestamps
-	done     []written[time.Time]
-	statuses []written[string]
+	last timestamps
+	// The slices written, the first few (enough for a response's groups;
+	// past them, a slice is written again): arrays, so that they stay on
+	// the stack.
+	done      [8]written[time.Time]
+	nDone     int
+	statuses  [8]written[string]
+	nStatuses int
 }
 
 // written is a column (its first element and length) and where its JSON
@@ -89,19 +90,20 @@ func writtenBefore[T any](done []written[T], col []T) (start, end int, ok bool) 
 }
 
 func (ct *columnTimes) appendColumn(b []byte, col []time.Time) ([]byte, error) {
-	if start, end, ok := writtenBefore(ct.done, col); ok {
+	if start, end, ok := writtenBefore(ct.done[:ct.nDone], col); ok {
 		return append(b, b[start:end]...), nil
 	}
 	start := len(b)
 	b, err := ct.last.appendColumn(b, col)
-	if err == nil && len(col) > 0 {
-		ct.done = append(ct.done, written[time.Time]{&col[0], len(col), start, len(b)})
+	if err == nil && len(col) > 0 && ct.nDone < len(ct.done) {
+		ct.done[ct.nDone] = written[time.Time]{&col[0], len(col), start, len(b)}
+		ct.nDone++
 	}
 	return b, err
 }
 
 func (ct *columnTimes) appendStatuses(b []byte, col []string) []byte {
-	if start, end, ok := writtenBefore(ct.statuses, col); ok {
+	if start, end, ok := writtenBefore(ct.statuses[:ct.nStatuses], col); ok {
 		return append(b, b[start:end]...)
 	}
 	start := len(b)
@@ -117,8 +119,9 @@ func (ct *columnTimes) appendStatuses(b []byte, col []string) []byte {
 		}
 		b = append(b, ']')
 	}
-	if len(col) > 0 {
-		ct.statuses = append(ct.statuses, written[string]{&col[0], len(col), start, len(b)})
+	if len(col) > 0 && ct.nStatuses < len(ct.statuses) {
+		ct.statuses[ct.nStatuses] = written[string]{&col[0], len(col), start, len(b)}
+		ct.nStatuses++
 	}
 	return b
 }
