@@ -59,7 +59,7 @@ type memShard struct {
 
 type memEntry struct {
 	ver     version
-	row     *feature.Row // kindRow only; never handed out, only copies
+	row     *feature.Row // kindRow only; never modified: copies, or itself to readers that promise not to modify it (store.WithReadHint)
 	stored  int64        // unix nanos of the Set
 	expires int64        // unix nanos
 }
@@ -104,10 +104,14 @@ func (m *Memory) shard(key string) *memShard {
 }
 
 // Get returns copies of the cached rows: callers may modify them.
-// With a store.FeatureHint, the copies hold only its features.
+// With a store.FeatureHint, the copies hold only its features. A caller
+// that said it only reads the rows (store.WithReadHint) gets the cached
+// rows themselves, which nothing modifies: no copy at all. Those carry
+// their Group and EntityID (which its key names: see copyRow) or, if
+// they were set without them, are copies of their own sharing the Values.
 func (m *Memory) Get(ctx context.Context, keys []string) ([]Entry, error) {
 	out := make([]Entry, len(keys))
-	only := store.FeatureHint(ctx)
+	only, shared := store.ReadHint(ctx)
 	now := m.now().UnixNano()
 	var rows []feature.Row // one allocation for the batch's rows
 	for i, k := range keys {
@@ -124,13 +128,20 @@ func (m *Memory) Get(ctx context.Context, keys []string) ([]Entry, error) {
 		case kindGone:
 			out[i].Gone = true
 		case kindRow:
+			if shared && e.row.Group != "" {
+				out[i] = Entry{Found: true, Row: e.row} // read only: no copy at all
+				continue
+			}
 			if rows == nil {
 				rows = make([]feature.Row, len(keys)-i)
 			}
 			r := &rows[0]
 			rows = rows[1:]
 			*r = *e.row
-			r.Values = cloneValues(e.row.Values, only)
+			r.Group, r.EntityID = "", ""
+			if !shared {
+				r.Values = cloneValues(e.row.Values, only)
+			}
 			out[i] = Entry{Found: true, Row: r}
 		}
 	}
@@ -159,7 +170,7 @@ func (m *Memory) Set(_ context.Context, entries []SetEntry) error {
 		ne := memEntry{ver: nv, stored: now, expires: now + int64(m.absenceTTL)}
 		switch nv[24] {
 		case kindRow:
-			ne.row = copyRow(e.Row)
+			ne.row = copyRow(e.Key, e.Row)
 			ne.expires = now + int64(m.ttl)
 		case kindGone:
 			ne.expires = now + int64(m.ttl)
@@ -173,10 +184,18 @@ func (m *Memory) Set(_ context.Context, entries []SetEntry) error {
 	return nil
 }
 
-// copyRow copies r with its own values map (never nil) and UTC times.
-func copyRow(r *feature.Row) *feature.Row {
+// copyRow copies r with its own values map (never nil) and UTC times. The
+// copy keeps r's Group and EntityID (as parts of key, which the map holds
+// anyway) if key is <group>:<incarnation>:<entity> of them, so that Get can
+// hand the row itself to a reader that only reads it; else they are empty.
+func copyRow(key string, r *feature.Row) *feature.Row {
 	c := *r
 	c.Group, c.EntityID = "", ""
+	g, id := r.Group, r.EntityID
+	if g != "" && id != "" && len(key) > len(g)+len(id)+1 && key[len(g)] == ':' && key[:len(g)] == g &&
+		key[len(key)-len(id)-1] == ':' && key[len(key)-len(id):] == id {
+		c.Group, c.EntityID = key[:len(g)], key[len(key)-len(id):]
+	}
 	c.EventTime, c.WriteTime = r.EventTime.UTC(), r.WriteTime.UTC()
 	c.Values = make(feature.Values, len(r.Values))
 	maps.Copy(c.Values, r.Values)

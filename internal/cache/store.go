@@ -424,31 +424,63 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 // with them (see DeleteGroup).
 func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, lookup, marks []string) {
 	ckeys = make([]string, len(keys))
-	ids := make([]string, len(keys))
 	var learned map[string]string
 	cur := s.groups.load()
-	var prefixes []string // distinct, in order of first use
+	var (
+		prefixes []string // distinct, in order of first use
+		last     string   // the previous key's group and prefix: a batch's keys come group by group
+		lastP    string
+		lastOK   bool
+	)
 	for i, k := range keys {
-		p, ok := cur[k.Group]
-		if !ok {
-			if learned == nil {
-				learned = make(map[string]string)
+		p, ok := lastP, lastOK
+		if i == 0 || k.Group != last {
+			if p, ok = cur[k.Group]; !ok {
+				if learned == nil {
+					learned = make(map[string]string)
+				}
+				p, ok = s.groups.prefix(ctx, k.Group, learned)
 			}
-			p, ok = s.groups.prefix(ctx, k.Group, learned)
+			last, lastP, lastOK = k.Group, p, ok
 		}
 		if ok {
-			ckeys[i], ids[i] = p, k.EntityID
+			ckeys[i] = p
 			if s.valid != nil && !slices.Contains(prefixes, p) {
 				prefixes = append(prefixes, p)
 			}
 		}
 	}
-	concat(ckeys, ids) // a key left "" (group unknown) stays ""
+	concatIDs(ckeys, keys) // a key left "" (group unknown) stays ""
 	s.dirty.Bypass(ckeys)
 	for _, p := range prefixes {
 		marks = append(marks, tombKey(p))
 	}
 	return ckeys, nonEmpty(ckeys), marks
+}
+
+// concatIDs is concat of each non-empty prefix and its key's entity id.
+func concatIDs(prefixes []string, keys []feature.Key) {
+	n := 0
+	for i, p := range prefixes {
+		if p != "" {
+			n += len(p) + len(keys[i].EntityID)
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, p := range prefixes {
+		if p != "" {
+			b.WriteString(p)
+			b.WriteString(keys[i].EntityID)
+		}
+	}
+	all, off := b.String(), 0
+	for i, p := range prefixes {
+		if p != "" {
+			end := off + len(p) + len(keys[i].EntityID)
+			prefixes[i], off = all[off:end], end
+		}
+	}
 }
 
 // tombKey is the cache key of the tombstone of the incarnation whose keys
@@ -524,7 +556,9 @@ func (s *Store) takeHits(keys []feature.Key, ckeys []string, ents []Entry, out [
 		if ents != nil && ckeys[i] != "" {
 			if e := ents[j]; e.Found {
 				hit = true
-				if e.Row != nil {
+				// A row the cache shares (store.WithReadHint) has its
+				// key's group and entity already: it is not written to.
+				if e.Row != nil && (e.Row.Group != k.Group || e.Row.EntityID != k.EntityID) {
 					e.Row.Group, e.Row.EntityID = k.Group, k.EntityID
 				}
 				out[i] = e.Row

@@ -30,7 +30,7 @@ func encode(w http.ResponseWriter, status int, v any) {
 
 // jsonAppender is a response that writes its own JSON, byte for byte what
 // encoding/json would (the read responses: service.OnlineResponse and
-// service.EntityResult), failing on a value it cannot.
+// service.EntityView), failing on a value it cannot.
 type jsonAppender interface {
 	AppendJSON(b []byte) ([]byte, error)
 }

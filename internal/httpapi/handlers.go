@@ -266,7 +266,7 @@ func handleGetEntity(svc *service.Service) apiFunc {
 				id = u
 			}
 		}
-		return ok(svc.GetEntity(r.Context(), chi.URLParam(r, "group"), id, features, asOf))
+		return ok(svc.GetEntityView(r.Context(), chi.URLParam(r, "group"), id, features, asOf))
 	}
 }
 

@@ -221,7 +221,8 @@ func (p *fastParser) entities(v *map[string][]any) bool {
 			m[key] = nil
 			return true
 		}
-		vals := []any{}
+		p.ws()
+		vals := make([]any, 0, p.countScalars())
 		more, ok := p.open()
 		for more && ok {
 			x, isScalar := p.scalar()
@@ -236,6 +237,33 @@ func (p *fastParser) entities(v *map[string][]any) bool {
 	})
 	*v = m
 	return ok
+}
+
+// countScalars returns the number of elements of the array at p.i if it
+// holds scalars only (one allocation for the entities, not one per
+// doubling), else 0. It reads ahead without consuming anything.
+func (p *fastParser) countScalars() int {
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
+		return 0
+	}
+	n := 1
+	for i := p.i + 1; i < len(p.b); i++ {
+		switch p.b[i] {
+		case '"':
+			for i++; i < len(p.b) && p.b[i] != '"'; i++ {
+				if p.b[i] == '\\' {
+					i++
+				}
+			}
+		case ',':
+			n++
+		case ']':
+			return n
+		case '[', '{':
+			return 0
+		}
+	}
+	return 0
 }
 
 // open consumes the '[' of an array: more reports an element to read.

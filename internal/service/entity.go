@@ -39,6 +39,9 @@ func entityID(key string, v any) (string, string) {
 	switch x := v.(type) {
 	case json.Number:
 		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			if canonicalInt(string(x)) {
+				return string(x), "" // already the canonical form: no copy
+			}
 			return strconv.FormatInt(n, 10), ""
 		}
 		return "", fmt.Sprintf("must be an integer without fraction or exponent: %s is an int64 entity key (got %s)", key, x)
@@ -56,6 +59,19 @@ func entityID(key string, v any) (string, string) {
 	return "", "must be a JSON integer: " + key + " is an int64 entity key"
 }
 
+// canonicalInt reports whether s, which strconv.ParseInt accepted, is
+// written as strconv.FormatInt writes its value: no sign but a minus, no
+// leading zero, not -0.
+func canonicalInt(s string) bool {
+	if s != "" && s[0] == '-' {
+		s = s[1:]
+		if s == "0" {
+			return false
+		}
+	}
+	return s != "" && (s[0] != '0' || len(s) == 1) && s[0] != '+'
+}
+
 // pathEntityID checks an entity id taken from a URL path, where every id is
 // a string: for an int64 key it must be an integer in canonical form (550,
 // not 0550 or +550), since no other form names a stored entity.
@@ -64,7 +80,7 @@ func pathEntityID(key, id string) string {
 		return "must be 1 to 256 printable characters"
 	}
 	if EntityKeyType(key) == feature.Int64 {
-		if n, err := strconv.ParseInt(id, 10, 64); err != nil || strconv.FormatInt(n, 10) != id {
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil || !canonicalInt(id) {
 			return "must be an integer: " + key + " is an int64 entity key"
 		}
 	}

@@ -17,6 +17,11 @@ func TestEntityIDOfTypedKey(t *testing.T) {
 	}{
 		{"movie_id", json.Number("550"), "550"},
 		{"movie_id", json.Number("-3"), "-3"},
+		{"movie_id", json.Number("0"), "0"},
+		{"movie_id", json.Number("-0"), "0"},
+		{"movie_id", json.Number("0550"), "550"},
+		{"movie_id", json.Number("-0550"), "-550"},
+		{"movie_id", json.Number("+550"), "550"},
 		{"movie_id", int64(550), "550"},
 		{"movie_id", "550", ""},
 		{"movie_id", json.Number("550.0"), ""},
@@ -34,7 +39,7 @@ func TestEntityIDOfTypedKey(t *testing.T) {
 			t.Errorf("entityID(%s, %#v) = %q, %q; want %q", c.key, c.v, got, problem, c.want)
 		}
 	}
-	for id, ok := range map[string]bool{"550": true, "-1": true, "0550": false, "+550": false, "abc": false, "5.0": false} {
+	for id, ok := range map[string]bool{"550": true, "-1": true, "0": true, "0550": false, "+550": false, "abc": false, "5.0": false, "-0": false, "00": false, "-0550": false} {
 		if got := pathEntityID("movie_id", id) == ""; got != ok {
 			t.Errorf("pathEntityID(movie_id, %q) accepted %v, want %v", id, got, ok)
 		}

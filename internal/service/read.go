@@ -1,13 +1,16 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/jsonappend"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/tmdb"
 )
@@ -26,7 +29,58 @@ type EntityResult struct {
 
 // GetEntity reads one entity's latest features, or, with asOf, the values
 // that were latest at that time. features selects a subset (all when empty).
-func (s *Service) GetEntity(ctx context.Context, group, id string, features []string, asOf *time.Time) (res EntityResult, err error) {
+func (s *Service) GetEntity(ctx context.Context, group, id string, features []string, asOf *time.Time) (EntityResult, error) {
+	v, err := s.GetEntityView(ctx, group, id, features, asOf)
+	if err != nil {
+		return EntityResult{}, err
+	}
+	return v.Result(), nil
+}
+
+// EntityView is GetEntity's answer with its features as a list in name
+// order, which its JSON is written from (the same bytes as the
+// EntityResult's): what GET .../entities/{id} answers.
+type EntityView struct {
+	Group     string
+	EntityKey string
+	EntityID  string
+	AsOf      *time.Time
+	EventTime time.Time
+	WriteTime time.Time
+	// Names are the features returned, distinct, in byte order; Values and
+	// Statuses are theirs, index for index.
+	Names    []string
+	Values   []any
+	Statuses []string
+
+	keysJSON []string // each of Names as the JSON of an object key, if set
+}
+
+// Result returns the view as an EntityResult.
+func (v EntityView) Result() EntityResult {
+	res := EntityResult{Group: v.Group, EntityKey: v.EntityKey, EntityID: v.EntityID, AsOf: v.AsOf,
+		EventTime: v.EventTime, WriteTime: v.WriteTime,
+		Features: make(map[string]any, len(v.Names)), Statuses: make(map[string]string, len(v.Names))}
+	for i, n := range v.Names {
+		res.Features[n], res.Statuses[n] = v.Values[i], v.Statuses[i]
+	}
+	return res
+}
+
+// MarshalJSON encodes the view as encoding/json encodes its Result (with
+// SetEscapeHTML(false), as the handlers do): the fallback of AppendJSON.
+func (v EntityView) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v.Result()); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// GetEntityView is GetEntity answering an EntityView.
+func (s *Service) GetEntityView(ctx context.Context, group, id string, features []string, asOf *time.Time) (res EntityView, err error) {
 	start := s.now()
 	op := feature.OpGetEntity
 	if asOf != nil {
@@ -40,20 +94,9 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 	if problem := pathEntityID(g.EntityKey, id); problem != "" {
 		return res, feature.Invalid("invalid entity id", feature.FieldError{Field: "id", Problem: problem})
 	}
-	specs := g.Features
-	if len(features) > 0 {
-		var fields []feature.FieldError
-		specs = make([]feature.Spec, 0, len(features))
-		for i, f := range features {
-			spec, ok := g.Feature(f)
-			if !ok {
-				fields = append(fields, feature.FieldError{Field: fmt.Sprintf("features[%d]", i), Problem: "group " + g.Name + " has no feature " + quote(f)})
-			}
-			specs = append(specs, spec)
-		}
-		if len(fields) > 0 {
-			return res, feature.NotFound("unknown feature", fields...)
-		}
+	specs, sorted, err := s.entitySpecs(g, features)
+	if err != nil {
+		return res, err
 	}
 	if asOf != nil {
 		if err := s.checkRetention(g, *asOf); err != nil {
@@ -61,9 +104,11 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 		}
 	}
 	relative := g.Name == tmdb.GroupStatistical && needsCorpus(specs)
-	if len(features) > 0 && !relative {
-		ctx = store.WithFeatureHint(ctx, features)
+	var hint []string
+	if !relative {
+		hint = features
 	}
+	ctx = store.WithReadHint(ctx, hint, true) // the row is only read (withRelative copies what it completes)
 	row, err := s.readEntity(ctx, g, id, asOf, relative)
 	if err != nil {
 		return res, err
@@ -76,19 +121,97 @@ func (s *Service) GetEntity(ctx context.Context, group, id string, features []st
 		}
 		return res, feature.NotFound(msg, feature.FieldError{Field: "id", Problem: "not found"})
 	}
-	res = EntityResult{Group: g.Name, EntityKey: g.EntityKey, EntityID: id, AsOf: asOf,
-		EventTime: row.EventTime, WriteTime: row.WriteTime,
-		Features: make(map[string]any, len(specs)), Statuses: make(map[string]string, len(specs))}
+	res = EntityView{Group: g.Name, EntityKey: g.EntityKey, EntityID: id, AsOf: asOf,
+		EventTime: row.EventTime, WriteTime: row.WriteTime, Names: sorted.names, keysJSON: sorted.keysJSON}
 	outside := asOf == nil && s.outsideMaxAge(g, row.EventTime)
+	n := len(sorted.specs)
+	vals, statuses := make([]any, n), make([]string, n)
 	var counts statusCounts
-	for _, spec := range specs {
-		n, v := spec.Name, ofType(spec.Type, row.Values[spec.Name])
-		res.Features[n] = v
-		res.Statuses[n] = valueStatus(v, outside)
-		counts.count(res.Statuses[n])
+	for i, spec := range sorted.specs {
+		vals[i] = ofType(spec.Type, row.Values[spec.Name])
+		statuses[i] = valueStatus(vals[i], outside)
+		counts.count(statuses[i])
+	}
+	res.Values, res.Statuses = vals, statuses
+	if len(specs) != n { // a name requested more than once counts each time
+		counts = statusCounts{}
+		for _, spec := range specs {
+			i, _ := slices.BinarySearch(sorted.names, spec.Name)
+			counts.count(statuses[i])
+		}
 	}
 	counts.report(s.obs, g.Name)
 	return res, nil
+}
+
+// sortedSpecs are feature specs in name order, without repeats, with their
+// names, and each name as the JSON of an object key ("name":).
+type sortedSpecs struct {
+	specs    []feature.Spec
+	names    []string
+	keysJSON []string
+}
+
+// newSortedSpecs sorts specs; with keys (for a list kept for many reads),
+// it also encodes their keys.
+func newSortedSpecs(specs []feature.Spec, keys bool) *sortedSpecs {
+	ss := slices.Clone(specs)
+	slices.SortFunc(ss, func(a, b feature.Spec) int { return compareStrings(a.Name, b.Name) })
+	ss = slices.CompactFunc(ss, func(a, b feature.Spec) bool { return a.Name == b.Name })
+	out := &sortedSpecs{specs: ss, names: make([]string, len(ss))}
+	for i, sp := range ss {
+		out.names[i] = sp.Name
+	}
+	if keys {
+		out.keysJSON = make([]string, len(ss))
+		var b []byte
+		for i, n := range out.names {
+			b = append(jsonappend.String(b[:0], n), ':')
+			out.keysJSON[i] = string(b)
+		}
+	}
+	return out
+}
+
+// groupSorted is a group's specs in name order, as of one version of the
+// group (its Features slice).
+type groupSorted struct {
+	first  *feature.Spec
+	n      int
+	sorted *sortedSpecs
+}
+
+// entitySpecs returns the specs a GET of an entity of g reads: features, or
+// all of g's when it is empty, in request order and in name order. The
+// order of all of a group's features is computed once per version of the
+// group.
+func (s *Service) entitySpecs(g feature.Group, features []string) ([]feature.Spec, *sortedSpecs, error) {
+	if len(features) == 0 {
+		if len(g.Features) == 0 {
+			return nil, &sortedSpecs{}, nil
+		}
+		if c, ok := s.sorted.Load(g.Name); ok {
+			if gs := c.(*groupSorted); gs.first == &g.Features[0] && gs.n == len(g.Features) {
+				return g.Features, gs.sorted, nil
+			}
+		}
+		sorted := newSortedSpecs(g.Features, true)
+		s.sorted.Store(g.Name, &groupSorted{first: &g.Features[0], n: len(g.Features), sorted: sorted})
+		return g.Features, sorted, nil
+	}
+	var fields []feature.FieldError
+	specs := make([]feature.Spec, 0, len(features))
+	for i, f := range features {
+		spec, ok := g.Feature(f)
+		if !ok {
+			fields = append(fields, feature.FieldError{Field: fmt.Sprintf("features[%d]", i), Problem: "group " + g.Name + " has no feature " + quote(f)})
+		}
+		specs = append(specs, spec)
+	}
+	if len(fields) > 0 {
+		return nil, nil, feature.NotFound("unknown feature", fields...)
+	}
+	return specs, newSortedSpecs(specs, false), nil
 }
 
 // readEntity reads one entity's latest row, or the row that was latest at
@@ -222,9 +345,11 @@ func (s *Service) GetOnlineFeatures(ctx context.Context, req OnlineRequest) (res
 			keys = append(keys, feature.Key{Group: tmdb.GroupBasic, EntityID: id})
 		}
 	}
+	var hint []string
 	if !relative {
-		ctx = store.WithFeatureHint(ctx, plan.featureNames())
+		hint = plan.featureNames()
 	}
+	ctx = store.WithReadHint(ctx, hint, true) // the rows are only read (withRelative copies what it completes)
 	rows, err := s.st.GetLatest(ctx, keys)
 	if err != nil {
 		return resp, err
@@ -468,9 +593,14 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	tally := make([]statusCounts, len(p.groups))
 	n := len(p.ids)
 	// One allocation of each kind for all the columns: a column is a
-	// three-index slice of it.
-	cols := columnStore{values: make([]any, len(p.refs)*n), statuses: make([]string, (len(p.refs)+1)*n),
-		times: make([]time.Time, (len(p.refs)+1)*n), n: n}
+	// three-index slice of it. The columns of one group share their
+	// timestamps (their rows' event times) and, unless one of their values
+	// is null, their statuses, so there is one of each per group, plus the
+	// entity column's.
+	g := len(p.groups)
+	cols := columnStore{values: make([]any, len(p.refs)*n), times: make([]time.Time, (g+1)*n),
+		statuses: make([]string, (g+1)*n), n: n}
+	cols.groupColumns(p.groups, rows[:g*n], now)
 	resp.Results = append(resp.Results, cols.entityColumn(p.entityVals))
 	for _, ref := range p.refs {
 		name := ref.spec.Name
@@ -478,7 +608,7 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 			name = ref.group.Name + "__" + ref.spec.Name
 		}
 		resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, name)
-		resp.Results = append(resp.Results, cols.featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], now, &tally[ref.gi]))
+		resp.Results = append(resp.Results, cols.featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], &tally[ref.gi]))
 	}
 	for gi, g := range p.groups {
 		tally[gi].report(s.obs, g.Name)
@@ -486,32 +616,44 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	return resp
 }
 
-// columnStore hands out the columns of one response, n entities each,
-// from shared backing arrays.
+// columnStore holds the columns of one response, n entities each, in
+// shared backing arrays: the values of each feature column; the timestamps
+// and statuses of each group (times and statuses hold a group's n after
+// another, then the entity column's).
 type columnStore struct {
 	values   []any
-	statuses []string
 	times    []time.Time
+	statuses []string
 	n        int
 }
 
-// next returns the next column's statuses and timestamps, and with
-// values, its values.
-func (c *columnStore) next(values bool) OnlineColumn {
-	n := c.n
-	col := OnlineColumn{Statuses: c.statuses[:n:n], EventTimestamps: c.times[:n:n]}
-	c.statuses, c.times = c.statuses[n:], c.times[n:]
-	if values {
-		col.Values = c.values[:n:n]
-		c.values = c.values[n:]
+// groupColumns sets the timestamps and statuses of each group's columns
+// from its rows (n per group, nil where an entity has none): the event
+// time (the epoch where there is no row) and the status of a value that
+// is not null.
+func (c *columnStore) groupColumns(groups []feature.Group, rows []*feature.Row, now time.Time) {
+	for i, row := range rows {
+		if row == nil {
+			c.times[i], c.statuses[i] = epoch, feature.StatusNotFound
+			continue
+		}
+		g := &groups[i/c.n]
+		c.times[i] = row.EventTime
+		c.statuses[i] = valueStatus(true, g.TTL > 0 && now.Sub(row.EventTime) > time.Duration(g.TTL))
 	}
-	return col
+}
+
+// group returns the timestamps and statuses of group gi's columns (gi
+// len(groups): the entity column's).
+func (c *columnStore) group(gi int) ([]time.Time, []string) {
+	lo, hi := gi*c.n, (gi+1)*c.n
+	return c.times[lo:hi:hi], c.statuses[lo:hi:hi]
 }
 
 // entityColumn echoes the requested entities, each PRESENT at the epoch.
 func (c *columnStore) entityColumn(vals []any) OnlineColumn {
-	col := c.next(false)
-	col.Values = vals
+	times, statuses := c.group(len(c.times)/c.n - 1)
+	col := OnlineColumn{Values: vals, Statuses: statuses[:len(vals)], EventTimestamps: times[:len(vals)]}
 	for i := range vals {
 		col.Statuses[i] = feature.StatusPresent
 		col.EventTimestamps[i] = epoch
@@ -520,25 +662,31 @@ func (c *columnStore) entityColumn(vals []any) OnlineColumn {
 }
 
 // featureColumn is one feature's column over the group's rows (one per
-// entity, nil where the entity has none), counting its statuses in sc.
-func (c *columnStore) featureColumn(ref featureRef, rows []*feature.Row, now time.Time, sc *statusCounts) OnlineColumn {
-	col := c.next(true)
+// entity, nil where the entity has none), counting its statuses in sc. It
+// shares its group's timestamps, and statuses unless a value is null.
+func (c *columnStore) featureColumn(ref featureRef, rows []*feature.Row, sc *statusCounts) OnlineColumn {
+	n := c.n
+	col := OnlineColumn{Values: c.values[:n:n]}
+	c.values = c.values[n:]
+	col.EventTimestamps, col.Statuses = c.group(ref.gi)
 	for i, row := range rows {
-		if row == nil {
-			col.Statuses[i], col.EventTimestamps[i] = feature.StatusNotFound, epoch
-			sc.count(feature.StatusNotFound)
-			continue
+		if row != nil {
+			v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
+			col.Values[i] = v
+			if v == nil {
+				if &col.Statuses[0] == &c.statuses[ref.gi*n] { // still the group's
+					col.Statuses = slices.Clone(col.Statuses) // the column's own
+				}
+				col.Statuses[i] = feature.StatusNullValue
+			}
 		}
-		v := ofType(ref.spec.Type, row.Values[ref.spec.Name])
-		outsideMaxAge := ref.group.TTL > 0 && now.Sub(row.EventTime) > time.Duration(ref.group.TTL)
-		col.Values[i], col.EventTimestamps[i] = v, row.EventTime
-		col.Statuses[i] = valueStatus(v, outsideMaxAge)
 		sc.count(col.Statuses[i])
 	}
 	return col
 }
 
-// valueStatus is the Feast status of a value of a row that exists.
+// valueStatus is the Feast status of a value (nil: null; true: any other
+// value) of a row that exists.
 func valueStatus(v any, outsideMaxAge bool) string {
 	switch {
 	case v == nil:

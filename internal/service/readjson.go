@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/jsonappend"
 )
 
@@ -38,7 +39,7 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 	}
 	b = append(b, '[')
 	var buf [8]writtenTime
-	ts := timestamps(buf[:0]) // on the stack for a small batch
+	ts := columnTimes{last: buf[:0]} // on the stack for a small batch
 	for i, col := range resp.Results {
 		if i > 0 {
 			b = append(b, ',')
@@ -51,14 +52,88 @@ func (resp OnlineResponse) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, "]}"...), nil
 }
 
-func (col OnlineColumn) appendJSON(b []byte, ts *timestamps) ([]byte, error) {
+// columnTimes writes the timestamp and status columns of a response. The
+// columns of one group share their timestamp slice, and mostly their
+// status slice (assembleOnline), so a column whose slice was written before
+// is a copy of those bytes; otherwise timestamps formats it, reusing the
+// previous column's equal times.
+type columnTimes struct {
+	last timestamps
+	// The slices written, the first few (enough for a response's groups;
+	// past them, a slice is written again): arrays, so that they stay on
+	// the stack.
+	done      [8]written[time.Time]
+	nDone     int
+	statuses  [8]written[string]
+	nStatuses int
+}
+
+// written is a column (its first element and length) and where its JSON
+// is in the output: [start, end).
+type written[T any] struct {
+	first      *T
+	n          int
+	start, end int
+}
+
+// writtenBefore returns the output range of col if it was written before.
+func writtenBefore[T any](done []written[T], col []T) (start, end int, ok bool) {
+	if len(col) == 0 {
+		return 0, 0, false
+	}
+	for _, w := range done {
+		if w.first == &col[0] && w.n == len(col) {
+			return w.start, w.end, true
+		}
+	}
+	return 0, 0, false
+}
+
+func (ct *columnTimes) appendColumn(b []byte, col []time.Time) ([]byte, error) {
+	if start, end, ok := writtenBefore(ct.done[:ct.nDone], col); ok {
+		return append(b, b[start:end]...), nil
+	}
+	start := len(b)
+	b, err := ct.last.appendColumn(b, col)
+	if err == nil && len(col) > 0 && ct.nDone < len(ct.done) {
+		ct.done[ct.nDone] = written[time.Time]{&col[0], len(col), start, len(b)}
+		ct.nDone++
+	}
+	return b, err
+}
+
+func (ct *columnTimes) appendStatuses(b []byte, col []string) []byte {
+	if start, end, ok := writtenBefore(ct.statuses[:ct.nStatuses], col); ok {
+		return append(b, b[start:end]...)
+	}
+	start := len(b)
+	if col == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, s := range col {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendStatus(b, s)
+		}
+		b = append(b, ']')
+	}
+	if len(col) > 0 && ct.nStatuses < len(ct.statuses) {
+		ct.statuses[ct.nStatuses] = written[string]{&col[0], len(col), start, len(b)}
+		ct.nStatuses++
+	}
+	return b
+}
+
+func (col OnlineColumn) appendJSON(b []byte, ts *columnTimes) ([]byte, error) {
 	b = append(b, `{"values":`...)
 	b, err := appendValues(b, col.Values)
 	if err != nil {
 		return b, err
 	}
 	b = append(b, `,"statuses":`...)
-	b = appendStrings(b, col.Statuses)
+	b = ts.appendStatuses(b, col.Statuses)
 	b = append(b, `,"event_timestamps":`...)
 	if b, err = ts.appendColumn(b, col.EventTimestamps); err != nil {
 		return b, err
@@ -210,4 +285,71 @@ func appendMap[V any](b []byte, m map[string]V, value func([]byte, V) ([]byte, e
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// AppendJSON appends the view's JSON (no trailing newline) to b: the bytes
+// of its Result's AppendJSON, written from the lists without maps or
+// sorting.
+func (v EntityView) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"feature_group":`...)
+	b = jsonappend.String(b, v.Group)
+	b = append(b, `,"entity_key":`...)
+	b = jsonappend.String(b, v.EntityKey)
+	b = append(b, `,"entity_id":`...)
+	b = jsonappend.String(b, v.EntityID)
+	var err error
+	if v.AsOf != nil {
+		b = append(b, `,"as_of":`...)
+		if b, err = jsonappend.Time(b, *v.AsOf); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, `,"event_time":`...)
+	if b, err = jsonappend.Time(b, v.EventTime); err != nil {
+		return b, err
+	}
+	b = append(b, `,"write_time":`...)
+	if b, err = jsonappend.Time(b, v.WriteTime); err != nil {
+		return b, err
+	}
+	b = append(b, `,"features":{`...)
+	for i := range v.Names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = v.appendKey(b, i)
+		if b, err = jsonappend.Value(b, v.Values[i]); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, `},"statuses":{`...)
+	for i := range v.Names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = v.appendKey(b, i)
+		b = appendStatus(b, v.Statuses[i])
+	}
+	return append(b, "}}"...), nil
+}
+
+// appendKey appends Names[i] as an object key, "name": (pre-encoded by
+// GetEntityView).
+func (v EntityView) appendKey(b []byte, i int) []byte {
+	if len(v.keysJSON) == len(v.Names) {
+		return append(b, v.keysJSON[i]...)
+	}
+	return append(jsonappend.String(b, v.Names[i]), ':')
+}
+
+// appendStatus appends a status string: the four Feast statuses are
+// written as they are (they need no escaping).
+func appendStatus(b []byte, s string) []byte {
+	switch s {
+	case feature.StatusPresent, feature.StatusNotFound, feature.StatusNullValue, feature.StatusOutsideMaxAge:
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return jsonappend.String(b, s)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -117,4 +118,60 @@ func FuzzReadResponseJSON(f *testing.F) {
 		sameJSON(t, onlineResponse(s, x, i, tm, flag))
 		sameJSON(t, entityResult(s, x, i, tm, flag))
 	})
+}
+
+// sharedColumns is onlineResponse with columns sharing their timestamp and
+// status slices, as the columns of one group do in the service's answers:
+// the same slice, a shorter one with the same first element, and one
+// starting further in.
+func sharedColumns(s string, f float64, i int64, tm time.Time, meta bool) service.OnlineResponse {
+	r := onlineResponse(s, f, i, tm, meta)
+	times := []time.Time{tm, epoch, tm.Add(time.Nanosecond)}
+	statuses := []string{"PRESENT", "NOT_FOUND", s}
+	r.Results[1].EventTimestamps, r.Results[1].Statuses = times, statuses
+	r.Results[2].EventTimestamps, r.Results[2].Statuses = times, statuses
+	r.Results[3].EventTimestamps, r.Results[3].Statuses = times[:2], statuses[:2]
+	r.Results[4].EventTimestamps, r.Results[4].Statuses = times[1:], statuses[1:]
+	r.Results[5].EventTimestamps, r.Results[5].Statuses = times, statuses
+	return r
+}
+
+func TestSharedColumnsJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, c := range tricky {
+		sameJSON(t, sharedColumns(c.s, c.f, c.i, c.tm, false))
+		sameJSON(t, sharedColumns(c.s, c.f, c.i, c.tm, true))
+	}
+}
+
+// entityView is entityResult as a view: its features in name order.
+func entityView(r service.EntityResult) service.EntityView {
+	v := service.EntityView{Group: r.Group, EntityKey: r.EntityKey, EntityID: r.EntityID, AsOf: r.AsOf,
+		EventTime: r.EventTime, WriteTime: r.WriteTime}
+	for n := range r.Features {
+		v.Names = append(v.Names, n)
+	}
+	slices.Sort(v.Names)
+	for _, n := range v.Names {
+		v.Values, v.Statuses = append(v.Values, r.Features[n]), append(v.Statuses, r.Statuses[n])
+	}
+	return v
+}
+
+// The view writes the bytes of its Result, which encoding/json writes.
+func TestEntityViewJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, c := range tricky {
+		for _, asOf := range []bool{false, true} {
+			r := entityResult(c.s, c.f, c.i, c.tm, asOf)
+			v := entityView(r)
+			sameJSON(t, v)
+			want, wantErr := r.AppendJSON(nil)
+			got, err := v.AppendJSON(nil)
+			if (err == nil) != (wantErr == nil) || (err == nil && string(got) != string(want)) {
+				t.Errorf("view %s (%v), result %s (%v)", got, err, want, wantErr)
+			}
+		}
+	}
+	sameJSON(t, service.EntityView{})
 }

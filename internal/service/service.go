@@ -114,6 +114,8 @@ type Service struct {
 	wclock writeClock
 
 	progress atomic.Pointer[RecomputeStatus]
+
+	sorted sync.Map // group name → *groupSorted: its features in name order (GetEntityView)
 }
 
 // New registers the built-in TMDB groups (creating or upgrading them), loads
