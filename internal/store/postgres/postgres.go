@@ -9,11 +9,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +69,7 @@ type Store struct {
 	log    *zap.Logger
 
 	listenerPID atomic.Uint32 // backend of the last registry listener connection (for tests)
+	upsertOnly  bool          // WriteRows always runs writeRowsSQL (for tests)
 }
 
 var (
@@ -435,44 +438,129 @@ FROM (
 ) d
 GROUP BY group_name`
 
+// insertRowsSQL is writeRowsSQL for a batch whose (group, entity) keys are
+// distinct, as every ingest's are, with one probe of feature_latest per row
+// instead of two and no speculative insertion: the left join finds the
+// current latest row, which both decides the repeat check and splits the
+// batch into the entities that have no latest row (a plain INSERT) and those
+// that have one (an UPDATE where the new row is newer). Without ON CONFLICT
+// an entity whose first row a concurrent writer committed after this
+// statement's snapshot fails the insert with unique_violation on
+// feature_latest_pkey; WriteRows then runs the transaction again with
+// writeRowsSQL. The counts are taken from the rows written (every fresh row
+// is appended, every absent entity inserted), without RETURNING. The rows
+// come sorted by (group, entity), so concurrent batches lock latest rows in
+// the same order and index entries go in key order.
+const insertRowsSQL = `
+WITH input AS (
+    SELECT group_name, entity_id, event_time, write_time, feature_values::jsonb AS feature_values
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+        AS t(group_name, entity_id, event_time, write_time, feature_values)
+    WHERE (SELECT feature_groups_lock($6::text[]))
+), fresh AS (
+    SELECT i.*, l.event_time IS NULL AS absent
+    FROM input i
+    LEFT JOIN feature_latest l ON l.group_name = i.group_name AND l.entity_id = i.entity_id
+    WHERE l.event_time IS NULL OR l.event_time <> i.event_time
+       OR l.feature_values::text <> i.feature_values::text
+), history AS (
+    INSERT INTO feature_rows (group_name, entity_id, event_time, write_time, feature_values)
+    SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh
+), inserted AS (
+    INSERT INTO feature_latest (group_name, entity_id, event_time, write_time, feature_values)
+    SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh WHERE absent
+), updated AS (
+    UPDATE feature_latest l
+    SET event_time = f.event_time, write_time = f.write_time, feature_values = f.feature_values
+    FROM fresh f
+    WHERE NOT f.absent AND l.group_name = f.group_name AND l.entity_id = f.entity_id
+      AND (f.event_time, f.write_time) > (l.event_time, l.write_time)
+)
+INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
+SELECT group_name, count(*) FILTER (WHERE absent), count(*), max(event_time)
+FROM fresh
+GROUP BY group_name`
+
+// writeArgs are the arguments of writeRowsSQL and insertRowsSQL.
+type writeArgs struct {
+	groups, ids, values []string
+	events, writes      []time.Time
+	distinct            []string // the distinct groups, sorted
+	distinctKeys        bool     // no (group, entity) key repeats
+}
+
+// encodeWrite encodes rows as the statements' arguments, sorted by group
+// and entity id (a repeated key's rows in their given order). An invalid
+// row fails as the first invalid one in the given order.
+func encodeWrite(rows []feature.Row) (writeArgs, error) {
+	encoded := make([]string, len(rows))
+	var (
+		buf []byte
+		err error
+	)
+	for i, r := range rows {
+		if buf, err = rowjson.EncodeRow(buf[:0], i, r); err != nil {
+			return writeArgs{}, err
+		}
+		encoded[i] = string(buf)
+	}
+	order := make([]int, len(rows))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Or(strings.Compare(rows[a].Group, rows[b].Group), strings.Compare(rows[a].EntityID, rows[b].EntityID))
+	})
+	a := writeArgs{
+		groups: make([]string, len(rows)), ids: make([]string, len(rows)), values: make([]string, len(rows)),
+		events: make([]time.Time, len(rows)), writes: make([]time.Time, len(rows)), distinctKeys: true,
+	}
+	for k, i := range order {
+		r := rows[i]
+		a.groups[k], a.ids[k], a.values[k] = r.Group, r.EntityID, encoded[i]
+		a.events[k] = r.EventTime.Truncate(time.Microsecond)
+		a.writes[k] = r.WriteTime.Truncate(time.Microsecond)
+		if k > 0 && a.groups[k] == a.groups[k-1] && a.ids[k] == a.ids[k-1] {
+			a.distinctKeys = false
+		}
+		if k == 0 || a.groups[k] != a.groups[k-1] {
+			a.distinct = append(a.distinct, r.Group)
+		}
+	}
+	return a, nil
+}
+
 // WriteRows writes rows all or nothing (see store.Store). Event and write
 // times are truncated to microseconds.
 func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	var (
-		groups = make([]string, len(rows))
-		ids    = make([]string, len(rows))
-		events = make([]time.Time, len(rows))
-		writes = make([]time.Time, len(rows))
-		values = make([]string, len(rows))
-		buf    []byte
-		err    error
-	)
-	for i, r := range rows {
-		if buf, err = rowjson.EncodeRow(buf[:0], i, r); err != nil {
-			return err
-		}
-		groups[i], ids[i], values[i] = r.Group, r.EntityID, string(buf)
-		events[i] = r.EventTime.Truncate(time.Microsecond)
-		writes[i] = r.WriteTime.Truncate(time.Microsecond)
+	a, err := encodeWrite(rows)
+	if err != nil {
+		return err
 	}
-	distinct := slices.Clone(groups)
-	slices.Sort(distinct)
-	distinct = slices.Compact(distinct)
+	sql := writeRowsSQL
+	if a.distinctKeys && !s.upsertOnly {
+		sql = insertRowsSQL
+	}
 	iw := store.IdempotentWriteFrom(ctx)
-	for range writeAttempts {
+	for attempt := 0; attempt < writeAttempts; attempt++ {
 		if iw == nil {
-			_, err = s.pool.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values, distinct)
+			_, err = s.pool.Exec(ctx, sql, a.groups, a.ids, a.events, a.writes, a.values, a.distinct)
 		} else {
 			err = s.inTx(ctx, "write rows", func(tx pgx.Tx) error {
 				if err := insertIdempotency(ctx, tx, iw); err != nil {
 					return err
 				}
-				_, err := tx.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values, distinct)
+				_, err := tx.Exec(ctx, sql, a.groups, a.ids, a.events, a.writes, a.values, a.distinct)
 				return err // raw: classified below
 			})
+		}
+		if sql == insertRowsSQL && latestInserted(err) {
+			sql = writeRowsSQL // a concurrent writer inserted one of the entities: upsert instead
+			attempt--
+			continue
 		}
 		if !retryable(err) {
 			break
@@ -480,7 +568,7 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: a group is not registered
-		return s.missingGroups(ctx, distinct)
+		return s.missingGroups(ctx, a.distinct)
 	}
 	var coded *feature.Error
 	switch {
@@ -492,6 +580,13 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 		return dbError("write rows", err) // in a transaction: a broken connection rolled it back
 	}
 	return store.PostgresWriteError("write rows", err)
+}
+
+// latestInserted reports insertRowsSQL's failure on an entity whose latest
+// row another transaction inserted after the statement's snapshot.
+func latestInserted(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "feature_latest_pkey"
 }
 
 func retryable(err error) bool {
