@@ -9,13 +9,11 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -460,7 +458,7 @@ WITH input AS (
 ), fresh AS (
     SELECT i.*, l.event_time IS NULL AS absent
     FROM input i
-    LEFT JOIN feature_latest l ON l.group_name = i.group_name AND l.entity_id = i.entity_id
+    LEFT JOIN feature_latest AS l ON l.group_name = i.group_name AND l.entity_id = i.entity_id
     WHERE l.event_time IS NULL OR l.event_time <> i.event_time
        OR l.feature_values::text <> i.feature_values::text
 ), history AS (
@@ -470,7 +468,7 @@ WITH input AS (
     INSERT INTO feature_latest (group_name, entity_id, event_time, write_time, feature_values)
     SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh WHERE absent
 ), updated AS (
-    UPDATE feature_latest l
+    UPDATE feature_latest AS l
     SET event_time = f.event_time, write_time = f.write_time, feature_values = f.feature_values
     FROM fresh f
     WHERE NOT f.absent AND l.group_name = f.group_name AND l.entity_id = f.entity_id
@@ -480,55 +478,6 @@ INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_eve
 SELECT group_name, count(*) FILTER (WHERE absent), count(*), max(event_time)
 FROM fresh
 GROUP BY group_name`
-
-// writeArgs are the arguments of writeRowsSQL and insertRowsSQL.
-type writeArgs struct {
-	groups, ids, values []string
-	events, writes      []time.Time
-	distinct            []string // the distinct groups, sorted
-	distinctKeys        bool     // no (group, entity) key repeats
-}
-
-// encodeWrite encodes rows as the statements' arguments, sorted by group
-// and entity id (a repeated key's rows in their given order). An invalid
-// row fails as the first invalid one in the given order.
-func encodeWrite(rows []feature.Row) (writeArgs, error) {
-	encoded := make([]string, len(rows))
-	var (
-		buf []byte
-		err error
-	)
-	for i, r := range rows {
-		if buf, err = rowjson.EncodeRow(buf[:0], i, r); err != nil {
-			return writeArgs{}, err
-		}
-		encoded[i] = string(buf)
-	}
-	order := make([]int, len(rows))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		return cmp.Or(strings.Compare(rows[a].Group, rows[b].Group), strings.Compare(rows[a].EntityID, rows[b].EntityID))
-	})
-	a := writeArgs{
-		groups: make([]string, len(rows)), ids: make([]string, len(rows)), values: make([]string, len(rows)),
-		events: make([]time.Time, len(rows)), writes: make([]time.Time, len(rows)), distinctKeys: true,
-	}
-	for k, i := range order {
-		r := rows[i]
-		a.groups[k], a.ids[k], a.values[k] = r.Group, r.EntityID, encoded[i]
-		a.events[k] = r.EventTime.Truncate(time.Microsecond)
-		a.writes[k] = r.WriteTime.Truncate(time.Microsecond)
-		if k > 0 && a.groups[k] == a.groups[k-1] && a.ids[k] == a.ids[k-1] {
-			a.distinctKeys = false
-		}
-		if k == 0 || a.groups[k] != a.groups[k-1] {
-			a.distinct = append(a.distinct, r.Group)
-		}
-	}
-	return a, nil
-}
 
 // WriteRows writes rows all or nothing (see store.Store). Event and write
 // times are truncated to microseconds.
@@ -547,18 +496,20 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	iw := store.IdempotentWriteFrom(ctx)
 	for attempt := 0; attempt < writeAttempts; attempt++ {
 		if iw == nil {
-			_, err = s.pool.Exec(ctx, sql, a.groups, a.ids, a.events, a.writes, a.values, a.distinct)
+			err = s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+				return execWrite(ctx, c.Conn(), sql, a)
+			})
 		} else {
 			err = s.inTx(ctx, "write rows", func(tx pgx.Tx) error {
 				if err := insertIdempotency(ctx, tx, iw); err != nil {
 					return err
 				}
-				_, err := tx.Exec(ctx, sql, a.groups, a.ids, a.events, a.writes, a.values, a.distinct)
-				return err // raw: classified below
+				return execWrite(ctx, tx.Conn(), sql, a) // raw: classified below
 			})
 		}
 		if sql == insertRowsSQL && latestInserted(err) {
-			sql = writeRowsSQL // a concurrent writer inserted one of the entities: upsert instead
+			// a concurrent writer inserted one of the entities: upsert instead
+			sql = writeRowsSQL
 			attempt--
 			continue
 		}
