@@ -1,12 +1,14 @@
 // Command stmtbench measures the Postgres backend CPU time of an ingest
 // batch's write statement, variant against variant: each variant writes the
-// same batches (the rows an ingest of the synthetic TMDB corpus writes,
-// sorted by group and entity as WriteRows sends them) into a fresh schema of
+// same batches (the rows an ingest of the synthetic TMDB corpus writes) into a fresh schema of
 // its own, the variants interleaved batch by batch, and the CPU time of the
 // variant's backend (/proc/PID/schedstat, nanoseconds) is read around each
-// transaction. Variants: copy (COPY of the same rows into scratch copies of
-// feature_rows and feature_latest, as tools/ingestbench's copy mode), upsert
-// (writeRowsSQL), insert (insertRowsSQL), and any given with -variants.
+// transaction. Variants: copy (COPY of the same rows, in the order the
+// ingest computes them, into scratch copies of feature_rows and
+// feature_latest, as tools/ingestbench's copy mode), upsert_unsorted
+// (writeRowsSQL with the rows in that order, as WriteRows sent them before
+// it sorted), upsert (writeRowsSQL), insert (insertRowsSQL), and any given
+// with -variants.
 //
 //	go run ./tools/stmtbench -n 20000
 //
@@ -48,6 +50,7 @@ func main() {
 	batches := rows(base, *n, *batch)
 	variants := []variant{
 		{name: "copy", run: copyRows, copyTables: true},
+		{name: "upsert_unsorted", run: sqlVariantOrder(postgres.WriteRowsSQL, false)},
 		{name: "upsert", run: sqlVariant(postgres.WriteRowsSQL)},
 		{name: "insert", run: sqlVariant(postgres.InsertRowsSQL)},
 	}
@@ -76,7 +79,7 @@ func main() {
 	}
 	for k, b := range batches {
 		if *explain && k == len(batches)-1 {
-			groups, ids, events, writes, values := encode(b)
+			groups, ids, events, writes, values := encode(b, true)
 			rs, err := conns[1].Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, VERBOSE) "+postgres.WriteRowsSQL, groups, ids, events, writes, values, distinct(groups))
 			check(err)
 			lines, err := pgx.CollectRows(rs, pgx.RowTo[string])
@@ -108,8 +111,15 @@ type variant struct {
 }
 
 func sqlVariant(sql string) func(context.Context, *pgx.Conn, []feature.Row) error {
+	return sqlVariantOrder(sql, true)
+}
+
+// sqlVariantOrder is sqlVariant with the rows sorted as WriteRows sends
+// them, or in the order the ingest computed them (as WriteRows sent them
+// before it sorted).
+func sqlVariantOrder(sql string, sorted bool) func(context.Context, *pgx.Conn, []feature.Row) error {
 	return func(ctx context.Context, c *pgx.Conn, b []feature.Row) error {
-		groups, ids, events, writes, values := encode(b)
+		groups, ids, events, writes, values := encode(b, sorted)
 		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, sql, groups, ids, events, writes, values, distinct(groups))
 			return err
@@ -175,11 +185,13 @@ func schemaConn(ctx context.Context, pgURL, schema string, copyTables bool) *pgx
 	return c
 }
 
-func encode(b []feature.Row) (groups, ids []string, events, writes []time.Time, values []string) {
-	b = slices.Clone(b)
-	slices.SortFunc(b, func(x, y feature.Row) int {
-		return cmp.Or(strings.Compare(x.Group, y.Group), strings.Compare(x.EntityID, y.EntityID))
-	})
+func encode(b []feature.Row, sorted bool) (groups, ids []string, events, writes []time.Time, values []string) {
+	if sorted {
+		b = slices.Clone(b)
+		slices.SortFunc(b, func(x, y feature.Row) int {
+			return cmp.Or(strings.Compare(x.Group, y.Group), strings.Compare(x.EntityID, y.EntityID))
+		})
+	}
 	for i, r := range b {
 		v, err := rowjson.EncodeRow(nil, i, r)
 		check(err)
@@ -193,7 +205,7 @@ func encode(b []feature.Row) (groups, ids []string, events, writes []time.Time, 
 }
 
 func copyRows(ctx context.Context, c *pgx.Conn, b []feature.Row) error {
-	groups, ids, events, writes, values := encode(b)
+	groups, ids, events, writes, values := encode(b, false)
 	src := make([][]any, len(b))
 	for i := range b {
 		src[i] = []any{groups[i], ids[i], events[i], writes[i], values[i]}
