@@ -42,7 +42,7 @@ func main() {
 	n := flag.Int("n", 20000, "movies")
 	batch := flag.Int("batch", 1000, "movies per statement")
 	extra := flag.String("variants", "", "comma-separated files: setup SQL, a line '-- STATEMENT', the statement ($1..$6 as the current one)")
-	explain := flag.Bool("explain", false, "print EXPLAIN ANALYZE of the upsert statement on the last batch instead")
+	explain := flag.Bool("explain", false, "print EXPLAIN ANALYZE of the insert statement on the last batch instead")
 	flag.Parse()
 	ctx := context.Background()
 	base, err := synthetic.Load("testdata/tmdb/bulk_collection_20250605_022412.json")
@@ -80,7 +80,7 @@ func main() {
 	for k, b := range batches {
 		if *explain && k == len(batches)-1 {
 			groups, ids, events, writes, values := encode(b, true)
-			rs, err := conns[1].Query(ctx, "EXPLAIN (ANALYZE, BUFFERS, VERBOSE) "+postgres.WriteRowsSQL, groups, ids, events, writes, values, distinct(groups))
+			rs, err := conns[3].Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+postgres.InsertRowsSQL, groups, ids, events, writes, values, distinct(groups))
 			check(err)
 			lines, err := pgx.CollectRows(rs, pgx.RowTo[string])
 			check(err)
@@ -156,8 +156,13 @@ func rows(base []map[string]any, n, batch int) [][]feature.Row {
 	return out
 }
 
+// schemaConn connects in pgx's exec mode (an unnamed statement per
+// execution, planned for its parameters, as WriteRows runs its statement).
 func schemaConn(ctx context.Context, pgURL, schema string, copyTables bool) *pgx.Conn {
-	c, err := pgx.Connect(ctx, pgURL)
+	cfg, err := pgx.ParseConfig(pgURL)
+	check(err)
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	c, err := pgx.ConnectConfig(ctx, cfg)
 	check(err)
 	_, _ = c.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 	_, err = c.Exec(ctx, "CREATE SCHEMA "+schema)

@@ -438,17 +438,19 @@ GROUP BY group_name`
 
 // insertRowsSQL is writeRowsSQL for a batch whose (group, entity) keys are
 // distinct, as every ingest's are, with one probe of feature_latest per row
-// instead of two and no speculative insertion: the left join finds the
-// current latest row, which both decides the repeat check and splits the
-// batch into the entities that have no latest row (a plain INSERT) and those
-// that have one (an UPDATE where the new row is newer). Without ON CONFLICT
-// an entity whose first row a concurrent writer committed after this
-// statement's snapshot fails the insert with unique_violation on
-// feature_latest_pkey; WriteRows then runs the transaction again with
-// writeRowsSQL. The counts are taken from the rows written (every fresh row
-// is appended, every absent entity inserted), without RETURNING. The rows
-// come sorted by (group, entity), so concurrent batches lock latest rows in
-// the same order and index entries go in key order.
+// instead of two and, for entities without a latest row, no speculative
+// insertion: the lateral probe (its LIMIT keeps it a per-row index probe
+// however large the table, as in GetLatest) finds the current latest row,
+// which both decides the repeat check and splits the batch into the
+// entities that have no latest row (a plain INSERT) and those that have one
+// (the upsert of writeRowsSQL). An entity whose first row a concurrent writer
+// committed after this statement's snapshot fails the plain insert with
+// unique_violation on feature_latest_pkey; WriteRows then runs the
+// transaction again with writeRowsSQL. Counts come from the rows written
+// (every fresh row is appended, every absent entity inserted) plus the
+// upsert's inserts. The rows come sorted by (group, entity), so concurrent
+// batches lock latest rows in the same order and index entries go in key
+// order; no DISTINCT ON sort is needed.
 const insertRowsSQL = `
 WITH input AS (
     SELECT group_name, entity_id, event_time, write_time, feature_values::jsonb AS feature_values
@@ -458,7 +460,11 @@ WITH input AS (
 ), fresh AS (
     SELECT i.*, l.event_time IS NULL AS absent
     FROM input i
-    LEFT JOIN feature_latest AS l ON l.group_name = i.group_name AND l.entity_id = i.entity_id
+    LEFT JOIN LATERAL (
+        SELECT event_time, feature_values FROM feature_latest AS l
+        WHERE l.group_name = i.group_name AND l.entity_id = i.entity_id
+        LIMIT 1
+    ) l ON true
     WHERE l.event_time IS NULL OR l.event_time <> i.event_time
        OR l.feature_values::text <> i.feature_values::text
 ), history AS (
@@ -467,17 +473,24 @@ WITH input AS (
 ), inserted AS (
     INSERT INTO feature_latest (group_name, entity_id, event_time, write_time, feature_values)
     SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh WHERE absent
-), updated AS (
-    UPDATE feature_latest AS l
-    SET event_time = f.event_time, write_time = f.write_time, feature_values = f.feature_values
-    FROM fresh f
-    WHERE NOT f.absent AND l.group_name = f.group_name AND l.entity_id = f.entity_id
-      AND (f.event_time, f.write_time) > (l.event_time, l.write_time)
+), upserted AS (
+    INSERT INTO feature_latest AS l (group_name, entity_id, event_time, write_time, feature_values)
+    SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh WHERE NOT absent
+    ON CONFLICT (group_name, entity_id) DO UPDATE SET
+        event_time     = excluded.event_time,
+        write_time     = excluded.write_time,
+        feature_values = excluded.feature_values
+    WHERE (excluded.event_time, excluded.write_time) > (l.event_time, l.write_time)
+    RETURNING group_name, (xmax = 0) AS inserted
 )
 INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
-SELECT group_name, count(*) FILTER (WHERE absent), count(*), max(event_time)
-FROM fresh
-GROUP BY group_name`
+SELECT f.group_name, f.entities + coalesce(u.entities, 0), f.history_rows, f.newest
+FROM (
+    SELECT group_name, count(*) FILTER (WHERE absent) AS entities, count(*) AS history_rows, max(event_time) AS newest
+    FROM fresh GROUP BY group_name
+) f
+LEFT JOIN (SELECT group_name, count(*) AS entities FROM upserted WHERE inserted GROUP BY group_name) u
+    USING (group_name)`
 
 // WriteRows writes rows all or nothing (see store.Store). Event and write
 // times are truncated to microseconds.
