@@ -67,6 +67,7 @@ type Store struct {
 	log    *zap.Logger
 
 	listenerPID atomic.Uint32 // backend of the last registry listener connection (for tests)
+	upsertOnly  bool          // WriteRows always runs writeRowsSQL (for tests)
 }
 
 var (
@@ -435,44 +436,95 @@ FROM (
 ) d
 GROUP BY group_name`
 
+// insertRowsSQL is writeRowsSQL for a batch whose (group, entity) keys are
+// distinct, as every ingest's are, with one probe of feature_latest per row
+// instead of two and, for entities without a latest row, no speculative
+// insertion: the lateral probe (its LIMIT keeps it a per-row index probe
+// however large the table, as in GetLatest) finds the current latest row,
+// which both decides the repeat check and splits the batch into the
+// entities that have no latest row (a plain INSERT) and those that have one
+// (the upsert of writeRowsSQL). An entity whose first row a concurrent writer
+// committed after this statement's snapshot fails the plain insert with
+// unique_violation on feature_latest_pkey; WriteRows then runs the
+// transaction again with writeRowsSQL. Counts come from the rows written
+// (every fresh row is appended, every absent entity inserted) plus the
+// upsert's inserts. The rows come sorted by (group, entity), so concurrent
+// batches lock latest rows in the same order and index entries go in key
+// order; no DISTINCT ON sort is needed.
+const insertRowsSQL = `
+WITH input AS (
+    SELECT group_name, entity_id, event_time, write_time, feature_values::jsonb AS feature_values
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+        AS t(group_name, entity_id, event_time, write_time, feature_values)
+    WHERE (SELECT feature_groups_lock($6::text[]))
+), fresh AS (
+    SELECT i.*, l.event_time IS NULL AS absent
+    FROM input i
+    LEFT JOIN LATERAL (
+        SELECT event_time, feature_values FROM feature_latest AS l
+        WHERE l.group_name = i.group_name AND l.entity_id = i.entity_id
+        LIMIT 1
+    ) l ON true
+    WHERE l.event_time IS NULL OR l.event_time <> i.event_time
+       OR l.feature_values::text <> i.feature_values::text
+), history AS (
+    INSERT INTO feature_rows (group_name, entity_id, event_time, write_time, feature_values)
+    SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh
+), inserted AS (
+    INSERT INTO feature_latest (group_name, entity_id, event_time, write_time, feature_values)
+    SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh WHERE absent
+), upserted AS (
+    INSERT INTO feature_latest AS l (group_name, entity_id, event_time, write_time, feature_values)
+    SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh WHERE NOT absent
+    ON CONFLICT (group_name, entity_id) DO UPDATE SET
+        event_time     = excluded.event_time,
+        write_time     = excluded.write_time,
+        feature_values = excluded.feature_values
+    WHERE (excluded.event_time, excluded.write_time) > (l.event_time, l.write_time)
+    RETURNING group_name, (xmax = 0) AS inserted
+)
+INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
+SELECT f.group_name, f.entities + coalesce(u.entities, 0), f.history_rows, f.newest
+FROM (
+    SELECT group_name, count(*) FILTER (WHERE absent) AS entities, count(*) AS history_rows, max(event_time) AS newest
+    FROM fresh GROUP BY group_name
+) f
+LEFT JOIN (SELECT group_name, count(*) AS entities FROM upserted WHERE inserted GROUP BY group_name) u
+    USING (group_name)`
+
 // WriteRows writes rows all or nothing (see store.Store). Event and write
 // times are truncated to microseconds.
 func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	var (
-		groups = make([]string, len(rows))
-		ids    = make([]string, len(rows))
-		events = make([]time.Time, len(rows))
-		writes = make([]time.Time, len(rows))
-		values = make([]string, len(rows))
-		buf    []byte
-		err    error
-	)
-	for i, r := range rows {
-		if buf, err = rowjson.EncodeRow(buf[:0], i, r); err != nil {
-			return err
-		}
-		groups[i], ids[i], values[i] = r.Group, r.EntityID, string(buf)
-		events[i] = r.EventTime.Truncate(time.Microsecond)
-		writes[i] = r.WriteTime.Truncate(time.Microsecond)
+	a, err := encodeWrite(rows)
+	if err != nil {
+		return err
 	}
-	distinct := slices.Clone(groups)
-	slices.Sort(distinct)
-	distinct = slices.Compact(distinct)
+	sql := writeRowsSQL
+	if a.distinctKeys && !s.upsertOnly {
+		sql = insertRowsSQL
+	}
 	iw := store.IdempotentWriteFrom(ctx)
-	for range writeAttempts {
+	for attempt := 0; attempt < writeAttempts; attempt++ {
 		if iw == nil {
-			_, err = s.pool.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values, distinct)
+			err = s.pool.AcquireFunc(ctx, func(c *pgxpool.Conn) error {
+				return execWrite(ctx, c.Conn(), sql, a)
+			})
 		} else {
 			err = s.inTx(ctx, "write rows", func(tx pgx.Tx) error {
 				if err := insertIdempotency(ctx, tx, iw); err != nil {
 					return err
 				}
-				_, err := tx.Exec(ctx, writeRowsSQL, groups, ids, events, writes, values, distinct)
-				return err // raw: classified below
+				return execWrite(ctx, tx.Conn(), sql, a) // raw: classified below
 			})
+		}
+		if sql == insertRowsSQL && latestInserted(err) {
+			// a concurrent writer inserted one of the entities: upsert instead
+			sql = writeRowsSQL
+			attempt--
+			continue
 		}
 		if !retryable(err) {
 			break
@@ -480,7 +532,7 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23503" { // foreign_key_violation: a group is not registered
-		return s.missingGroups(ctx, distinct)
+		return s.missingGroups(ctx, a.distinct)
 	}
 	var coded *feature.Error
 	switch {
@@ -492,6 +544,13 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 		return dbError("write rows", err) // in a transaction: a broken connection rolled it back
 	}
 	return store.PostgresWriteError("write rows", err)
+}
+
+// latestInserted reports insertRowsSQL's failure on an entity whose latest
+// row another transaction inserted after the statement's snapshot.
+func latestInserted(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "feature_latest_pkey"
 }
 
 func retryable(err error) bool {
