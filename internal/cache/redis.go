@@ -582,27 +582,46 @@ func (r *Redis) setMany(ctx context.Context, keys []string, args [][]any) error 
 func (r *Redis) casArgs(entries []SetEntry) (keys []string, args [][]any) {
 	keys = make([]string, 0, len(entries))
 	args = make([][]any, 0, len(entries))
+	// One buffer for every value and one backing array for every argument
+	// list; the arguments that repeat are boxed once. The values are sliced
+	// out of the buffer once it has stopped growing.
+	var (
+		buf   []byte
+		ends  = make([]int, 0, len(entries))
+		argv  = make([]any, 0, 4*len(entries))
+		ttl   = [2]any{r.absenceMS, r.ttlMS}
+		wrote = [2]any{"0", "1"}
+		fence = any(r.absenceMS)
+	)
 	for i := range entries {
 		e := &entries[i]
 		v := entryVersion(e)
-		val, err := appendValue(nil, v, e.Row)
-		if err != nil {
+		start := len(buf)
+		var err error
+		if buf, err = appendValue(buf, v, e.Row); err != nil {
 			if !e.Written {
+				buf = buf[:start]
 				continue
 			}
 			v[24] = kindFence
-			val = v[:]
+			buf = append(buf[:start], v[:]...)
 		}
-		ttl := r.absenceMS
+		long, written := 0, 0
 		if v[24] == kindRow || v[24] == kindGone {
-			ttl = r.ttlMS
+			long = 1
 		}
-		written := "0"
 		if e.Written {
-			written = "1"
+			written = 1
 		}
 		keys = append(keys, r.prefix+e.Key)
-		args = append(args, []any{val, ttl, written, r.absenceMS})
+		ends = append(ends, len(buf))
+		argv = append(argv, nil, ttl[long], wrote[written], fence)
+	}
+	start := 0
+	for i, end := range ends {
+		argv[4*i] = buf[start:end:end]
+		args = append(args, argv[4*i:4*i+4:4*i+4])
+		start = end
 	}
 	return keys, args
 }
