@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/featurestore/featurestore/internal/feature"
 )
 
 // The near cache keeps, in the process, a copy of the Redis values its reads
@@ -53,11 +55,15 @@ type nearShard struct {
 	m   map[string]nearValue
 }
 
-// nearValue is Redis's answer for a key: its value, or ok false if Redis
-// had no such key.
+// nearValue is Redis's answer for a key, decoded: ok false if Redis had no
+// such key, else the entry's kind and, for a row, the row (all its
+// features; Group and EntityID empty). The row is never modified once
+// stored: readers that promise to only read it share it
+// (store.WithReadHint), the others get copies.
 type nearValue struct {
-	s  string
-	ok bool
+	ok   bool
+	kind byte
+	row  *feature.Row
 }
 
 // nearCache is the copy, with the tracker that keeps it true.
@@ -82,34 +88,34 @@ func (n *nearCache) shard(key string) *nearShard {
 	return &n.shards[maphash.String(n.seed, key)%nearShards]
 }
 
-// get answers keys from the copy if it can answer all of them; otherwise it
-// fetches them from Redis and stores what it may (see fill). A nil near
-// cache always fetches.
-func (n *nearCache) get(ctx context.Context, keys []string, fetch func(context.Context, []string) ([]any, error)) ([]any, error) {
+// get answers keys from the copy (hit) if it can answer all of them;
+// otherwise it fetches them from Redis (vals: an MGET's values) and stores
+// what it may (see fill). A nil near cache always fetches.
+func (n *nearCache) get(ctx context.Context, keys []string, fetch func(context.Context, []string) ([]any, error)) (hit []nearValue, vals []any, err error) {
 	if n == nil {
-		return fetch(ctx, keys)
+		vals, err = fetch(ctx, keys)
+		return nil, vals, err
 	}
-	if vals, ok := n.lookup(keys); ok {
+	if hit, ok := n.lookup(keys); ok {
 		n.hits.Add(1)
-		return vals, nil
+		return hit, nil, nil
 	}
 	n.misses.Add(1)
 	seqs := n.begin(keys)
-	vals, err := fetch(ctx, keys)
-	if err != nil {
-		return nil, err
+	if vals, err = fetch(ctx, keys); err != nil {
+		return nil, nil, err
 	}
 	n.fill(keys, vals, seqs)
-	return vals, nil
+	return nil, vals, nil
 }
 
 // lookup returns the copies of all keys, or false if one is missing or the
 // copy may not be used now.
-func (n *nearCache) lookup(keys []string) ([]any, bool) {
+func (n *nearCache) lookup(keys []string) ([]nearValue, bool) {
 	if !n.track.current() {
 		return nil, false
 	}
-	vals := make([]any, len(keys))
+	vals := make([]nearValue, len(keys))
 	for i, k := range keys {
 		sh := n.shard(k)
 		sh.mu.RLock()
@@ -118,11 +124,38 @@ func (n *nearCache) lookup(keys []string) ([]any, bool) {
 		if !ok {
 			return nil, false
 		}
-		if v.ok {
-			vals[i] = v.s
-		}
+		vals[i] = v
 	}
 	return vals, true
+}
+
+// entries returns the cache entries of a read that the copy answered,
+// rows copied (only the features of only, unless nil) or, for a reader
+// that only reads them, with their Values shared.
+func (n *nearCache) entries(hit []nearValue, only []string, shared bool) []Entry {
+	out := make([]Entry, len(hit))
+	var rows []feature.Row // one allocation for the batch's rows
+	for i, v := range hit {
+		switch {
+		case !v.ok || v.kind == kindFence: // a miss
+		case v.kind == kindAbsent:
+			out[i].Found = true
+		case v.kind == kindGone:
+			out[i].Gone = true
+		default:
+			if rows == nil {
+				rows = make([]feature.Row, len(hit)-i)
+			}
+			r := &rows[0]
+			rows = rows[1:]
+			*r = *v.row
+			if !shared {
+				r.Values = cloneValues(v.row.Values, only)
+			}
+			out[i] = Entry{Found: true, Row: r}
+		}
+	}
+	return out
 }
 
 // begin returns the invalidation sequence of each key's shard, taken
@@ -152,7 +185,14 @@ func (n *nearCache) fill(keys []string, vals []any, seqs []uint64) {
 	for i, k := range keys {
 		v := nearValue{}
 		if s, ok := vals[i].(string); ok {
-			v = nearValue{s: s, ok: true}
+			v = nearValue{ok: true, row: &feature.Row{}}
+			var err error
+			if v.kind, err = decodeValue(s, v.row, nil); err != nil {
+				continue // corrupt: the read reports it; nothing is kept
+			}
+			if v.kind != kindRow {
+				v.row = nil
+			}
 		}
 		sh := n.shard(k)
 		sh.mu.Lock()
@@ -195,8 +235,8 @@ func (n *nearCache) flush() {
 	}
 }
 
-// entries counts the copies.
-func (n *nearCache) entries() int {
+// size counts the copies.
+func (n *nearCache) size() int {
 	total := 0
 	for i := range n.shards {
 		sh := &n.shards[i]
@@ -215,7 +255,7 @@ func (n *nearCache) details(d map[string]any) {
 	}
 	nd := map[string]any{
 		"enabled": true,
-		"entries": n.entries(),
+		"entries": n.size(),
 		"hits":    n.hits.Load(),
 		"misses":  n.misses.Load(),
 		"fills":   n.fills.Load(),
@@ -243,6 +283,6 @@ func (r *Redis) NearStats() (NearStats, bool) {
 	n.track.mu.Unlock()
 	return NearStats{
 		Hits: n.hits.Load(), Misses: n.misses.Load(), Stored: n.fills.Load(), Refused: n.refused.Load(),
-		Connects: connects, Entries: n.entries(), Tracking: n.track.live.Load(), Usable: n.track.current(),
+		Connects: connects, Entries: n.size(), Tracking: n.track.live.Load(), Usable: n.track.current(),
 	}, true
 }

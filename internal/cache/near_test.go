@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/testenv"
 )
 
@@ -401,4 +403,65 @@ func TestNearBarrierDisconnectsALaggard(t *testing.T) {
 	if after := connects(b); after != before {
 		t.Fatalf("b's tracking connection, which acknowledged, was set up again (%d -> %d)", before, after)
 	}
+}
+
+// A reader that does not promise to only read gets its own copy of a row
+// the near cache answers; one that does shares the copy's values.
+func TestNearCacheCopiesUnlessShared(t *testing.T) {
+	a, b := nearPair(t, testenv.RedisURL(t))
+	const key = "g:inc:8"
+	want := fillRow(t, a, key, 1)
+	readHit(t, b, key, want)
+	ctx := context.Background()
+	for range 3 {
+		hits := b.near.hits.Load()
+		got, err := b.Get(ctx, []string{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[0].Row.Values["budget"] = int64(-5) // a reader of its own copy may change it
+		if b.near.hits.Load() == hits {
+			continue // not answered by the copy (a late heartbeat): try again
+		}
+		if v := budgetOf(t, b, key); v != want {
+			t.Fatalf("after a reader changed its row, the near cache answers %d, want %d", v, want)
+		}
+	}
+	only := store.WithReadHint(ctx, []string{"title"}, false)
+	testenv.Eventually(t, time.Minute, "a hinted read answered by the near cache", func() (bool, string) {
+		hits := b.near.hits.Load()
+		got, err := b.Get(only, []string{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.near.hits.Load() == hits {
+			return false, "not answered by the copy"
+		}
+		if vals := got[0].Row.Values; len(vals) != 1 || vals["title"] != "t" {
+			t.Fatalf("hinted read of title: %v", vals)
+		}
+		return true, ""
+	})
+	shared := store.WithReadHint(ctx, nil, true)
+	testenv.Eventually(t, time.Minute, "two shared reads answered by the near cache", func() (bool, string) {
+		hits := b.near.hits.Load()
+		x, err := b.Get(shared, []string{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := b.Get(shared, []string{key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.near.hits.Load() != hits+2 {
+			return false, "not both answered by the copy"
+		}
+		if reflect.ValueOf(x[0].Row.Values).UnsafePointer() != reflect.ValueOf(y[0].Row.Values).UnsafePointer() {
+			t.Fatal("shared reads got different Values maps: the near cache copied them")
+		}
+		if x[0].Row == y[0].Row {
+			t.Fatal("shared reads got the same Row: the caller writes its key into it")
+		}
+		return true, ""
+	})
 }
