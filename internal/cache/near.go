@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -88,45 +89,61 @@ func (n *nearCache) shard(key string) *nearShard {
 	return &n.shards[maphash.String(n.seed, key)%nearShards]
 }
 
-// get answers keys from the copy (hit) if it can answer all of them;
-// otherwise it fetches them from Redis (vals: an MGET's values) and stores
-// what it may (see fill). A nil near cache always fetches.
-func (n *nearCache) get(ctx context.Context, keys []string, fetch func(context.Context, []string) ([]any, error)) (hit []nearValue, vals []any, err error) {
-	if n == nil {
-		vals, err = fetch(ctx, keys)
-		return nil, vals, err
-	}
-	if hit, ok := n.lookup(keys); ok {
+// get answers keys from the copy, and the keys it does not have (all of
+// them if the copy may not be used now) from Redis, decoded; it stores
+// what Redis answered where it may (see fill). A read answered whole by
+// the copy counts as a hit, any other as a miss.
+func (n *nearCache) get(ctx context.Context, keys []string, fetch func(context.Context, []string) ([]any, error)) ([]nearValue, error) {
+	vals, missing := n.lookup(keys)
+	if len(missing) == 0 {
 		n.hits.Add(1)
-		return hit, nil, nil
+		return vals, nil
 	}
 	n.misses.Add(1)
-	seqs := n.begin(keys)
-	if vals, err = fetch(ctx, keys); err != nil {
-		return nil, nil, err
+	sub := keys
+	if len(missing) < len(keys) {
+		sub = make([]string, len(missing))
+		for j, i := range missing {
+			sub[j] = keys[i]
+		}
 	}
-	n.fill(keys, vals, seqs)
-	return nil, vals, nil
+	seqs := n.begin(sub)
+	got, err := fetch(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	dec, err := n.fill(sub, got, seqs)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range missing {
+		vals[i] = dec[j]
+	}
+	return vals, nil
 }
 
-// lookup returns the copies of all keys, or false if one is missing or the
-// copy may not be used now.
-func (n *nearCache) lookup(keys []string) ([]nearValue, bool) {
+// lookup returns the copies of keys and the indexes of the keys it has no
+// copy of: all of them if the copy may not be used now.
+func (n *nearCache) lookup(keys []string) (vals []nearValue, missing []int) {
+	vals = make([]nearValue, len(keys))
 	if !n.track.current() {
-		return nil, false
+		missing = make([]int, len(keys))
+		for i := range missing {
+			missing[i] = i
+		}
+		return vals, missing
 	}
-	vals := make([]nearValue, len(keys))
 	for i, k := range keys {
 		sh := n.shard(k)
 		sh.mu.RLock()
 		v, ok := sh.m[k]
 		sh.mu.RUnlock()
 		if !ok {
-			return nil, false
+			missing = append(missing, i)
 		}
 		vals[i] = v
 	}
-	return vals, true
+	return vals, missing
 }
 
 // entries returns the cache entries of a read that the copy answered,
@@ -171,46 +188,55 @@ func (n *nearCache) begin(keys []string) []uint64 {
 	return seqs
 }
 
-// fill stores what Redis answered for keys (an MGET's values: a string or
-// nil), each only if its shard saw no invalidation since begin: an
-// invalidation that arrived meanwhile may be of a write Redis applied after
-// it answered, whose value the answer does not have. A fill while the
-// tracking connection is down stores nothing (the reconnection empties the
-// copy and advances every sequence anyway).
-func (n *nearCache) fill(keys []string, vals []any, seqs []uint64) {
-	if !n.track.live.Load() {
-		n.refused.Add(1)
-		return
-	}
+// fill decodes what Redis answered for keys (an MGET's values: a string
+// or nil) and stores each value only if its shard saw no invalidation
+// since begin: an invalidation that arrived meanwhile may be of a write
+// Redis applied after it answered, whose value the answer does not have. A
+// fill while the tracking connection is down stores nothing (the
+// reconnection empties the copy and advances every sequence anyway).
+func (n *nearCache) fill(keys []string, vals []any, seqs []uint64) ([]nearValue, error) {
+	dec := make([]nearValue, len(keys))
+	live := n.track.live.Load()
 	for i, k := range keys {
 		v := nearValue{}
 		if s, ok := vals[i].(string); ok {
 			v = nearValue{ok: true, row: &feature.Row{}}
 			var err error
 			if v.kind, err = decodeValue(s, v.row, nil); err != nil {
-				continue // corrupt: the read reports it; nothing is kept
+				return nil, fmt.Errorf("%w: key %s", err, k)
 			}
 			if v.kind != kindRow {
 				v.row = nil
 			}
 		}
-		sh := n.shard(k)
-		sh.mu.Lock()
-		if sh.seq != seqs[i] {
-			sh.mu.Unlock()
+		dec[i] = v
+		if !live {
 			n.refused.Add(1)
 			continue
 		}
-		if _, there := sh.m[k]; !there && len(sh.m) >= n.perShard {
-			for old := range sh.m { // evict one entry, chosen by map order
-				delete(sh.m, old)
-				break
-			}
-		}
-		sh.m[k] = v
-		sh.mu.Unlock()
-		n.fills.Add(1)
+		n.store(k, v, seqs[i])
 	}
+	return dec, nil
+}
+
+// store keeps v for key unless its shard saw an invalidation since seq;
+// a full shard evicts an entry, chosen by map order.
+func (n *nearCache) store(key string, v nearValue, seq uint64) {
+	sh := n.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.seq != seq {
+		n.refused.Add(1)
+		return
+	}
+	if _, there := sh.m[key]; !there && len(sh.m) >= n.perShard {
+		for old := range sh.m {
+			delete(sh.m, old)
+			break
+		}
+	}
+	sh.m[key] = v
+	n.fills.Add(1)
 }
 
 // invalidate drops the copies of keys (an invalidation message).

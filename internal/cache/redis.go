@@ -283,13 +283,17 @@ func (r *Redis) Get(ctx context.Context, keys []string) ([]Entry, error) {
 		}
 		return out, nil
 	}
-	hit, vals, err := r.near.get(ctx, full, r.fetch)
+	if r.near != nil {
+		vals, err := r.near.get(ctx, full, r.fetch)
+		if err != nil {
+			return nil, err
+		}
+		only, shared := store.ReadHint(ctx)
+		return r.near.entries(vals, only, shared), nil
+	}
+	vals, err := r.mget(ctx, full)
 	if err != nil {
 		return nil, err
-	}
-	if hit != nil {
-		only, shared := store.ReadHint(ctx)
-		return r.near.entries(hit, only, shared), nil
 	}
 	for i, v := range vals {
 		if s, ok := v.(string); ok {
