@@ -437,7 +437,9 @@ func (r *Redis) set(ctx context.Context, keys []string, args [][]any) error {
 // acknowledgements. Connections that have not acknowledged after
 // nearDrainTimeout are disconnected (their near caches turn off, and their
 // leases ran out before that). A cluster, whose processes keep no near
-// cache, skips it.
+// cache, skips it, and so does a writer refused PUBLISH: a near cache
+// whose user is refused it is never set up, and servers and writers share
+// the user.
 func (r *Redis) afterWrite(ctx context.Context) error {
 	c, ok := r.client.(*redis.Client)
 	if !ok {
@@ -447,6 +449,9 @@ func (r *Redis) afterWrite(ctx context.Context) error {
 	_, _ = rand.Read(raw[:])
 	token := hex.EncodeToString(raw[:])
 	n, err := c.Publish(ctx, r.nearName, token).Result()
+	if redis.HasErrorPrefix(err, "NOPERM") {
+		return nil // no near cache runs as a user refused PUBLISH (see tracker.handshake)
+	}
 	if err != nil {
 		return fmt.Errorf("redis near-cache barrier: %w", err)
 	}

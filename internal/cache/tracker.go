@@ -117,7 +117,7 @@ func (t *tracker) current() bool {
 func socketPending(rc syscall.RawConn) bool {
 	pending := true
 	err := rc.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}} // #nosec G115 -- a file descriptor, an int32 in the kernel
 		n, err := unix.Poll(fds, 0)
 		pending = err != nil || n != 0
 	})
@@ -219,9 +219,9 @@ func (t *tracker) session() error {
 
 // handshake switches the connection to RESP3 with the credentials and the
 // name, learns its id, turns broadcast tracking on for the prefix, checks
-// that CLIENT LIST is allowed (a writer's barrier needs it to find a
-// connection that does not acknowledge; see Redis.afterWrite) and
-// subscribes to the barrier channel. It returns once the subscription is
+// that the commands of a writer's barrier are allowed (PUBLISH, LRANGE and
+// CLIENT LIST, which finds a connection that does not acknowledge; see
+// Redis.afterWrite) and subscribes to the barrier channel. It returns once the subscription is
 // confirmed, with the bytes read past the replies.
 func (t *tracker) handshake(conn net.Conn) ([]byte, error) {
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
@@ -230,11 +230,16 @@ func (t *tracker) handshake(conn net.Conn) ([]byte, error) {
 	cmd = appendRespCommand(cmd, "CLIENT", "ID")
 	cmd = appendRespCommand(cmd, "CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", t.prefix)
 	cmd = appendRespCommand(cmd, "CLIENT", "LIST", "ID", "0")
+	// What a writer's barrier runs, on a channel and a key nobody uses: a
+	// user refused them keeps no near cache, and writers (which share the
+	// servers' Redis user) skip the barrier when refused (Redis.afterWrite).
+	cmd = appendRespCommand(cmd, "PUBLISH", t.channel+":check", "")
+	cmd = appendRespCommand(cmd, "LRANGE", nearAckKey(t.prefix, "check"), "0", "0")
 	cmd = appendRespCommand(cmd, "SUBSCRIBE", t.channel)
 	if _, err := conn.Write(cmd); err != nil {
 		return nil, fmt.Errorf("near cache: handshake: %w", err)
 	}
-	steps := []string{"HELLO", "CLIENT ID", "CLIENT TRACKING", "CLIENT LIST", "SUBSCRIBE"}
+	steps := []string{"HELLO", "CLIENT ID", "CLIENT TRACKING", "CLIENT LIST", "PUBLISH", "LRANGE", "SUBSCRIBE"}
 	buf := make([]byte, 0, 16<<10)
 	for len(steps) > 0 {
 		v, n, err := parseResp(buf)
