@@ -184,14 +184,9 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 	switch {
 	case cfg.RedisURL != "":
 		routeRedisLogs(log)
-		near := 0
-		if opts.memoryCache { // a server: one-shot commands write, they do not read hot keys
-			near = int(cfg.RedisNearCache)
-		}
-		rc, err := cache.OpenRedis(cfg.RedisMode, cfg.RedisURL, cache.RedisOptions{Prefix: cfg.RedisKeyPrefix, TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL,
-			ConfigureTLS: func(c *tls.Config) error { return redisTLS(c, cfg.SecurityConfig) }, NearCache: near})
+		rc, err := openRedis(cfg, opts)
 		if err != nil {
-			return nil, fmt.Errorf("redis url: %w", err)
+			return nil, err
 		}
 		b.closers = append(b.closers, rc.Close)
 		if opts.directWriter {
@@ -201,14 +196,7 @@ func openBackends(ctx context.Context, cfg Config, log *zap.Logger, m *metrics.M
 		}
 		c, b.cacheName, cacheHealth = rc, "redis", rc
 		if m != nil {
-			_ = m.Register(metrics.NewRedisPoolCollector(rc.PoolStats))
-			if _, on := rc.NearStats(); on {
-				_ = m.Register(metrics.NewNearCacheCollector(func() metrics.NearCacheStats {
-					s, _ := rc.NearStats()
-					return metrics.NearCacheStats{Hits: s.Hits, Misses: s.Misses, Stored: s.Stored, Refused: s.Refused,
-						Connects: s.Connects, Entries: s.Entries, Usable: s.Usable}
-				}))
-			}
+			registerRedisCollectors(m, rc)
 		}
 	case cfg.PostgresURL == "" && opts.memoryCache:
 		mc := cache.NewMemory(cache.MemoryOptions{TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL})
@@ -308,4 +296,33 @@ func lockDataDir(dir string) (func() error, error) {
 		return nil, fmt.Errorf("%w: %s (is the server running? send the file to it with `featurestore ingest --api http://localhost:8001 FILE`)", errDataDirLocked, dir)
 	}
 	return f.Close, nil
+}
+
+// openRedis opens the Redis cache of cfg, with a near cache for a server
+// (one-shot commands write, they do not read hot keys).
+func openRedis(cfg Config, opts openOptions) (*cache.Redis, error) {
+	near := 0
+	if opts.memoryCache {
+		near = int(cfg.RedisNearCache)
+	}
+	rc, err := cache.OpenRedis(cfg.RedisMode, cfg.RedisURL, cache.RedisOptions{Prefix: cfg.RedisKeyPrefix, TTL: cfg.CacheTTL, AbsenceTTL: cfg.CacheAbsentTTL,
+		ConfigureTLS: func(c *tls.Config) error { return redisTLS(c, cfg.SecurityConfig) }, NearCache: near})
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	return rc, nil
+}
+
+// registerRedisCollectors exposes the Redis client's pool and, while it is
+// on, the near cache.
+func registerRedisCollectors(m *metrics.Metrics, rc *cache.Redis) {
+	_ = m.Register(metrics.NewRedisPoolCollector(rc.PoolStats))
+	if _, on := rc.NearStats(); !on {
+		return
+	}
+	_ = m.Register(metrics.NewNearCacheCollector(func() metrics.NearCacheStats {
+		s, _ := rc.NearStats()
+		return metrics.NearCacheStats{Hits: s.Hits, Misses: s.Misses, Stored: s.Stored, Refused: s.Refused,
+			Connects: s.Connects, Entries: s.Entries, Usable: s.Usable}
+	}))
 }
