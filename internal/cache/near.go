@@ -239,6 +239,13 @@ func (n *nearCache) store(key string, v nearValue, seq uint64) {
 	n.fills.Add(1)
 }
 
+// drop drops the copies of keys this process has just set; nil-safe.
+func (n *nearCache) drop(keys []string) {
+	if n != nil {
+		n.invalidate(keys)
+	}
+}
+
 // invalidate drops the copies of keys (an invalidation message).
 func (n *nearCache) invalidate(keys []string) {
 	for _, k := range keys {

@@ -404,7 +404,14 @@ const setChunk = 1000
 // afterWrite: every near cache has its invalidations.
 func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
 	keys, args := r.casArgs(entries)
-	if err := r.set(ctx, keys, args); err != nil {
+	err := r.set(ctx, keys, args)
+	// This process's next reads of the keys go to Redis at once, whatever
+	// the outcome, rather than to a copy Redis's invalidation has not yet
+	// reached: a fill runs no barrier, and a fence copied before it would
+	// otherwise send a read to the store (which may be down) for a row
+	// Redis now has.
+	r.near.drop(keys)
+	if err != nil {
 		return err
 	}
 	if slices.ContainsFunc(entries, func(e SetEntry) bool { return e.Written || e.Gone }) {
