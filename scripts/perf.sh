@@ -13,6 +13,9 @@
 #   DURATION=10s ROUNDS=3 bash scripts/perf.sh  # longer, steadier
 #   LOADS="one5 entity" bash scripts/perf.sh    # some loads only
 #
+# The Postgres+Redis service runs with a near cache of NEAR entries (50000;
+# NEAR=0 measures without it).
+#
 # Loads (tools/perfdata writes POOL requests of each, over random ids):
 #   one5      POST /get-online-features, 1 entity x 5 features
 #   hundred5  POST /get-online-features, 100 entities x 5 features
@@ -73,7 +76,7 @@ start() { # start NAME FLAGS...: a featurestore with the access log at its defau
   pids+=($!)
   url[$name]="http://127.0.0.1:$port"
 }
-start pg --postgres-url "$pg_url" --redis-url "redis://127.0.0.1:$redis_port/0"
+start pg --postgres-url "$pg_url" --redis-url "redis://127.0.0.1:$redis_port/0" --redis-near-cache-entries "${NEAR:-50000}"
 start embedded --data-dir "$work/embedded-data"
 for name in pg embedded; do
   wait_for "${url[$name]}/health/ready" "$work/$name.log"

@@ -107,7 +107,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	secret(&cfg.RedisURL, "redis-url", "Redis `URL`; when set, Redis is the online cache. single: redis://host:6379/0; cluster: redis://h1:p1?addr=h2:p2&addr=h3:p3 (seed nodes); sentinel: redis://s1:26379?addr=s2:26379&master_name=NAME; rediss:// for TLS")
 	str(&cfg.RedisMode, "redis-mode", cache.RedisSingle, "how --redis-url is read: single (one server), cluster (Redis Cluster seed nodes) or sentinel (Sentinels and a master name)")
 	str(&cfg.RedisKeyPrefix, "redis-key-prefix", "fs", "prefix of every Redis key the service writes")
-	num(&cfg.RedisNearCache, "redis-near-cache-entries", 50_000, "entries of the near cache, the server's in-process copy of Redis values that Redis invalidates (client tracking) before any write is acknowledged; single mode only (0: off)")
+	num(&cfg.RedisNearCache, "redis-near-cache-entries", 0, "entries of the near cache, the server's in-process copy of Redis values that Redis invalidates (client tracking) before any write is acknowledged; single mode only; 0 (the default): off")
 	dur(&cfg.CacheTTL, "cache-ttl", time.Hour, "how long a cached row lives")
 	dur(&cfg.CacheAbsentTTL, "cache-absent-ttl", time.Minute, "how long a cached 'entity not found' lives")
 	str(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
