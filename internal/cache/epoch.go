@@ -309,6 +309,9 @@ func (v *validator) stamp(ctx context.Context, from uint64) error {
 	v.accept(current)
 	v.mu.Lock()
 	v.generation, v.lastStamp = gen, time.Now().UTC()
+	// What the system of record now holds: a check while it is down
+	// compares with this, not with the account read before the stamp.
+	v.record = &epochRecord{gen, current}
 	v.mu.Unlock()
 	v.markValid(from)
 	return nil
