@@ -111,12 +111,15 @@ func startStack(t *testing.T) *e2eStack {
 	s.apiAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	s.apiURL, s.apiInstance = "http://"+s.apiAddr, s.apiAddr
 	s.apiEnv = map[string]string{
-		"FEATURESTORE_POSTGRES_URL":     s.postgres.URL(),
-		"FEATURESTORE_REDIS_URL":        s.redis.URL(),
-		"FEATURESTORE_HEALTH_INTERVAL":  "5s",
-		"FEATURESTORE_REFRESH_INTERVAL": "5s",
-		"FEATURESTORE_RECOMPUTE_DELAY":  "1s",
-		"FEATURESTORE_LOG_DIR":          filepath.Join(dir, "logs"),
+		"FEATURESTORE_POSTGRES_URL": s.postgres.URL(),
+		"FEATURESTORE_REDIS_URL":    s.redis.URL(),
+		// Off by default; on here so the overview dashboard's near-cache
+		// panels have data to show.
+		"FEATURESTORE_REDIS_NEAR_CACHE_ENTRIES": "10000",
+		"FEATURESTORE_HEALTH_INTERVAL":          "5s",
+		"FEATURESTORE_REFRESH_INTERVAL":         "5s",
+		"FEATURESTORE_RECOMPUTE_DELAY":          "1s",
+		"FEATURESTORE_LOG_DIR":                  filepath.Join(dir, "logs"),
 	}
 	s.apiLogs = &tailBuffer{}
 	s.startService(t)
