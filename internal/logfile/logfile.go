@@ -4,14 +4,16 @@
 // to NAME.2, and so on) and a new NAME is started. Rotated files are removed
 // beyond the kept count and, with a maximum age, once their last line is
 // older than it: "keep 30 days" holds whatever the traffic, within the
-// size bound of maximum size × (kept count + 1). Every Write lands whole in
-// one file, so a log line written with one call is never split across files.
+// size bound of maximum size × (kept count + 1). A line never splits across
+// files: a Write lands whole in one file, or, holding several lines, is cut
+// only at line ends.
 //
 // A File is safe for concurrent use by one process; two processes must not
 // write the same path (each would rotate the other's file).
 package logfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -100,20 +102,58 @@ func (l *File) open() error {
 
 func utcDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
-// due says whether a write of n bytes now must go to a new file: past the
-// maximum size, or the first line of a new day when files age out.
-func (l *File) due(n int, now time.Time) bool {
-	if l.size == 0 {
-		return false
+// next says how many bytes of p go next into a file, and whether the file
+// must rotate before them. A p that fits goes whole. One that does not is
+// cut at line ends: the lines that still fit go into the current file, the
+// rest into new ones, as many whole lines as fit in each (a line longer than
+// the maximum goes alone). The first line of a new day, when files age out,
+// starts a new file.
+func (l *File) next(p []byte, now time.Time) (n int, rotate bool) {
+	newDay := l.maxAge > 0 && l.size > 0 && l.day != utcDay(now)
+	if !newDay {
+		if l.size+int64(len(p)) <= l.maxSize {
+			return len(p), false
+		}
+		if n := wholeLines(p, l.maxSize-l.size); n > 0 {
+			return n, false
+		}
+		if l.size == 0 {
+			return lineEnd(p), false
+		}
 	}
-	return l.size+int64(n) > l.maxSize || (l.maxAge > 0 && l.day != utcDay(now))
+	if n := wholeLines(p, l.maxSize); n > 0 {
+		return n, true
+	}
+	return lineEnd(p), true
 }
 
-// Write appends p, rotating first if p would take the file past its maximum
-// size (a p larger than the maximum goes alone into a new file). When the
-// rotation fails, p is still written (to the unrotated file) and the
-// rotation's error is returned: a full or read-only disk loses lines, a
-// failed rename does not.
+// wholeLines is the length of the longest run of whole lines at the start of
+// p that takes at most room bytes (0 if not even the first line does).
+func wholeLines(p []byte, room int64) int {
+	if room <= 0 {
+		return 0
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	return bytes.LastIndexByte(p, '\n') + 1
+}
+
+// lineEnd is the length of p's first line, its newline included (all of p
+// if it has none).
+func lineEnd(p []byte) int {
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		return i + 1
+	}
+	return len(p)
+}
+
+// Write appends p. A p of several lines (a buffer's flush) is cut at line
+// ends where the file must rotate (next), so every line lands whole in one
+// file and no file passes its maximum size except by a single line longer
+// than it. When a rotation fails, the lines are still written (to the
+// unrotated file) and the rotation's error is returned: a full or read-only
+// disk loses lines, a failed rename does not.
 func (l *File) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -127,20 +167,28 @@ func (l *File) Write(p []byte) (int, error) {
 	}
 	var rotErr error
 	now := l.now()
-	if l.due(len(p), now) {
-		if rotErr = l.rotate(); l.f == nil {
-			return 0, rotErr
+	written := 0
+	for written < len(p) {
+		n, rotate := l.next(p[written:], now)
+		if rotate {
+			if err := l.rotate(); err != nil {
+				rotErr = errors.Join(rotErr, err)
+				if l.f == nil {
+					return written, rotErr
+				}
+			}
+		}
+		m, err := l.f.Write(p[written : written+n])
+		written += m
+		l.size += int64(m)
+		if m > 0 && l.day == "" {
+			l.day = utcDay(now)
+		}
+		if err != nil {
+			return written, errors.Join(rotErr, fmt.Errorf("write %s: %w", l.path, err))
 		}
 	}
-	n, err := l.f.Write(p)
-	l.size += int64(n)
-	if n > 0 && l.day == "" {
-		l.day = utcDay(now)
-	}
-	if err != nil {
-		err = fmt.Errorf("write %s: %w", l.path, err)
-	}
-	return n, errors.Join(rotErr, err)
+	return written, rotErr
 }
 
 // rotate shifts path.i to path.i+1 (dropping the oldest), path to path.1,
