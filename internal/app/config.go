@@ -47,6 +47,7 @@ type Config struct {
 	LogMaxFiles              int64
 	LogMaxAge                time.Duration
 	LogSlowRequest           time.Duration
+	LogFlushInterval         time.Duration
 	MaxBodyBytes             int64
 	RequestTimeout           time.Duration
 	ShutdownTimeout          time.Duration
@@ -116,6 +117,7 @@ func flagSet(name string, cfg *Config, getenv func(string) string, out io.Writer
 	num(&cfg.LogMaxFiles, "log-max-files", 60, "rotated files kept per log file of --log-dir at most (application.log.1 ... .N)")
 	dur(&cfg.LogMaxAge, "log-max-age", 30*24*time.Hour, "remove rotated log files of --log-dir older than this; files also rotate daily (0: by size and count only)")
 	dur(&cfg.LogSlowRequest, "log-slow-request", 500*time.Millisecond, "requests that take at least this long also go to DIR/performance/performance.log (0: none)")
+	dur(&cfg.LogFlushInterval, "log-flush-interval", 100*time.Millisecond, "info lines (the access log) are written in batches at least this often; warnings and errors at once; a killed process loses at most this long of info lines (0: every line at once)")
 	num(&cfg.MaxBodyBytes, "max-body-bytes", 32<<20, "largest accepted request body in bytes (larger: 413)")
 	dur(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "deadline of one request's work")
 	dur(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish on SIGTERM")
@@ -161,8 +163,13 @@ func (c *Config) validate() error {
 	if c.LogMaxFiles < 0 || c.LogMaxFiles > 1000 {
 		errs = append(errs, "log-max-files must be between 0 and 1000")
 	}
-	if c.LogMaxAge < 0 || c.LogSlowRequest < 0 {
-		errs = append(errs, "log-max-age and log-slow-request must not be negative")
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"log-max-age", c.LogMaxAge}, {"log-slow-request", c.LogSlowRequest}, {"log-flush-interval", c.LogFlushInterval}} {
+		if d.d < 0 {
+			errs = append(errs, d.name+" must not be negative")
+		}
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, "max-body-bytes must be at least 1024")
@@ -296,7 +303,7 @@ func (c Config) masked() map[string]any {
 		"cache_ttl": c.CacheTTL.String(), "cache_absent_ttl": c.CacheAbsentTTL.String(),
 		"log_level": c.LogLevel, "max_body_bytes": c.MaxBodyBytes,
 		"log_dir": c.LogDir, "log_max_size": c.LogMaxSize, "log_max_files": c.LogMaxFiles,
-		"log_max_age": c.LogMaxAge.String(), "log_slow_request": c.LogSlowRequest.String(),
+		"log_max_age": c.LogMaxAge.String(), "log_slow_request": c.LogSlowRequest.String(), "log_flush_interval": c.LogFlushInterval.String(),
 		"request_timeout": c.RequestTimeout.String(), "shutdown_timeout": c.ShutdownTimeout.String(),
 		"shutdown_delay": c.ShutdownDelay.String(), "recompute_delay": c.RecomputeDelay.String(),
 		"refresh_interval": c.RefreshInterval.String(), "health_interval": c.HealthInterval.String(),

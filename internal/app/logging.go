@@ -32,50 +32,72 @@ func newLogger(w io.Writer, level string, m *metrics.Metrics) (*zap.Logger, erro
 // LOGDIR/performance/performance.log (requests slower than
 // cfg.LogSlowRequest), the layout of the operators' guide; each file rotates
 // by size and daily, and its rotated files are removed past cfg.LogMaxAge or
-// cfg.LogMaxFiles. closeFiles closes those files; call it after the last log
-// line.
-func newServiceLogger(w io.Writer, cfg Config, m *metrics.Metrics) (log *zap.Logger, closeFiles func() error, err error) {
-	if cfg.LogDir == "" {
-		log, err := newLogger(w, cfg.LogLevel, m)
-		return log, func() error { return nil }, err
-	}
+// cfg.LogMaxFiles. With cfg.LogFlushInterval set, each destination gathers
+// its lines and writes them in batches (logfile.Buffered): every interval,
+// when its buffer fills, and at once after a warning or an error. closeLog
+// flushes and closes them; call it after the last log line.
+func newServiceLogger(w io.Writer, cfg Config, m *metrics.Metrics) (log *zap.Logger, closeLog func() error, err error) {
+	var buffers []*logfile.Buffered
 	var files []*logfile.File
-	closeFiles = func() error {
+	closeLog = func() error {
 		var errs []error
+		for _, b := range buffers { // before the files they write to
+			errs = append(errs, b.Close())
+		}
 		for _, f := range files {
 			errs = append(errs, f.Close())
 		}
 		return errors.Join(errs...)
 	}
-	names := []string{filepath.Join("app", "application.log"), filepath.Join("error", "error.log")}
-	if cfg.LogSlowRequest > 0 {
-		names = append(names, filepath.Join("performance", "performance.log"))
-	}
-	for _, name := range names {
-		f, err := logfile.Open(filepath.Join(cfg.LogDir, name), cfg.LogMaxSize, int(cfg.LogMaxFiles), logfile.WithMaxAge(cfg.LogMaxAge))
-		if err != nil {
-			_ = closeFiles()
-			return nil, nil, fmt.Errorf("log dir: %w", err)
+	sink := func(w io.Writer) logSink {
+		if cfg.LogFlushInterval <= 0 {
+			return logSink{w: w}
 		}
-		files = append(files, f)
+		b := logfile.NewBuffered(w, logBufferBytes, cfg.LogFlushInterval)
+		buffers = append(buffers, b)
+		return logSink{w: b, buffered: b}
 	}
-	sinks := []logSink{{w: w}, {w: files[0]}, {w: files[1], errorsOnly: true}}
-	if cfg.LogSlowRequest > 0 {
-		sinks = append(sinks, logSink{w: files[2], slowerThan: cfg.LogSlowRequest})
+	sinks := []logSink{sink(w)}
+	if cfg.LogDir != "" {
+		names := []string{filepath.Join("app", "application.log"), filepath.Join("error", "error.log")}
+		if cfg.LogSlowRequest > 0 {
+			names = append(names, filepath.Join("performance", "performance.log"))
+		}
+		for _, name := range names {
+			f, err := logfile.Open(filepath.Join(cfg.LogDir, name), cfg.LogMaxSize, int(cfg.LogMaxFiles), logfile.WithMaxAge(cfg.LogMaxAge))
+			if err != nil {
+				_ = closeLog()
+				return nil, nil, fmt.Errorf("log dir: %w", err)
+			}
+			files = append(files, f)
+		}
+		app, errs := sink(files[0]), sink(files[1])
+		errs.errorsOnly = true
+		sinks = append(sinks, app, errs)
+		if cfg.LogSlowRequest > 0 {
+			slow := sink(files[2])
+			slow.slowerThan = cfg.LogSlowRequest
+			sinks = append(sinks, slow)
+		}
 	}
 	log, err = buildLogger(cfg.LogLevel, m, sinks...)
 	if err != nil {
-		_ = closeFiles()
+		_ = closeLog()
 		return nil, nil, err
 	}
-	return log, closeFiles, nil
+	return log, closeLog, nil
 }
+
+// logBufferBytes is the buffer of each log destination under
+// --log-flush-interval: about a thousand request lines.
+const logBufferBytes = 256 << 10
 
 // logSink is one destination of the logger's JSON lines.
 type logSink struct {
 	w          io.Writer
-	errorsOnly bool          // only entries at error level and above
-	slowerThan time.Duration // if set, only the access log entries of requests at least this slow
+	buffered   *logfile.Buffered // w, when it is buffered
+	errorsOnly bool              // only entries at error level and above
+	slowerThan time.Duration     // if set, only the access log entries of requests at least this slow
 }
 
 func buildLogger(level string, m *metrics.Metrics, sinks ...logSink) (*zap.Logger, error) {
@@ -92,7 +114,11 @@ func buildLogger(level string, m *metrics.Metrics, sinks ...logSink) (*zap.Logge
 		if s.errorsOnly {
 			sinkLevel = max(lvl, zapcore.ErrorLevel)
 		}
-		cores[i] = zapcore.NewCore(timeFirstEncoder{zapcore.NewJSONEncoder(enc)}, zapcore.Lock(zapcore.AddSync(s.w)), sinkLevel)
+		if s.buffered != nil { // safe for concurrent use, flushed at once past info
+			cores[i] = flushPastInfo{zapcore.NewCore(timeFirstEncoder{zapcore.NewJSONEncoder(enc)}, s.buffered, sinkLevel), s.buffered}
+		} else {
+			cores[i] = zapcore.NewCore(timeFirstEncoder{zapcore.NewJSONEncoder(enc)}, zapcore.Lock(zapcore.AddSync(s.w)), sinkLevel)
+		}
 		if s.slowerThan > 0 {
 			cores[i] = slowRequests{Core: cores[i], threshold: s.slowerThan}
 		}
@@ -104,6 +130,33 @@ func buildLogger(level string, m *metrics.Metrics, sinks ...logSink) (*zap.Logge
 		core = m.CountingCore(core)
 	}
 	return zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel+1), zap.Fields(zap.String("service", "featurestore"))), nil
+}
+
+// flushPastInfo is the core of a buffered destination: a warning or an
+// error is written out at once, with the lines buffered before it, so what
+// an operator must see is never held back, nor lost with the process.
+type flushPastInfo struct {
+	zapcore.Core
+	buf *logfile.Buffered
+}
+
+func (c flushPastInfo) With(fields []zapcore.Field) zapcore.Core {
+	return flushPastInfo{c.Core.With(fields), c.buf}
+}
+
+func (c flushPastInfo) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(ent.Level) {
+		return ce.AddCore(ent, c)
+	}
+	return ce
+}
+
+func (c flushPastInfo) Write(ent zapcore.Entry, fields []zapcore.Field) error {
+	err := c.Core.Write(ent, fields)
+	if ent.Level > zapcore.InfoLevel {
+		err = errors.Join(err, c.buf.Flush())
+	}
+	return err
 }
 
 // timeFirstEncoder is zap's JSON encoder with the entry's time, in UTC

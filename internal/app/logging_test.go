@@ -119,8 +119,9 @@ func TestLogDirFlagsAreValidated(t *testing.T) {
 	}{
 		{[]string{"--log-max-size", "10"}, "log-max-size must be at least 1024"},
 		{[]string{"--log-max-files", "-1"}, "log-max-files must be between 0 and 1000"},
-		{[]string{"--log-max-age", "-1s"}, "log-max-age and log-slow-request must not be negative"},
-		{[]string{"--log-slow-request", "-1ms"}, "log-max-age and log-slow-request must not be negative"},
+		{[]string{"--log-max-age", "-1s"}, "log-max-age must not be negative"},
+		{[]string{"--log-slow-request", "-1ms"}, "log-slow-request must not be negative"},
+		{[]string{"--log-flush-interval", "-1ms"}, "log-flush-interval must not be negative"},
 	} {
 		err := Run(context.Background(), c.args, envFrom(map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()}), &testenv.SyncBuffer{}, &testenv.SyncBuffer{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -243,5 +244,47 @@ func TestSlowRequestsCoreFilters(t *testing.T) {
 	want := []string{"slow request /b info 100 r1 <nil>", "slow request /c error 100 r1 postgres read"}
 	if !slices.Equal(got, want) {
 		t.Errorf("performance lines:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestBufferedLogHoldsInfoAndFlushesWarnings pins --log-flush-interval on
+// the service's logger: an info line waits in the buffer (the interval here
+// is an hour, so no timer flush can interfere); a warning goes out at once,
+// after the info line before it, to stdout and to application.log alike;
+// closing writes what is left, so the files still equal stdout.
+func TestBufferedLogHoldsInfoAndFlushesWarnings(t *testing.T) {
+	t.Parallel()
+	var out testenv.SyncBuffer
+	logDir := t.TempDir()
+	cfg := Config{LogLevel: "info", LogDir: logDir, LogMaxSize: 1 << 20, LogMaxFiles: 5, LogFlushInterval: time.Hour}
+	log, closeLog, err := newServiceLogger(&out, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appLog := func() string {
+		b, err := os.ReadFile(filepath.Join(logDir, "app", "application.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	log.Info("first")
+	if out.String() != "" || appLog() != "" {
+		t.Fatalf("an info line was written before any flush: stdout %q, application.log %q", out.String(), appLog())
+	}
+	log.Warn("second")
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"msg":"first"`) || !strings.Contains(lines[1], `"msg":"second"`) {
+		t.Fatalf("after a warning, stdout holds:\n%s", out.String())
+	}
+	if appLog() != out.String() {
+		t.Fatalf("after a warning, application.log %q differs from stdout %q", appLog(), out.String())
+	}
+	log.Info("third")
+	if err := closeLog(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(out.String(), "\"msg\":\"third\",\"service\":\"featurestore\"}\n") || appLog() != out.String() {
+		t.Fatalf("after close: stdout\n%s\napplication.log\n%s", out.String(), appLog())
 	}
 }

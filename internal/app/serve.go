@@ -34,7 +34,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 	start := time.Now()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{Version: version, Revision: buildRevision(), GoVersion: runtime.Version()}, time.Now)
-	log, closeLogFiles, err := newServiceLogger(stdout, cfg, m)
+	log, closeLog, err := newServiceLogger(stdout, cfg, m)
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func serve(ctx context.Context, cfg Config, stdout io.Writer, onListen func(stri
 			log.Error("featurestore failed", zap.Error(err))
 		}
 		_ = log.Sync()
-		_ = closeLogFiles()
+		_ = closeLog()
 	}()
 	log.Info("starting featurestore", zap.String("version", version), zap.String("revision", buildRevision()),
 		zap.Any("config", cfg.masked()))
