@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -286,5 +287,40 @@ func TestBufferedLogHoldsInfoAndFlushesWarnings(t *testing.T) {
 	}
 	if !strings.HasSuffix(out.String(), "\"msg\":\"third\",\"service\":\"featurestore\"}\n") || appLog() != out.String() {
 		t.Fatalf("after close: stdout\n%s\napplication.log\n%s", out.String(), appLog())
+	}
+}
+
+// TestServeRaisesTheGCTargetUnlessGOGCIsSet: with no GOGC in the
+// environment a server runs at defaultGCPercent and restores the previous
+// target when it stops; with GOGC set it leaves the runtime's target alone.
+// The start-up line says which. Not parallel: the GC target is the
+// process's.
+func TestServeRaisesTheGCTargetUnlessGOGCIsSet(t *testing.T) {
+	current := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
+	before := debug.SetGCPercent(150)
+	defer debug.SetGCPercent(before)
+	for _, c := range []struct {
+		gogc    string // "" unset
+		running int
+		fromEnv bool
+	}{{"", defaultGCPercent, false}, {"300", 150, true}} {
+		t.Setenv("GOGC", c.gogc) // restored after the test
+		if c.gogc == "" {
+			if err := os.Unsetenv("GOGC"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, logs, stop := startServer(t, nil, map[string]string{"FEATURESTORE_DATA_DIR": t.TempDir()})
+		running := current()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if running != c.running || current() != 150 {
+			t.Errorf("GOGC %q: target %d while serving (want %d), %d after (want 150)", c.gogc, running, c.running, current())
+		}
+		want := fmt.Sprintf(`"gc_percent":%d,"gc_percent_from_env":%t`, c.running, c.fromEnv)
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("GOGC %q: no %s in the start-up line:\n%s", c.gogc, want, grepLine(logs.String(), "starting featurestore"))
+		}
 	}
 }
