@@ -87,11 +87,11 @@ func decode(r *http.Request, v any, root string) error {
 	if err != nil {
 		return err
 	}
+	if req, ok := v.(*service.OnlineRequest); ok && decodeOnlineRequest(b, req) {
+		return nil // the hot read's usual request, checked and decoded in one pass
+	}
 	if err := strictjson.Check(b, reflect.TypeOf(v)); err != nil {
 		return strictError(err, root)
-	}
-	if req, ok := v.(*service.OnlineRequest); ok && decodeOnlineRequest(b, req) {
-		return nil // the hot read's usual request, decoded without reflection
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

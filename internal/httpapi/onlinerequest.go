@@ -2,29 +2,43 @@ package httpapi
 
 import (
 	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/featurestore/featurestore/internal/service"
 )
 
 // decodeOnlineRequest decodes the usual get-online-features request in one
 // pass without reflection, and reports false for anything it does not
-// know, leaving req to be decoded by encoding/json instead. It is called
-// after strictjson.Check, so data is one well-formed document with no
-// duplicate or case-folded keys and valid UTF-8; what it accepts, it
-// decodes exactly as encoding/json (with UseNumber) would, and whatever
-// would be an error there (an unknown field, a wrong type) it leaves to
-// encoding/json, which reports it as it always did. Strings with escapes
-// are left to encoding/json too.
+// know, leaving req to strictjson.Check and encoding/json instead. It is the
+// only check of what it accepts, so it accepts only what strictjson.Check
+// passes: one well-formed document, valid UTF-8, no duplicate keys, no
+// case-folded keys (its keys match exactly), strings without escapes (so no
+// NUL and no surrogates), numbers of JSON's grammar. What it accepts it
+// decodes exactly as encoding/json (with UseNumber) would; whatever would be
+// an error there (an unknown field, a wrong type) it leaves to the full
+// path, which reports it as it always did.
 func decodeOnlineRequest(data []byte, req *service.OnlineRequest) bool {
+	if !utf8.Valid(data) {
+		return false
+	}
 	p := fastParser{b: data, doc: string(data)}
 	var out service.OnlineRequest
+	var seen uint8 // the top-level keys read so far, one bit each
+	once := func(bit uint8) bool {
+		dup := seen&bit != 0
+		seen |= bit
+		return !dup
+	}
 	ok := p.object(func(key string) bool {
 		switch key {
 		case "entities":
-			return p.entities(&out.Entities)
+			return once(1) && p.entities(&out.Entities)
 		case "features":
-			return p.strings(&out.Features)
+			return once(2) && p.strings(&out.Features)
 		case "feature_service":
+			if !once(4) {
+				return false
+			}
 			if p.null() {
 				out.FeatureService = nil
 				return true
@@ -33,10 +47,13 @@ func decodeOnlineRequest(data []byte, req *service.OnlineRequest) bool {
 			out.FeatureService = &s
 			return ok
 		case "full_feature_names":
-			return p.boolean(&out.FullFeatureNames)
+			return once(8) && p.boolean(&out.FullFeatureNames)
 		case "include_feature_view_version_metadata":
-			return p.boolean(&out.IncludeFeatureViewVersionMetadata)
+			return once(16) && p.boolean(&out.IncludeFeatureViewVersionMetadata)
 		case "request_context":
+			if !once(32) {
+				return false
+			}
 			if p.null() {
 				return true
 			}
@@ -144,18 +161,47 @@ func (p *fastParser) str() (string, bool) {
 	return "", false
 }
 
-// number reads a number's text (strictjson has checked its form).
+// number reads a number of JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (p *fastParser) number() (json.Number, bool) {
 	p.ws()
 	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		if (c < '0' || c > '9') && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
-			break
+	p.skip('-')
+	switch {
+	case p.skip('0'):
+	case p.digits() == 0:
+		return "", false
+	}
+	if p.skip('.') && p.digits() == 0 {
+		return "", false
+	}
+	if p.skip('e') || p.skip('E') {
+		if !p.skip('+') {
+			p.skip('-')
 		}
+		if p.digits() == 0 {
+			return "", false
+		}
+	}
+	return json.Number(p.doc[start:p.i]), true
+}
+
+// skip consumes c if it comes next (no white space before it).
+func (p *fastParser) skip(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// digits consumes a run of decimal digits and says how many.
+func (p *fastParser) digits() int {
+	start := p.i
+	for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
 		p.i++
 	}
-	return json.Number(p.b[start:p.i]), p.i > start
+	return p.i - start
 }
 
 // object reads an object, calling field for each key with the parser at
@@ -217,6 +263,9 @@ func (p *fastParser) entities(v *map[string][]any) bool {
 	}
 	m := make(map[string][]any, 1)
 	ok := p.object(func(key string) bool {
+		if _, dup := m[key]; dup {
+			return false
+		}
 		if p.null() {
 			m[key] = nil
 			return true

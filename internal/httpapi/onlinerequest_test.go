@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"reflect"
 	"testing"
 
@@ -12,17 +13,18 @@ import (
 	"github.com/featurestore/featurestore/internal/strictjson"
 )
 
-// sameAsEncodingJSON checks that decodeOnlineRequest, wherever it accepts
-// a document strictjson passes, decodes it exactly as encoding/json does
-// (nil and empty told apart); it reports whether it accepted it.
+// sameAsEncodingJSON checks that whatever decodeOnlineRequest accepts,
+// strictjson.Check passes (the fast path is the only check of what it
+// accepts) and encoding/json decodes exactly as it did (nil and empty told
+// apart); it reports whether it accepted the document.
 func sameAsEncodingJSON(t *testing.T, body []byte) bool {
 	t.Helper()
-	if strictjson.Check(body, reflect.TypeFor[*service.OnlineRequest]()) != nil {
-		return false
-	}
 	var fast service.OnlineRequest
 	if !decodeOnlineRequest(body, &fast) {
 		return false
+	}
+	if err := strictjson.Check(body, reflect.TypeFor[*service.OnlineRequest]()); err != nil {
+		t.Fatalf("%s: the fast decoder accepted what strictjson refuses: %v", body, err)
 	}
 	var slow service.OnlineRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -30,6 +32,9 @@ func sameAsEncodingJSON(t *testing.T, body []byte) bool {
 	dec.UseNumber()
 	if err := dec.Decode(&slow); err != nil {
 		t.Fatalf("%s: the fast decoder accepted what encoding/json refuses: %v", body, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		t.Fatalf("%s: the fast decoder accepted data after the document", body)
 	}
 	if diff := cmp.Diff(slow, fast); diff != "" {
 		t.Fatalf("%s: the fast decoder differs from encoding/json (-json +fast):\n%s", body, diff)
@@ -49,6 +54,7 @@ func TestDecodeOnlineRequest(t *testing.T) {
 		`{"entities":null,"feature_service":"svc","request_context":{},"full_feature_names":null,"include_feature_view_version_metadata":true}`,
 		`{"entities":{},"features":["日本:é <&>"],"full_feature_names":false,"include_feature_view_version_metadata":false}`,
 		`{}`,
+		`{"entities":{"m":[0,-0,10,1.25e+10,2E-3,-0.5,7e0]}}`,
 	}
 	for _, body := range fast {
 		if !sameAsEncodingJSON(t, []byte(body)) {
@@ -67,6 +73,21 @@ func TestDecodeOnlineRequest(t *testing.T) {
 		`{"request_context":{"a":1}}`,
 		`{"nope":1}`,
 		`{"feature_service":1}`,
+		// what strictjson refuses, the fast path leaves to it
+		`{"features":["a:b"],"features":["c:d"]}`,
+		`{"entities":{"movie_id":[1],"movie_id":[2]}}`,
+		`{"Features":["a:b"]}`,
+		"{\"features\":[\"a\xff:b\"]}",
+		"{\"entities\":{\"m\\u0000\":[1]}}",
+		`{"entities":{"m":[01]}}`,
+		`{"entities":{"m":[-]}}`,
+		`{"entities":{"m":[1.]}}`,
+		`{"entities":{"m":[.5]}}`,
+		`{"entities":{"m":[1e]}}`,
+		`{"entities":{"m":[1-2]}}`,
+		`{"entities":{"m":[+1]}}`,
+		`{"entities":{"m":[1]}} x`,
+		`{"entities":{"m":[1]}}{}`,
 	}
 	for _, body := range slow {
 		if sameAsEncodingJSON(t, []byte(body)) {
