@@ -7,7 +7,12 @@
 # starts tools/ceiling (bare net/http answering the byte-identical bodies it
 # captured from the Postgres+Redis service), then runs wrk for every load
 # against the three targets in alternation, ROUNDS times, and prints a
-# Markdown table of the mean rps, p50, p99 and the ratio to the ceiling.
+# Markdown table of the mean rps, p50, p99 and the ratio to the ceiling, and
+# of the target process's CPU time per request (user + system, from
+# /proc/PID/stat around each run): unlike rps, CPU per request hardly moves
+# when other work shares the machine, so its ratio to the ceiling's is the
+# steadier comparison on a busy machine. (Postgres and Redis CPU is not in
+# it: PG+Redis reads are answered by the service, near cache or Redis.)
 #
 #   bash scripts/perf.sh                        # needs wrk, redis-server, psql
 #   DURATION=10s ROUNDS=3 bash scripts/perf.sh  # longer, steadier
@@ -68,12 +73,13 @@ psql -q -v ON_ERROR_STOP=1 "$POSTGRES_URL" -c "CREATE SCHEMA $schema" >/dev/null
 case $POSTGRES_URL in *\?*) pg_url="$POSTGRES_URL&search_path=$schema" ;; *) pg_url="$POSTGRES_URL?search_path=$schema" ;; esac
 for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-declare -A url
+declare -A url pid
 start() { # start NAME FLAGS...: a featurestore with the access log at its default level
   local name=$1 port; shift
   port=$(free_port)
   "$work/featurestore" serve --addr "127.0.0.1:$port" --rate-limit 0 "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
+  pid[$name]=$!
   url[$name]="http://127.0.0.1:$port"
 }
 start pg --postgres-url "$pg_url" --redis-url "redis://127.0.0.1:$redis_port/0" --redis-near-cache-entries "${NEAR:-50000}"
@@ -91,15 +97,22 @@ for load in $LOADS; do files+=("$work/data/$load.requests"); done
 ceiling_port=$(free_port)
 "$work/ceiling" -upstream "${url[pg]}" -addr "127.0.0.1:$ceiling_port" "${files[@]}" >"$work/ceiling.log" 2>&1 &
 pids+=($!)
+pid[ceiling]=$!
 url[ceiling]="http://127.0.0.1:$ceiling_port"
 for _ in $(seq 1 3000); do grep -q 'serving on' "$work/ceiling.log" && break
   kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/ceiling.log" >&2; exit 1; }; sleep 0.1; done
 grep -q 'serving on' "$work/ceiling.log" || { echo "perf.sh: the ceiling did not start" >&2; cat "$work/ceiling.log" >&2; exit 1; }
 
 targets=(pg embedded ceiling)
-bench() { # bench TARGET LOAD DURATION: prints "rps p50 p99 errors"
-  wrk -t"$THREADS" -c"$CONNS" -d"$3" -s scripts/perf/pool.lua "${url[$1]}" -- "$work/data/$2.requests" |
-    sed -n 's/^RESULT rps=\(.*\) p50_ms=\(.*\) p99_ms=\(.*\) errors=\(.*\)$/\1 \2 \3 \4/p'
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+bench() { # bench TARGET LOAD DURATION: prints "rps p50 p99 errors cpu_us_per_request"
+  local before after
+  before=$(cpu_ticks "${pid[$1]}")
+  wrk -t"$THREADS" -c"$CONNS" -d"$3" -s scripts/perf/pool.lua "${url[$1]}" -- "$work/data/$2.requests" >"$work/wrk.out"
+  after=$(cpu_ticks "${pid[$1]}")
+  sed -n 's/^RESULT rps=\(.*\) p50_ms=\(.*\) p99_ms=\(.*\) errors=\(.*\) requests=\(.*\)$/\1 \2 \3 \4 \5/p' "$work/wrk.out" |
+    awk -v t=$((after - before)) -v us="$tick_us" '$5 > 0 { printf "%s %s %s %s %.1f\n", $1, $2, $3, $4, t * us / $5 }'
 }
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for load in $LOADS; do
@@ -126,22 +139,23 @@ echo "Run $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, $(nproc) CPUs (${cpu
 echo "wrk -t$THREADS -c$CONNS, $ROUNDS rounds of $DURATION per target and load (alternating), after a $WARMUP warm-up;"
 echo "$ENTITIES entities, $POOL random requests per load; load average $load_before before, $load_after after."
 echo
-echo "| load | target | rps | p50 ms | p99 ms | of ceiling |"
-echo "|---|---|---:|---:|---:|---:|"
+echo "| load | target | rps | p50 ms | p99 ms | of ceiling | CPU µs/request | ceiling's CPU / target's |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
 awk -v loads="$LOADS" '
-  { k = $1 SUBSEP $2; n[k]++; rps[k] += $3; p50[k] += $4; p99[k] += $5; err[k] += $6 }
+  { k = $1 SUBSEP $2; n[k]++; rps[k] += $3; p50[k] += $4; p99[k] += $5; err[k] += $6; cpu[k] += $7 }
   END {
     name["one5"] = "1 entity × 5 features"; name["hundred5"] = "100 entities × 5 features"
     name["one39"] = "1 entity × 39 features"; name["entity"] = "GET entity (movie_basic)"
     tn["pg"] = "featurestore PG+Redis"; tn["embedded"] = "featurestore embedded"; tn["ceiling"] = "ceiling (net/http, same bytes)"
     split("pg embedded ceiling", ts, " "); nl = split(loads, ls, " "); bad = 0
     for (i = 1; i <= nl; i++) {
-      c = ls[i] SUBSEP "ceiling"; ceil = rps[c] / n[c]
+      c = ls[i] SUBSEP "ceiling"; ceil = rps[c] / n[c]; ceilcpu = cpu[c] / n[c]
       for (j = 1; j <= 3; j++) {
-        k = ls[i] SUBSEP ts[j]; r = rps[k] / n[k]
+        k = ls[i] SUBSEP ts[j]; r = rps[k] / n[k]; u = cpu[k] / n[k]
         note = err[k] > 0 ? sprintf(" (%d errors)", err[k]) : ""; if (err[k] > 0) bad = 1
-        printf "| %s | %s | %.0f%s | %.2f | %.2f | %s |\n", name[ls[i]], tn[ts[j]], r, note, p50[k] / n[k], p99[k] / n[k],
-          ts[j] == "ceiling" ? "1" : sprintf("%.2f", r / ceil)
+        printf "| %s | %s | %.0f%s | %.2f | %.2f | %s | %.1f | %s |\n", name[ls[i]], tn[ts[j]], r, note, p50[k] / n[k], p99[k] / n[k],
+          ts[j] == "ceiling" ? "1" : sprintf("%.2f", r / ceil), u,
+          ts[j] == "ceiling" ? "1" : (u > 0 ? sprintf("%.2f", ceilcpu / u) : "-")
       }
     }
     exit bad

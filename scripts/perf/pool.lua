@@ -2,7 +2,7 @@
 -- written by tools/perfdata (METHOD<tab>/path<tab>body per line), so every
 -- request reads random entities while the ceiling server knows every answer.
 --   wrk -t2 -c16 -d10s -s scripts/perf/pool.lua http://127.0.0.1:8001 -- one5.requests
--- Prints one line: RESULT rps=... p50_ms=... p99_ms=... errors=...
+-- Prints one line: RESULT rps=... p50_ms=... p99_ms=... errors=... requests=...
 -- (errors: non-2xx/3xx answers plus socket errors; a run with errors is not
 -- a measurement).
 local threads, counter = {}, 0
@@ -38,7 +38,7 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT rps=%.1f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
+  io.write(string.format("RESULT rps=%.1f p50_ms=%.2f p99_ms=%.2f errors=%d requests=%d\n",
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, e.status + e.connect + e.read + e.write + e.timeout))
+    latency:percentile(99) / 1000, e.status + e.connect + e.read + e.write + e.timeout, summary.requests))
 end
