@@ -171,7 +171,7 @@ func (p *historicalPlan) columns(full bool, refField string) error {
 	for i, ref := range p.refs {
 		name := ref.spec.Name
 		if full {
-			name = ref.group.Name + "__" + ref.spec.Name
+			name = ref.group + "__" + ref.spec.Name
 		}
 		field := fmt.Sprintf("%s[%d]", refField, i)
 		if other, dup := seen[name]; dup {

@@ -436,7 +436,7 @@ type onlinePlan struct {
 
 // featureRef is one requested feature.
 type featureRef struct {
-	group feature.Group
+	group string // the group's name; the group itself is onlinePlan.groups[gi], once per plan
 	spec  feature.Spec
 	gi    int // index of the group in onlinePlan.groups
 }
@@ -537,7 +537,7 @@ func (p *onlinePlan) resolveRefs(reg map[string]feature.Group, refs []string, fi
 			gi = len(p.groups)
 			p.groups = append(p.groups, g)
 		}
-		p.refs = append(p.refs, featureRef{group: g, spec: spec, gi: gi})
+		p.refs = append(p.refs, featureRef{group: g.Name, spec: spec, gi: gi})
 	}
 	return fields, notFound
 }
@@ -605,7 +605,7 @@ func (s *Service) assembleOnline(p onlinePlan, rows []*feature.Row, req OnlineRe
 	for _, ref := range p.refs {
 		name := ref.spec.Name
 		if fullNames {
-			name = ref.group.Name + "__" + ref.spec.Name
+			name = ref.group + "__" + ref.spec.Name
 		}
 		resp.Metadata.FeatureNames = append(resp.Metadata.FeatureNames, name)
 		resp.Results = append(resp.Results, cols.featureColumn(ref, rows[ref.gi*n:(ref.gi+1)*n], &tally[ref.gi]))
