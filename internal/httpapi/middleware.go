@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -140,7 +141,9 @@ func logRequest(log *zap.Logger, r *http.Request, sw *statusWriter, err error, d
 	if st == 0 {
 		st = http.StatusOK
 	}
-	fields := []zap.Field{
+	fp := logFields.Get().(*[]zap.Field)
+	defer func() { clear(*fp); logFields.Put(fp) }()
+	fields := append((*fp)[:0],
 		zap.String("request_id", requestID(r.Context())),
 		zap.String("method", r.Method),
 		zap.String("route", route),
@@ -148,8 +151,7 @@ func logRequest(log *zap.Logger, r *http.Request, sw *statusWriter, err error, d
 		zap.Int("status", st),
 		zap.Float64("duration_ms", float64(d.Microseconds())/1000),
 		zap.Int("bytes", sw.bytes),
-		zap.String("remote", r.RemoteAddr),
-	}
+		zap.String("remote", r.RemoteAddr))
 	fields = append(fields, callerFields(r.Context())...)
 	lvl := zap.InfoLevel
 	if err != nil {
@@ -163,7 +165,13 @@ func logRequest(log *zap.Logger, r *http.Request, sw *statusWriter, err error, d
 		}
 	}
 	log.Log(lvl, "request", fields...)
+	*fp = fields // keep what append grew
 }
+
+// logFields recycles the access log's field slices: zap reads a line's
+// fields only while writing it, and a request's dozen fields were its
+// largest allocation after the body.
+var logFields = sync.Pool{New: func() any { s := make([]zap.Field, 0, 16); return &s }}
 
 // limits bounds the request body and the time a request may take. A body
 // declared larger than maxBody is answered 413 at once, without reading a
