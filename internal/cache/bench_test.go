@@ -199,11 +199,7 @@ func redisCPU(tb testing.TB, c *redis.Client) float64 {
 // script's arguments: the Go side of the Redis write-through, without
 // Redis.
 func BenchmarkCasArgs(b *testing.B) {
-	base, err := synthetic.Load(testenv.TMDBFile(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rows, err := synthetic.Rows(base, 0, 1000, time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
+	rows, err := synthetic.LoadRows(testenv.TMDBFile(b), 1000, time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		b.Fatal(err)
 	}

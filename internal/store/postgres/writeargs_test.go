@@ -90,11 +90,7 @@ func TestEncodeWriteFirstInvalid(t *testing.T) {
 // movies (6,000 rows of the synthetic corpus), as WriteRows does before
 // its statement: the Go side of the Postgres write.
 func BenchmarkEncodeWrite(b *testing.B) {
-	base, err := synthetic.Load(testenv.TMDBFile(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rows, err := synthetic.Rows(base, 0, 1000, time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
+	rows, err := synthetic.LoadRows(testenv.TMDBFile(b), 1000, time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		b.Fatal(err)
 	}

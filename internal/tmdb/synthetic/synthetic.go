@@ -100,3 +100,13 @@ func Rows(base []map[string]any, lo, hi int, eventTime time.Time) ([]feature.Row
 	}
 	return rows, nil
 }
+
+// LoadRows is Rows of movies 0..n-1 of the corpus derived from the crawler
+// file at path.
+func LoadRows(path string, n int, eventTime time.Time) ([]feature.Row, error) {
+	base, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return Rows(base, 0, n, eventTime)
+}
