@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/featurestore/featurestore/internal/feature"
 )
@@ -508,4 +510,63 @@ func TestTombstone(t *testing.T) {
 			t.Errorf("a missing key read as a tombstone")
 		}
 	})
+}
+
+// TestCasArgs: each entry's key and arguments are what it encodes to alone,
+// call after call (each sizing its buffer from the one before, with rows
+// larger and smaller than before); a row that cannot be encoded is left
+// out, or set as a fence if it was written.
+func TestCasArgs(t *testing.T) {
+	t.Parallel()
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	t.Cleanup(func() { _ = client.Close() })
+	rc := NewRedis(client, RedisOptions{Prefix: "p", TTL: time.Hour, AbsenceTTL: time.Minute})
+	bad := &feature.Row{Group: "g", EntityID: "x", EventTime: at(3), WriteTime: at(3), Values: feature.Values{"d": time.Second}}
+	for _, title := range []string{"short", strings.Repeat("long ", 400), "s"} {
+		entries := []SetEntry{
+			{Key: "g:1:a", Row: row(at(1), at(2), title)},
+			{Key: "g:1:bad", Row: bad},
+			{Key: "g:1:b", Row: row(at(2), at(2), title), Written: true},
+			{Key: "g:1:absent"},
+			{Key: "g:1:fence", Row: bad, Written: true},
+			{Key: "g:1:gone", Gone: true},
+		}
+		keys, args := rc.casArgs(entries)
+		want := []string{"p:g:1:a", "p:g:1:b", "p:g:1:absent", "p:g:1:fence", "p:g:1:gone"}
+		if !slices.Equal(keys, want) || len(args) != len(want) {
+			t.Fatalf("keys %q (%d argument lists), want %q", keys, len(args), want)
+		}
+		for i, e := range []SetEntry{entries[0], entries[2], entries[3], entries[4], entries[5]} {
+			v := entryVersion(&e)
+			value, err := appendValue(nil, v, e.Row)
+			if err != nil {
+				v[24] = kindFence
+				value = v[:]
+			}
+			ttl, written := "60000", "0"
+			if v[24] == kindRow || v[24] == kindGone {
+				ttl = "3600000"
+			}
+			if e.Written {
+				written = "1"
+			}
+			got := args[i]
+			if len(got) != 4 || !sameValue(t, got[0].([]byte), value) || got[1] != ttl || got[2] != written || got[3] != "60000" {
+				t.Errorf("%s: arguments %q, want [%q %s %s 60000]", keys[i], got, value, ttl, written)
+			}
+		}
+	}
+}
+
+// sameValue reports whether two cache encodings hold the same version and
+// row (the features' order follows the map's).
+func sameValue(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var ra, rb feature.Row
+	ka, errA := decodeValue(string(a), &ra, nil)
+	kb, errB := decodeValue(string(b), &rb, nil)
+	if errA != nil || errB != nil {
+		t.Fatalf("decode: %v, %v", errA, errB)
+	}
+	return string(a[:versionLen]) == string(b[:versionLen]) && ka == kb && len(a) == len(b) && cmp.Equal(ra, rb)
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -146,9 +147,10 @@ type Redis struct {
 	singleNode bool // MGET works: every key is on one server
 	owned      bool // Close closes the client
 	nodes      nodeWatch
-	near       *nearCache // nil: off
-	nearOff    string     // why the near cache is off
-	nearName   string     // the client name of the tracking connections of this prefix
+	near       *nearCache   // nil: off
+	nearOff    string       // why the near cache is off
+	nearName   string       // the client name of the tracking connections of this prefix
+	entryBytes atomic.Int64 // bytes per entry of the last casArgs, to size the next one's buffer
 	// afterFetch, for tests, runs between a near-cache miss's fetch from
 	// Redis and its fill.
 	afterFetch func()
@@ -595,36 +597,49 @@ func (r *Redis) setMany(ctx context.Context, keys []string, args [][]any) error 
 	return nil
 }
 
+// maxPresize bounds the buffer casArgs allocates from the last call's
+// bytes per entry: a call of large rows does not make the next, of many
+// small ones, allocate their count times the large size.
+const maxPresize = 16 << 20
+
 // casArgs returns the full key and the script's arguments of each entry
 // to set (see casScript). A row that cannot be encoded is not cached; if it
 // was written, its version is still set, as a fence, to turn older fills
 // away.
 func (r *Redis) casArgs(entries []SetEntry) (keys []string, args [][]any) {
-	keys = make([]string, 0, len(entries))
 	args = make([][]any, 0, len(entries))
-	// One buffer for every value and one backing array for every argument
-	// list; the arguments that repeat are boxed once. The values are sliced
-	// out of the buffer once it has stopped growing.
+	// One buffer for every value, sized from the last call's bytes per
+	// entry (regrowing a buffer of megabytes by copies was most of the
+	// encoding's cost), one string holding every key, and one backing array
+	// for every argument list; the arguments that repeat are boxed once.
+	// The values are sliced out of the buffer once it has stopped growing.
 	var (
-		buf   []byte
+		buf   = make([]byte, 0, min(int(r.entryBytes.Load())*len(entries)*9/8, maxPresize))
+		all   strings.Builder
 		ends  = make([]int, 0, len(entries))
+		kends = make([]int, 0, len(entries))
 		argv  = make([]any, 0, 4*len(entries))
 		ttl   = [2]any{r.absenceMS, r.ttlMS}
 		wrote = [2]any{"0", "1"}
 		fence = any(r.absenceMS)
 	)
+	keyBytes := 0
+	for i := range entries {
+		keyBytes += len(r.prefix) + len(entries[i].Key)
+	}
+	all.Grow(keyBytes)
 	for i := range entries {
 		e := &entries[i]
 		v := entryVersion(e)
-		start := len(buf)
-		var err error
-		if buf, err = appendValue(buf, v, e.Row); err != nil {
-			if !e.Written {
-				buf = buf[:start]
-				continue
-			}
+		out, err := appendValue(buf, v, e.Row)
+		switch {
+		case err == nil:
+			buf = out
+		case !e.Written:
+			continue
+		default:
 			v[24] = kindFence
-			buf = append(buf[:start], v[:]...)
+			buf = append(buf, v[:]...)
 		}
 		long, written := 0, 0
 		if v[24] == kindRow || v[24] == kindGone {
@@ -633,15 +648,23 @@ func (r *Redis) casArgs(entries []SetEntry) (keys []string, args [][]any) {
 		if e.Written {
 			written = 1
 		}
-		keys = append(keys, r.prefix+e.Key)
+		all.WriteString(r.prefix)
+		all.WriteString(e.Key)
+		kends = append(kends, all.Len())
 		ends = append(ends, len(buf))
 		argv = append(argv, nil, ttl[long], wrote[written], fence)
 	}
-	start := 0
+	if len(ends) > 0 {
+		r.entryBytes.Store(int64(len(buf)/len(ends) + 1))
+	}
+	keys = make([]string, 0, len(ends))
+	joined := all.String()
+	start, kstart := 0, 0
 	for i, end := range ends {
+		keys = append(keys, joined[kstart:kends[i]])
 		argv[4*i] = buf[start:end:end]
 		args = append(args, argv[4*i:4*i+4:4*i+4])
-		start = end
+		start, kstart = end, kends[i]
 	}
 	return keys, args
 }

@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +58,18 @@ func TMDBFile(tb testing.TB) string {
 		tb.Fatalf("TMDB test data: %v", err)
 	}
 	return p
+}
+
+// CPUTime is the user and system CPU time the test process has used so
+// far, for benchmarks to report CPU time per operation next to wall time,
+// which a shared machine stretches.
+func CPUTime(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // SkipIfShort skips the test under `go test -short`, naming what it needs

@@ -48,19 +48,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store/postgres"
-	"github.com/featurestore/featurestore/internal/store/rowjson"
-	"github.com/featurestore/featurestore/internal/tmdb"
 	"github.com/featurestore/featurestore/internal/tmdb/synthetic"
+	"github.com/featurestore/featurestore/tools/internal/corpus"
 	"github.com/featurestore/featurestore/tools/internal/svcproc"
 )
 
 type config struct {
-	bin, records, postgres, redis string
-	n, batch, clients             int
-	modes                         []string
-	keep                          bool
+	corpus.Flags
+	bin, redis string
+	clients    int
+	modes      []string
+	keep       bool
 }
 
 // result is one line of the table.
@@ -77,12 +76,9 @@ type result struct {
 func main() {
 	var cfg config
 	var modes string
+	cfg.Register()
 	flag.StringVar(&cfg.bin, "bin", "", "featurestore binary (go build -o ... ./cmd/featurestore)")
-	flag.StringVar(&cfg.records, "records", "testdata/tmdb/bulk_collection_20250605_022412.json", "real TMDB records (crawler file) to derive the corpus from")
-	flag.StringVar(&cfg.postgres, "postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "Postgres database (a fresh schema per mode)")
 	flag.StringVar(&cfg.redis, "redis", "redis://127.0.0.1:6379/0", "Redis (a fresh key prefix per mode)")
-	flag.IntVar(&cfg.n, "n", 20000, "movies in the corpus")
-	flag.IntVar(&cfg.batch, "batch", 1000, "movies per request, per CLI transaction (--batch-size) and per COPY transaction")
 	flag.IntVar(&cfg.clients, "clients", 2, "concurrent clients of the copy and HTTP modes")
 	flag.StringVar(&modes, "modes", "copy,copy-serial,cli,post,embedded,embedded-cli", "modes to run, in this order")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the Postgres schemas and data directories (their names are printed)")
@@ -91,14 +87,14 @@ func main() {
 	if cfg.bin == "" && slices.ContainsFunc(cfg.modes, func(m string) bool { return m != "copy" }) {
 		fail(errors.New("-bin is required"))
 	}
-	base, err := synthetic.Load(cfg.records)
+	base, err := cfg.Load()
 	if err != nil {
 		fail(err)
 	}
 	b := &bench{cfg: cfg, base: base}
 	var results []result
 	for _, m := range cfg.modes {
-		fmt.Fprintf(os.Stderr, "== %s: %d movies\n", m, cfg.n)
+		fmt.Fprintf(os.Stderr, "== %s: %d movies\n", m, cfg.N)
 		r, err := b.run(context.Background(), m)
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", m, err))
@@ -127,7 +123,7 @@ type bench struct {
 }
 
 func (b *bench) run(ctx context.Context, mode string) (result, error) {
-	r := result{mode: mode, movies: b.cfg.n}
+	r := result{mode: mode, movies: b.cfg.N}
 	var err error
 	switch mode {
 	case "copy":
@@ -167,7 +163,7 @@ func (b *bench) run(ctx context.Context, mode string) (result, error) {
 // from /proc, so a backend's last 100 ms may be missed).
 func (b *bench) withSchema(ctx context.Context, mode string, fn func(pgURL, prefix string) error) (time.Duration, error) {
 	schema := fmt.Sprintf("ingestbench_%s_%d", strings.ReplaceAll(mode, "-", "_"), time.Now().UnixNano())
-	conn, err := pgx.Connect(ctx, b.cfg.postgres)
+	conn, err := pgx.Connect(ctx, b.cfg.Postgres)
 	if err != nil {
 		return 0, err
 	}
@@ -180,7 +176,7 @@ func (b *bench) withSchema(ctx context.Context, mode string, fn func(pgURL, pref
 	} else {
 		defer conn.Exec(context.WithoutCancel(ctx), "DROP SCHEMA "+schema+" CASCADE") //nolint:errcheck // best effort
 	}
-	u, err := url.Parse(b.cfg.postgres)
+	u, err := url.Parse(b.cfg.Postgres)
 	if err != nil {
 		return 0, err
 	}
@@ -279,8 +275,8 @@ func (b *bench) batches() ([][]byte, error) {
 	if b.bodies != nil {
 		return b.bodies, nil
 	}
-	for lo := 0; lo < b.cfg.n; lo += b.cfg.batch {
-		body, err := json.Marshal(synthetic.Movies(b.base, lo, min(b.cfg.n, lo+b.cfg.batch)))
+	for lo := 0; lo < b.cfg.N; lo += b.cfg.Batch {
+		body, err := json.Marshal(synthetic.Movies(b.base, lo, min(b.cfg.N, lo+b.cfg.Batch)))
 		if err != nil {
 			return nil, err
 		}
@@ -294,7 +290,7 @@ func (b *bench) corpusFile() (string, error) {
 	if b.file != "" {
 		return b.file, nil
 	}
-	body, err := json.Marshal(map[string]any{"movies": synthetic.Movies(b.base, 0, b.cfg.n)})
+	body, err := json.Marshal(map[string]any{"movies": synthetic.Movies(b.base, 0, b.cfg.N)})
 	if err != nil {
 		return "", err
 	}
@@ -316,7 +312,7 @@ func (b *bench) cli(storeFlags ...string) (time.Duration, time.Duration, error) 
 	if err != nil {
 		return 0, 0, err
 	}
-	args := append([]string{"ingest", "--batch-size", strconv.Itoa(b.cfg.batch)}, storeFlags...)
+	args := append([]string{"ingest", "--batch-size", strconv.Itoa(b.cfg.Batch)}, storeFlags...)
 	cmd := exec.Command(b.cfg.bin, append(args, file)...) // #nosec G204 -- the binary under test, named on the command line
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
@@ -380,7 +376,7 @@ func (b *bench) post(s *service, bodies [][]byte) (time.Duration, float64, error
 		return 0, 0, firstErr
 	}
 	total := time.Since(start)
-	return total, tailRate(start, ends, b.cfg.batch, b.cfg.n), nil
+	return total, tailRate(start, ends, b.cfg.Batch, b.cfg.N), nil
 }
 
 // tailRate is the rate over the last 10% of batches (at least one).
@@ -412,10 +408,8 @@ func (b *bench) copyRows(ctx context.Context, clients int) (time.Duration, time.
 			}
 			defer conns[i].Close(context.WithoutCancel(ctx))
 		}
-		for _, t := range []string{"feature_rows", "feature_latest"} {
-			if _, err := conns[0].Exec(ctx, fmt.Sprintf("CREATE TABLE copy_%s (LIKE %s INCLUDING ALL)", t, t)); err != nil {
-				return err
-			}
+		if err := corpus.CreateCopyTables(ctx, conns[0]); err != nil {
+			return err
 		}
 		var next atomic.Int64
 		errs := make([]error, len(conns))
@@ -428,7 +422,7 @@ func (b *bench) copyRows(ctx context.Context, clients int) (time.Duration, time.
 					if i >= len(batches) {
 						return
 					}
-					if errs[c] = copyBatch(ctx, conn, batches[i]); errs[c] != nil {
+					if errs[c] = corpus.CopyBatch(ctx, conn, batches[i]); errs[c] != nil {
 						return
 					}
 				}
@@ -441,42 +435,18 @@ func (b *bench) copyRows(ctx context.Context, clients int) (time.Duration, time.
 	return elapsed, pgCPU, err
 }
 
-func copyBatch(ctx context.Context, conn *pgx.Conn, rows [][]any) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		cols := []string{"group_name", "entity_id", "event_time", "write_time", "feature_values"}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"copy_feature_rows"}, cols, pgx.CopyFromRows(rows)); err != nil {
-			return err
-		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"copy_feature_latest"}, cols, pgx.CopyFromRows(rows))
-		return err
-	})
-}
-
-// encodedRows returns, per batch, the rows the service would write.
+// encodedRows returns, per batch, the rows the service would write, as
+// COPY sends them.
 func (b *bench) encodedRows() ([][][]any, error) {
-	var out [][][]any
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	for lo := 0; lo < b.cfg.n; lo += b.cfg.batch {
-		var rows [][]any
-		for i := lo; i < min(b.cfg.n, lo+b.cfg.batch); i++ {
-			raw, err := json.Marshal(synthetic.Movie(b.base, i))
-			if err != nil {
-				return nil, err
-			}
-			m, problems := tmdb.ParseMovie(raw)
-			if len(problems) > 0 {
-				return nil, fmt.Errorf("movie %d: %v", i, problems)
-			}
-			id := strconv.FormatInt(m.ID, 10)
-			for group, values := range tmdb.StoredFeatures(m, now) {
-				v, err := rowjson.EncodeRow(nil, 0, feature.Row{Group: group, EntityID: id, Values: values})
-				if err != nil {
-					return nil, err
-				}
-				rows = append(rows, []any{group, id, now, now, v})
-			}
+	batches, err := b.cfg.Batches(b.base, time.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return nil, err
+	}
+	out := make([][][]any, len(batches))
+	for i, rows := range batches {
+		if out[i], err = corpus.CopySource(rows); err != nil {
+			return nil, err
 		}
-		out = append(out, rows)
 	}
 	return out, nil
 }
@@ -513,7 +483,7 @@ func printTable(w io.Writer, cfg config, rs []result) {
 	for _, r := range rs {
 		ceilings[r.mode] = rate(r.movies, r.elapsed)
 	}
-	fmt.Fprintf(w, "%d movies, batches of %d, %d clients (copy, HTTP)\n\n", cfg.n, cfg.batch, cfg.clients)
+	fmt.Fprintf(w, "%d movies, batches of %d, %d clients (copy, HTTP)\n\n", cfg.N, cfg.Batch, cfg.clients)
 	fmt.Fprintln(w, "| mode | seconds | movies/s | last 10% movies/s | ratio | featurestore CPU µs/movie | Postgres CPU µs/movie |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, r := range rs {

@@ -18,7 +18,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/url"
@@ -34,20 +33,20 @@ import (
 	"github.com/featurestore/featurestore/internal/store/postgres"
 	"github.com/featurestore/featurestore/internal/store/rowjson"
 	"github.com/featurestore/featurestore/internal/tmdb"
-	"github.com/featurestore/featurestore/internal/tmdb/synthetic"
+	"github.com/featurestore/featurestore/tools/internal/corpus"
 )
 
 func main() {
-	pgURL := flag.String("postgres", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "database")
-	n := flag.Int("n", 20000, "movies")
-	batch := flag.Int("batch", 1000, "movies per statement")
+	var cfg corpus.Flags
+	cfg.Register()
 	extra := flag.String("variants", "", "comma-separated files: setup SQL, a line '-- STATEMENT', the statement ($1..$6 as the current one)")
 	explain := flag.Bool("explain", false, "print EXPLAIN ANALYZE of the insert statement on the last batch instead")
 	flag.Parse()
 	ctx := context.Background()
-	base, err := synthetic.Load("testdata/tmdb/bulk_collection_20250605_022412.json")
+	base, err := cfg.Load()
 	check(err)
-	batches := rows(base, *n, *batch)
+	batches, err := cfg.Batches(base, time.Now().UTC().Truncate(time.Microsecond))
+	check(err)
 	variants := []variant{
 		{name: "copy", run: copyRows, copyTables: true},
 		{name: "upsert_unsorted", run: sqlVariantOrder(postgres.WriteRowsSQL, false)},
@@ -71,7 +70,7 @@ func main() {
 	accs := make([]acc, len(variants))
 	conns := make([]*pgx.Conn, len(variants))
 	for i, v := range variants {
-		conns[i] = schemaConn(ctx, *pgURL, "stmtbench_"+v.name, v.copyTables)
+		conns[i] = schemaConn(ctx, cfg.Postgres, "stmtbench_"+v.name, v.copyTables)
 		if v.setup != "" {
 			_, err := conns[i].Exec(ctx, v.setup)
 			check(err)
@@ -96,9 +95,9 @@ func main() {
 			accs[i].cpu += procCPU(pid) - c0
 		}
 	}
-	fmt.Printf("%d movies, batches of %d\n| variant | backend CPU µs/movie | wall µs/movie |\n|---|---|---|\n", *n, *batch)
+	fmt.Printf("%d movies, batches of %d\n| variant | backend CPU µs/movie | wall µs/movie |\n|---|---|---|\n", cfg.N, cfg.Batch)
 	for i, v := range variants {
-		fmt.Printf("| %s | %.0f | %.0f |\n", v.name, float64(accs[i].cpu.Microseconds())/float64(*n), float64(accs[i].wall.Microseconds())/float64(*n))
+		fmt.Printf("| %s | %.0f | %.0f |\n", v.name, float64(accs[i].cpu.Microseconds())/float64(cfg.N), float64(accs[i].wall.Microseconds())/float64(cfg.N))
 		_, _ = conns[i].Exec(ctx, "DROP SCHEMA stmtbench_"+v.name+" CASCADE")
 	}
 }
@@ -134,28 +133,6 @@ func check(err error) {
 	}
 }
 
-func rows(base []map[string]any, n, batch int) [][]feature.Row {
-	var out [][]feature.Row
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	for lo := 0; lo < n; lo += batch {
-		var b []feature.Row
-		for i := lo; i < min(n, lo+batch); i++ {
-			raw, err := json.Marshal(synthetic.Movie(base, i))
-			check(err)
-			m, problems := tmdb.ParseMovie(raw)
-			if len(problems) > 0 {
-				check(fmt.Errorf("movie %d: %v", i, problems))
-			}
-			id := strconv.FormatInt(m.ID, 10)
-			for group, values := range tmdb.StoredFeatures(m, now) {
-				b = append(b, feature.Row{Group: group, EntityID: id, EventTime: now, WriteTime: now, Values: values})
-			}
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
 // schemaConn connects in pgx's exec mode (an unnamed statement per
 // execution, planned for its parameters, as WriteRows runs its statement).
 func schemaConn(ctx context.Context, pgURL, schema string, copyTables bool) *pgx.Conn {
@@ -182,10 +159,7 @@ func schemaConn(ctx context.Context, pgURL, schema string, copyTables bool) *pgx
 	_, err = c.Exec(ctx, "SET search_path = "+schema)
 	check(err)
 	if copyTables {
-		for _, t := range []string{"feature_rows", "feature_latest"} {
-			_, err := c.Exec(ctx, fmt.Sprintf("CREATE TABLE copy_%s (LIKE %s INCLUDING ALL)", t, t))
-			check(err)
-		}
+		check(corpus.CreateCopyTables(ctx, c))
 	}
 	return c
 }
@@ -210,19 +184,11 @@ func encode(b []feature.Row, sorted bool) (groups, ids []string, events, writes 
 }
 
 func copyRows(ctx context.Context, c *pgx.Conn, b []feature.Row) error {
-	groups, ids, events, writes, values := encode(b, false)
-	src := make([][]any, len(b))
-	for i := range b {
-		src[i] = []any{groups[i], ids[i], events[i], writes[i], values[i]}
-	}
-	return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-		cols := []string{"group_name", "entity_id", "event_time", "write_time", "feature_values"}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"copy_feature_rows"}, cols, pgx.CopyFromRows(src)); err != nil {
-			return err
-		}
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"copy_feature_latest"}, cols, pgx.CopyFromRows(src))
+	src, err := corpus.CopySource(b)
+	if err != nil {
 		return err
-	})
+	}
+	return corpus.CopyBatch(ctx, c, src)
 }
 
 func distinct(groups []string) []string {

@@ -377,6 +377,29 @@ func (s *Store) DeleteIdempotencyRecords(ctx context.Context, t time.Time) (int6
 	return tag.RowsAffected(), nil
 }
 
+// writeInputSQL opens both write statements: the rows from their array
+// parameters, read only once feature_groups_lock has locked (and checked)
+// the groups written (see writeRowsSQL).
+const writeInputSQL = `WITH input AS (
+    SELECT group_name, entity_id, event_time, write_time, feature_values::jsonb AS feature_values
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+        AS t(group_name, entity_id, event_time, write_time, feature_values)
+    WHERE (SELECT feature_groups_lock($6::text[]))
+),`
+
+// upsertLatestSQL ends the latest-row upsert of both write statements
+// (replace the current latest only with a newer row; say which rows were
+// inserted rather than updated) and opens their feature_group_counts
+// insert, whose delta rows each statement computes from what it wrote.
+const upsertLatestSQL = `    ON CONFLICT (group_name, entity_id) DO UPDATE SET
+        event_time     = excluded.event_time,
+        write_time     = excluded.write_time,
+        feature_values = excluded.feature_values
+    WHERE (excluded.event_time, excluded.write_time) > (l.event_time, l.write_time)
+    RETURNING group_name, (xmax = 0) AS inserted
+)
+INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)`
+
 // writeRowsSQL appends a batch to the history and upserts each entity's
 // newest row of the batch into feature_latest, replacing the current latest
 // only when the new row is newer. It is one statement, hence one transaction
@@ -398,12 +421,7 @@ func (s *Store) DeleteIdempotencyRecords(ctx context.Context, t time.Time) (int6
 // which cost about a third of a bulk write (an uncorrelated scalar subquery
 // is an init plan, evaluated once, and as a filter gates the whole scan).
 const writeRowsSQL = `
-WITH input AS (
-    SELECT group_name, entity_id, event_time, write_time, feature_values::jsonb AS feature_values
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
-        AS t(group_name, entity_id, event_time, write_time, feature_values)
-    WHERE (SELECT feature_groups_lock($6::text[]))
-), fresh AS (
+` + writeInputSQL + ` fresh AS (
     SELECT i.* FROM input i
     WHERE NOT EXISTS (
         SELECT 1 FROM feature_latest l
@@ -418,14 +436,7 @@ WITH input AS (
     SELECT DISTINCT ON (group_name, entity_id) group_name, entity_id, event_time, write_time, feature_values
     FROM fresh
     ORDER BY group_name, entity_id, event_time DESC, write_time DESC
-    ON CONFLICT (group_name, entity_id) DO UPDATE SET
-        event_time     = excluded.event_time,
-        write_time     = excluded.write_time,
-        feature_values = excluded.feature_values
-    WHERE (excluded.event_time, excluded.write_time) > (l.event_time, l.write_time)
-    RETURNING group_name, (xmax = 0) AS inserted
-)
-INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
+` + upsertLatestSQL + `
 SELECT group_name, sum(entities), sum(history_rows), max(newest)
 FROM (
     SELECT group_name, 0 AS entities, count(*) AS history_rows, max(event_time) AS newest
@@ -452,12 +463,7 @@ GROUP BY group_name`
 // batches lock latest rows in the same order and index entries go in key
 // order; no DISTINCT ON sort is needed.
 const insertRowsSQL = `
-WITH input AS (
-    SELECT group_name, entity_id, event_time, write_time, feature_values::jsonb AS feature_values
-    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[])
-        AS t(group_name, entity_id, event_time, write_time, feature_values)
-    WHERE (SELECT feature_groups_lock($6::text[]))
-), fresh AS (
+` + writeInputSQL + ` fresh AS (
     SELECT i.*, l.event_time IS NULL AS absent
     FROM input i
     LEFT JOIN LATERAL (
@@ -476,14 +482,7 @@ WITH input AS (
 ), upserted AS (
     INSERT INTO feature_latest AS l (group_name, entity_id, event_time, write_time, feature_values)
     SELECT group_name, entity_id, event_time, write_time, feature_values FROM fresh WHERE NOT absent
-    ON CONFLICT (group_name, entity_id) DO UPDATE SET
-        event_time     = excluded.event_time,
-        write_time     = excluded.write_time,
-        feature_values = excluded.feature_values
-    WHERE (excluded.event_time, excluded.write_time) > (l.event_time, l.write_time)
-    RETURNING group_name, (xmax = 0) AS inserted
-)
-INSERT INTO feature_group_counts (group_name, entities, history_rows, newest_event_time)
+` + upsertLatestSQL + `
 SELECT f.group_name, f.entities + coalesce(u.entities, 0), f.history_rows, f.newest
 FROM (
     SELECT group_name, count(*) FILTER (WHERE absent) AS entities, count(*) AS history_rows, max(event_time) AS newest

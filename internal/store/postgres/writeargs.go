@@ -61,6 +61,7 @@ func encodeWrite(rows []feature.Row) (writeArgs, error) {
 	writes := beginArray(make([]byte, 0, header+12*n), oidTimestamptz, n)
 	values := beginArray(make([]byte, 0, header+n*256), oidText, n)
 	a := writeArgs{distinctKeys: true}
+	var enc rowjson.RowEncoder
 	for k, i := range order {
 		r := rows[i]
 		groups = appendText(groups, r.Group)
@@ -69,7 +70,7 @@ func encodeWrite(rows []feature.Row) (writeArgs, error) {
 		writes = appendTimestamptz(writes, r.WriteTime)
 		at := len(values)
 		var err error
-		if values, err = rowjson.EncodeRow(append(values, 0, 0, 0, 0), i, r); err != nil {
+		if values, err = enc.Encode(append(values, 0, 0, 0, 0), i, r); err != nil {
 			return writeArgs{}, firstInvalid(rows)
 		}
 		binary.BigEndian.PutUint32(values[at:], uint32(len(values)-at-4)) // #nosec G115 -- one encoded row, far below Postgres's 1 GB field limit (which the server would refuse first)

@@ -2,6 +2,7 @@ package rowjson
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -65,4 +66,51 @@ func TestGroupColumns(t *testing.T) {
 	if err := DecodeGroup(&feature.Group{Name: "g"}, []byte(`[`), []byte(`{}`)); err == nil {
 		t.Error("DecodeGroup of broken features JSON = nil, want an error")
 	}
+}
+
+// TestRowEncoderLikeEncodeRow: a RowEncoder that encodes rows one after
+// the other, keeping the names of the last, writes the bytes and errors
+// EncodeRow writes for each row alone, whether the names repeat, change,
+// or are as many but not the same, and with invalid values among them.
+func TestRowEncoderLikeEncodeRow(t *testing.T) {
+	t.Parallel()
+	bad := "a\x00"
+	rows := []feature.Values{
+		{"b": int64(1), "c": "x"},
+		{"b": int64(2), "c": "y"},           // the same names
+		{"a": 1.5, "c": "z"},                // as many, another one
+		{"a": 2.5, "c": bad},                // the same names, an invalid value
+		{"a": 3.5, "c": "w"},                // kept after the invalid row
+		{"b": int64(3), "c": "v"},           // back to the first names
+		{"a": bad, "b": bad},                // b is kept but a, not kept, comes first: a is named
+		{"b": bad, "c": "t"},                // kept names, the first invalid
+		{"b": int64(4), "c": "u", "d": nil}, // more names
+		{},
+		{},
+		{"é\xff": int64(1), "b": int64(2)}, // an invalid name
+		{"é\xff": int64(1), "b": int64(2)},
+	}
+	var e RowEncoder
+	buf := []byte("prefix")
+	for i, v := range append(rows, rows...) {
+		group := "g"
+		if i >= len(rows) && i%2 == 1 {
+			group = "h" // the second time, two groups in turn
+		}
+		r := feature.Row{Group: group, EntityID: "m1", Values: v}
+		want, wantErr := EncodeRow([]byte("prefix"), i, r)
+		got, err := e.Encode(buf[:len("prefix")], i, r)
+		if string(got) != string(want) || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Errorf("row %d %v: Encode = %q, %v; EncodeRow = %q, %v", i, v, got, err, want, wantErr)
+		}
+		if err == nil {
+			buf = got
+		}
+	}
+}
+
+// encodeValues is the JSON of v as EncodeRow writes it.
+func encodeValues(buf []byte, v feature.Values) ([]byte, *feature.FieldError) {
+	b, _, fe := newNames(buf, v, nil)
+	return b, fe
 }

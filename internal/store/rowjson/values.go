@@ -33,62 +33,145 @@ import (
 // of its values to buf. i is r's index in its batch: the feature.Invalid error
 // names the field at fault as rows[i].entity_id or rows[i].values.<feature>.
 func EncodeRow(buf []byte, i int, r feature.Row) ([]byte, error) {
+	var e RowEncoder
+	return e.Encode(buf, i, r)
+}
+
+// RowEncoder is EncodeRow for the rows of a batch: the rows of a group
+// mostly have the same features, so it keeps, per group, the last row's
+// feature names, sorted, with their JSON keys, and a row with the same
+// names (as many, each present) skips collecting, sorting, checking and
+// quoting them again. The bytes and errors are EncodeRow's. The zero value
+// is ready; it is not safe for concurrent use.
+type RowEncoder struct {
+	groups map[string]*keptNames
+}
+
+// keptNames are the feature names of a group's last row.
+type keptNames struct {
+	names []string // sorted
+	keys  []byte   // the JSON key of each, `"name":`, one after the other
+	ends  []int    // where each name's key ends in keys
+}
+
+// Encode is EncodeRow.
+func (e *RowEncoder) Encode(buf []byte, i int, r feature.Row) ([]byte, error) {
 	if !feature.ValidEntityID(r.EntityID) || !utf8.ValidString(r.EntityID) {
 		return nil, feature.Invalid("invalid row", feature.FieldError{Field: fmt.Sprintf("rows[%d].entity_id", i),
 			Problem: "must be 1 to 256 bytes of UTF-8 without control characters"})
 	}
-	buf, fe := encodeValues(buf, r.Values)
+	kept := e.groups[r.Group]
+	if kept != nil {
+		if out, ok := kept.sameNames(buf, r.Values); ok {
+			return out, nil
+		}
+	}
+	out, kept, fe := newNames(buf, r.Values, kept)
 	if fe != nil {
+		delete(e.groups, r.Group) // its memory was reused
 		return nil, feature.Invalid("invalid feature value",
 			feature.FieldError{Field: fmt.Sprintf("rows[%d].values.%s", i, fe.Field), Problem: fe.Problem})
 	}
-	return buf, nil
+	if e.groups == nil {
+		e.groups = make(map[string]*keptNames)
+	}
+	e.groups[r.Group] = kept
+	return out, nil
 }
 
-// encodeValues appends the JSON encoding of v to buf. It rejects types other
-// than nil, int64, float64, bool and string, non-finite floats, and strings
-// jsonb cannot hold (invalid UTF-8, NUL), naming the feature at fault.
-func encodeValues(buf []byte, v feature.Values) ([]byte, *feature.FieldError) {
+// sameNames appends the JSON of v if its names are the kept ones and its
+// values valid; ok is false, and buf's contents past its length undefined,
+// if not.
+func (k *keptNames) sameNames(buf []byte, v feature.Values) (out []byte, ok bool) {
+	if len(k.names) != len(v) {
+		return buf, false
+	}
+	buf = append(buf, '{')
+	start := 0
+	for j, name := range k.names {
+		x, present := v[name]
+		if !present {
+			return buf, false // as many names, not the same: v has another
+		}
+		if j > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, k.keys[start:k.ends[j]]...)
+		start = k.ends[j]
+		var fe *feature.FieldError
+		if buf, fe = appendValue(buf, name, x); fe != nil {
+			// v may have a name sorted before this one that is not kept and
+			// is invalid: newNames finds the first fault as EncodeRow does
+			return buf, false
+		}
+	}
+	return append(buf, '}'), true
+}
+
+// newNames appends the JSON of v, sorting and checking its names, and
+// returns them kept (in reuse's memory, if not nil) if they all are valid.
+func newNames(buf []byte, v feature.Values, reuse *keptNames) ([]byte, *keptNames, *feature.FieldError) {
 	names := make([]string, 0, len(v))
 	for k := range v {
 		names = append(names, k)
 	}
 	slices.Sort(names)
+	kept := reuse
+	if kept == nil {
+		kept = &keptNames{}
+	}
+	kept.keys, kept.ends = kept.keys[:0], kept.ends[:0]
 	buf = append(buf, '{')
 	for i, k := range names {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
+		at := len(buf)
 		var problem string
 		if buf, problem = appendString(buf, k); problem != "" {
-			return nil, &feature.FieldError{Field: k, Problem: "feature name " + problem}
+			return nil, nil, &feature.FieldError{Field: k, Problem: "feature name " + problem}
 		}
 		buf = append(buf, ':')
-		switch x := v[k].(type) {
-		case nil:
-			buf = append(buf, "null"...)
-		case int64:
-			buf = strconv.AppendInt(buf, x, 10)
-		case float64:
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, &feature.FieldError{Field: k, Problem: "must be a finite number"}
-			}
-			n := len(buf)
-			buf = strconv.AppendFloat(buf, x, 'f', -1, 64)
-			if bytes.IndexByte(buf[n:], '.') < 0 {
-				buf = append(buf, ".0"...)
-			}
-		case bool:
-			buf = strconv.AppendBool(buf, x)
-		case string:
-			if buf, problem = appendString(buf, x); problem != "" {
-				return nil, &feature.FieldError{Field: k, Problem: problem}
-			}
-		default:
-			return nil, &feature.FieldError{Field: k, Problem: fmt.Sprintf("unsupported value type %T", x)}
+		kept.keys = append(kept.keys, buf[at:]...)
+		kept.ends = append(kept.ends, len(kept.keys))
+		var fe *feature.FieldError
+		if buf, fe = appendValue(buf, k, v[k]); fe != nil {
+			return nil, nil, fe
 		}
 	}
-	return append(buf, '}'), nil
+	kept.names = names
+	return append(buf, '}'), kept, nil
+}
+
+// appendValue appends the JSON of feature k's value x. It rejects types
+// other than nil, int64, float64, bool and string, non-finite floats, and
+// strings jsonb cannot hold (invalid UTF-8, NUL).
+func appendValue(buf []byte, k string, x any) ([]byte, *feature.FieldError) {
+	switch x := x.(type) {
+	case nil:
+		buf = append(buf, "null"...)
+	case int64:
+		buf = strconv.AppendInt(buf, x, 10)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, &feature.FieldError{Field: k, Problem: "must be a finite number"}
+		}
+		n := len(buf)
+		buf = strconv.AppendFloat(buf, x, 'f', -1, 64)
+		if bytes.IndexByte(buf[n:], '.') < 0 {
+			buf = append(buf, ".0"...)
+		}
+	case bool:
+		buf = strconv.AppendBool(buf, x)
+	case string:
+		var problem string
+		if buf, problem = appendString(buf, x); problem != "" {
+			return nil, &feature.FieldError{Field: k, Problem: problem}
+		}
+	default:
+		return nil, &feature.FieldError{Field: k, Problem: fmt.Sprintf("unsupported value type %T", x)}
+	}
+	return buf, nil
 }
 
 // appendString appends s as a JSON string, or reports why it cannot be stored.

@@ -1,14 +1,12 @@
 package sqlite
 
 import (
-	"encoding/json"
 	"runtime"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/testenv"
 	"github.com/featurestore/featurestore/internal/tmdb"
 	"github.com/featurestore/featurestore/internal/tmdb/synthetic"
 )
@@ -18,7 +16,7 @@ import (
 // into one store that grows by 1,000 movies an iteration. It reports the
 // store's wall and CPU time per movie.
 func BenchmarkIngestMovies(b *testing.B) {
-	base, err := synthetic.Load("../../../testdata/tmdb/bulk_collection_20250605_022412.json")
+	base, err := synthetic.Load(testenv.TMDBFile(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,19 +30,9 @@ func BenchmarkIngestMovies(b *testing.B) {
 	const batch = 1000
 	next := 0
 	makeBatch := func() []feature.Row {
-		rows := make([]feature.Row, 0, batch*6)
-		for _, raw := range synthetic.Movies(base, next, next+batch) {
-			body, err := json.Marshal(raw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			m, problems := tmdb.ParseMovie(body)
-			if len(problems) > 0 {
-				b.Fatal(problems)
-			}
-			for g, v := range tmdb.StoredFeatures(m, now) {
-				rows = append(rows, feature.Row{Group: g, EntityID: strconv.FormatInt(m.ID, 10), EventTime: now, WriteTime: now, Values: v})
-			}
+		rows, err := synthetic.Rows(base, next, next+batch, now)
+		if err != nil {
+			b.Fatal(err)
 		}
 		next += batch
 		return rows
@@ -55,23 +43,15 @@ func BenchmarkIngestMovies(b *testing.B) {
 		b.StopTimer()
 		rows := makeBatch()
 		runtime.GC()
-		before := cpuTime(b)
+		before := testenv.CPUTime(b)
 		b.StartTimer()
 		if err := s.WriteRows(b.Context(), rows); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		cpu += cpuTime(b) - before
+		cpu += testenv.CPUTime(b) - before
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(next), "µs/movie")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(next), "cpu-µs/movie")
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

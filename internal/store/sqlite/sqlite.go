@@ -430,9 +430,10 @@ func (s *Store) WriteRows(ctx context.Context, rows []feature.Row) error {
 	var (
 		buf []byte
 		err error
+		enc rowjson.RowEncoder
 	)
 	for i, r := range rows {
-		if buf, err = rowjson.EncodeRow(buf[:0], i, r); err != nil {
+		if buf, err = enc.Encode(buf[:0], i, r); err != nil {
 			return err
 		}
 		values[i] = string(buf)

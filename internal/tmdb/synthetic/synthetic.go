@@ -12,7 +12,16 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"time"
+
+	"github.com/featurestore/featurestore/internal/feature"
+	"github.com/featurestore/featurestore/internal/tmdb"
 )
+
+// RecordsFile is the crawler file of real records the measurements derive
+// their corpus from, relative to the repository's root.
+const RecordsFile = "testdata/tmdb/bulk_collection_20250605_022412.json"
 
 // FirstID is the id of movie 0 of a generated corpus; movie i has
 // FirstID+i. It is far above the ids of the real records.
@@ -67,4 +76,37 @@ func Movies(base []map[string]any, lo, hi int) []map[string]any {
 		out = append(out, Movie(base, i))
 	}
 	return out
+}
+
+// Rows returns the rows an ingest of movies lo..hi-1 of the corpus writes
+// at eventTime (event and write time): each movie encoded as a request
+// carries it, parsed and turned into its six stored groups as the service
+// does, in the order the service computes them.
+func Rows(base []map[string]any, lo, hi int, eventTime time.Time) ([]feature.Row, error) {
+	rows := make([]feature.Row, 0, 6*max(0, hi-lo))
+	for i := lo; i < hi; i++ {
+		raw, err := json.Marshal(Movie(base, i))
+		if err != nil {
+			return nil, err
+		}
+		m, problems := tmdb.ParseMovie(raw)
+		if len(problems) > 0 {
+			return nil, fmt.Errorf("movie %d: %v", i, problems)
+		}
+		id := strconv.FormatInt(m.ID, 10)
+		for group, values := range tmdb.StoredFeatures(m, eventTime) {
+			rows = append(rows, feature.Row{Group: group, EntityID: id, EventTime: eventTime, WriteTime: eventTime, Values: values})
+		}
+	}
+	return rows, nil
+}
+
+// LoadRows is Rows of movies 0..n-1 of the corpus derived from the crawler
+// file at path.
+func LoadRows(path string, n int, eventTime time.Time) ([]feature.Row, error) {
+	base, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return Rows(base, 0, n, eventTime)
 }

@@ -4,7 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
+	"time"
+
+	"github.com/featurestore/featurestore/internal/tmdb"
 )
 
 const records = "../../../testdata/tmdb/bulk_collection_20250605_022412.json"
@@ -46,5 +50,33 @@ func TestLoadRefusesAFileWithoutMovies(t *testing.T) {
 	}
 	if _, err := Load(path); err == nil {
 		t.Error("Load accepted a file with no movies")
+	}
+}
+
+// TestRows: six rows per movie, one of each stored group, keyed by the
+// movie's id, at the given time.
+func TestRows(t *testing.T) {
+	base, err := Load(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	rows, err := Rows(base, 5, 8, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 18 {
+		t.Fatalf("%d rows for 3 movies, want 18", len(rows))
+	}
+	seen := map[string]bool{}
+	for _, r := range rows {
+		id, err := strconv.Atoi(r.EntityID)
+		if err != nil || id < FirstID+5 || id > FirstID+7 || !r.EventTime.Equal(at) || !r.WriteTime.Equal(at) || len(r.Values) == 0 {
+			t.Errorf("row %s/%s at %v, %v: %d values", r.Group, r.EntityID, r.EventTime, r.WriteTime, len(r.Values))
+		}
+		seen[r.Group+"/"+r.EntityID] = true
+	}
+	if groups := len(tmdb.Groups()); len(seen) != 3*groups {
+		t.Errorf("%d distinct group/movie keys, want %d", len(seen), 3*groups)
 	}
 }
