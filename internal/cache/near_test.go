@@ -471,9 +471,54 @@ func TestNearCacheCopiesUnlessShared(t *testing.T) {
 		if reflect.ValueOf(x[0].Row.Values).UnsafePointer() != reflect.ValueOf(y[0].Row.Values).UnsafePointer() {
 			t.Fatal("shared reads got different Values maps: the near cache copied them")
 		}
-		if x[0].Row == y[0].Row {
-			t.Fatal("shared reads got the same Row: the caller writes its key into it")
+		// The row itself, no copy: it carries its key's group and entity,
+		// so Store writes nothing into it.
+		if x[0].Row != y[0].Row {
+			t.Fatal("shared reads got different Rows: the near cache copied them")
+		}
+		if g, id := x[0].Row.Group, x[0].Row.EntityID; g != "g" || id != "8" {
+			t.Fatalf("shared row of %s names group %q, entity %q", key, g, id)
 		}
 		return true, ""
 	})
+	// A key that does not name a group and an entity: shared reads get
+	// copies of their own, into which the caller may write them.
+	const odd = "g8"
+	fillRow(t, a, odd, 1)
+	testenv.Eventually(t, time.Minute, "two shared reads of "+odd+" answered by the near cache", func() (bool, string) {
+		hits := b.near.hits.Load()
+		x, err := b.Get(shared, []string{odd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := b.Get(shared, []string{odd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.near.hits.Load() != hits+2 {
+			return false, "not both answered by the copy"
+		}
+		if x[0].Row == nil || x[0].Row == y[0].Row || x[0].Row.Group != "" || x[0].Row.EntityID != "" {
+			t.Fatalf("shared reads of %s got rows %p and %p (group %q, entity %q), want copies without them",
+				odd, x[0].Row, y[0].Row, x[0].Row.Group, x[0].Row.EntityID)
+		}
+		return true, ""
+	})
+}
+
+// keyRow finds a key's group and entity only in keys as Store builds them.
+func TestNearKeyRow(t *testing.T) {
+	for key, want := range map[string][2]string{
+		"movies:1749090252000000000:42": {"movies", "42"},
+		"g:inc:a:b":                     {"g", "a:b"}, // an entity id may have colons
+		"movies:1749090252000000000":    {"", ""},     // a tombstone
+		"movies:1:":                     {"", ""},
+		":1:42":                         {"", ""},
+		"movies::42":                    {"", ""},
+		"g8":                            {"", ""},
+	} {
+		if g, id := keyRow(key); g != want[0] || id != want[1] {
+			t.Errorf("keyRow(%q) = %q, %q; want %q, %q", key, g, id, want[0], want[1])
+		}
+	}
 }
