@@ -68,6 +68,7 @@ type nearShard struct {
 type nearValue struct {
 	ok   bool
 	kind byte
+	raw  string // Redis's value, which the row's strings share anyway
 	row  *feature.Row
 }
 
@@ -188,13 +189,22 @@ func (n *nearCache) begin(keys []string) []uint64 {
 // Redis applied after it answered, whose value the answer does not have. A
 // fill while the tracking connection is down stores nothing (the
 // reconnection empties the copy and advances every sequence anyway).
+//
+// A value the copy already holds byte for byte (the read found the copy
+// could not be used at that moment: a late heartbeat, a message waiting in
+// the socket) is neither decoded nor stored again: the answer is the
+// copy's, which is Redis's answer exactly.
 func (n *nearCache) fill(keys []string, vals []any, seqs []uint64) ([]nearValue, error) {
 	dec := make([]nearValue, len(keys))
 	live := n.track.live.Load()
 	for i, k := range keys {
 		v := nearValue{}
 		if s, ok := vals[i].(string); ok {
-			v = nearValue{ok: true, row: &feature.Row{}}
+			if have, ok := n.peek(k); ok && have.ok && have.raw == s {
+				dec[i] = have
+				continue
+			}
+			v = nearValue{ok: true, raw: s, row: &feature.Row{}}
 			var err error
 			if v.kind, err = decodeValue(s, v.row, nil); err != nil {
 				return nil, fmt.Errorf("%w: key %s%s", err, n.prefix, k)
@@ -211,6 +221,15 @@ func (n *nearCache) fill(keys []string, vals []any, seqs []uint64) ([]nearValue,
 		n.store(k, v, seqs[i])
 	}
 	return dec, nil
+}
+
+// peek returns the copy of key, if there is one.
+func (n *nearCache) peek(key string) (nearValue, bool) {
+	sh := n.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	v, ok := sh.m[key]
+	return v, ok
 }
 
 // store keeps v for key unless its shard saw an invalidation since seq;

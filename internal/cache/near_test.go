@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/testenv"
 )
@@ -520,5 +521,41 @@ func TestNearKeyRow(t *testing.T) {
 		if g, id := keyRow(key); g != want[0] || id != want[1] {
 			t.Errorf("keyRow(%q) = %q, %q; want %q, %q", key, g, id, want[0], want[1])
 		}
+	}
+}
+
+// A fill of a value the copy holds byte for byte answers with the copy,
+// decoding nothing; any other value is decoded and replaces it.
+func TestNearFillReusesTheSameValue(t *testing.T) {
+	n := newNearCache("fs:", 100)
+	n.track = &tracker{}
+	n.track.live.Store(true)
+	m := movie("g", "1", at(1), at(1), "t")
+	encode := func(r *feature.Row) string {
+		b, err := appendValue(nil, rowVersion(r, kindRow), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	const key = "g:1:1"
+	fill := func(s string) *feature.Row {
+		dec, err := n.fill([]string{key}, []any{s}, n.begin([]string{key}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dec[0].row
+	}
+	same := encode(&m) // map order: encoding twice may not give the same bytes
+	first := fill(same)
+	if again := fill(strings.Clone(same)); again != first {
+		t.Fatal("a fill of the value the copy holds decoded it again")
+	}
+	m.Values["title"] = "u" // same version, other bytes
+	if other := fill(encode(&m)); other == first || other.Values["title"] != "u" {
+		t.Fatalf("a fill of another value answered the copy's: title %v", other.Values["title"])
+	}
+	if v, _ := n.peek(key); v.row.Values["title"] != "u" {
+		t.Fatalf("the copy holds title %v after a fill of another value", v.row.Values["title"])
 	}
 }
