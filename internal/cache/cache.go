@@ -109,7 +109,9 @@ type Entry struct {
 	// an expired one and a fence are misses.
 	Found bool
 	// Row is the cached row, nil for a cached absence. Group and EntityID are
-	// left empty: the caller knows them.
+	// left empty (the caller knows them), except in a row the cache shares
+	// with a reader that only reads (store.WithReadHint): there they are
+	// the key's, and the row must not be written to.
 	Row *feature.Row
 	// Gone reports a tombstone (Found is false).
 	Gone bool

@@ -111,9 +111,8 @@ func (m *Memory) shard(key string) *memShard {
 // they were set without them, are copies of their own sharing the Values.
 func (m *Memory) Get(ctx context.Context, keys []string) ([]Entry, error) {
 	out := make([]Entry, len(keys))
-	only, shared := store.ReadHint(ctx)
+	rows := newRowCopies(ctx)
 	now := m.now().UnixNano()
-	var rows []feature.Row // one allocation for the batch's rows
 	for i, k := range keys {
 		s := m.shard(k)
 		s.mu.RLock()
@@ -128,21 +127,7 @@ func (m *Memory) Get(ctx context.Context, keys []string) ([]Entry, error) {
 		case kindGone:
 			out[i].Gone = true
 		case kindRow:
-			if shared && e.row.Group != "" {
-				out[i] = Entry{Found: true, Row: e.row} // read only: no copy at all
-				continue
-			}
-			if rows == nil {
-				rows = make([]feature.Row, len(keys)-i)
-			}
-			r := &rows[0]
-			rows = rows[1:]
-			*r = *e.row
-			r.Group, r.EntityID = "", ""
-			if !shared {
-				r.Values = cloneValues(e.row.Values, only)
-			}
-			out[i] = Entry{Found: true, Row: r}
+			out[i] = Entry{Found: true, Row: rows.row(e.row, len(keys)-i)}
 		}
 	}
 	return out, nil
@@ -255,6 +240,44 @@ func (m *Memory) Health(context.Context) store.Component {
 		"entries":     m.Len(),
 		"max_entries": m.perShard * memoryShards,
 	}}
+}
+
+// rowCopies hands out the cached rows of one Get's hits, which nothing
+// may modify (the memory cache's and the near cache's). A reader that
+// said it only reads them (store.WithReadHint) gets a row itself if it
+// carries its key's group and entity (see copyRow and keyRow): no copy at
+// all. Any other row is copied, with its Group and EntityID empty (the
+// caller sets them), into one allocation for the batch's copies; for a
+// reader that only reads, the copy shares the Values, else it has its own,
+// holding only the hinted features (store.FeatureHint).
+type rowCopies struct {
+	rows   []feature.Row // the copies not yet handed out
+	only   []string
+	shared bool
+}
+
+func newRowCopies(ctx context.Context) rowCopies {
+	only, shared := store.ReadHint(ctx)
+	return rowCopies{only: only, shared: shared}
+}
+
+// row returns r or its copy; left bounds the rows still to hand out, for
+// the size of the batch's allocation.
+func (c *rowCopies) row(r *feature.Row, left int) *feature.Row {
+	if c.shared && r.Group != "" {
+		return r
+	}
+	if len(c.rows) == 0 {
+		c.rows = make([]feature.Row, max(1, left))
+	}
+	cp := &c.rows[0]
+	c.rows = c.rows[1:]
+	*cp = *r
+	cp.Group, cp.EntityID = "", ""
+	if !c.shared {
+		cp.Values = cloneValues(r.Values, c.only)
+	}
+	return cp
 }
 
 // cloneValues copies vals: only the features named in only when it is

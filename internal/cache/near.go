@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -47,7 +48,9 @@ import (
 // nearShards is the number of independently locked shards of a near cache.
 const nearShards = 64
 
-// nearShard is one shard of the copy. seq counts the invalidations that
+// nearShard is one shard of the copy, keyed by the cache's keys (without
+// the Redis prefix, which every tracked key has), so that a read answered
+// by the copy builds no Redis key. seq counts the invalidations that
 // reached the shard; a fill stores its values only if it is unchanged since
 // the read began.
 type nearShard struct {
@@ -58,12 +61,14 @@ type nearShard struct {
 
 // nearValue is Redis's answer for a key, decoded: ok false if Redis had no
 // such key, else the entry's kind and, for a row, the row (all its
-// features; Group and EntityID empty). The row is never modified once
-// stored: readers that promise to only read it share it
-// (store.WithReadHint), the others get copies.
+// features; Group and EntityID those the key names, if it is
+// <group>:<incarnation>:<entity>, else empty: see keyRow). The row is never
+// modified once stored: readers that promise to only read it share it
+// (store.WithReadHint), the others get copies (see rowCopies).
 type nearValue struct {
 	ok   bool
 	kind byte
+	raw  string // Redis's value, which the row's strings share anyway
 	row  *feature.Row
 }
 
@@ -71,14 +76,15 @@ type nearValue struct {
 type nearCache struct {
 	seed     maphash.Seed
 	perShard int
+	prefix   string // the Redis prefix of the keys, with its colon
 	shards   [nearShards]nearShard
 	track    *tracker
 
 	hits, misses, fills, refused atomic.Uint64
 }
 
-func newNearCache(maxEntries int) *nearCache {
-	n := &nearCache{seed: maphash.MakeSeed(), perShard: max(1, maxEntries/nearShards)}
+func newNearCache(prefix string, maxEntries int) *nearCache {
+	n := &nearCache{seed: maphash.MakeSeed(), perShard: max(1, maxEntries/nearShards), prefix: prefix}
 	for i := range n.shards {
 		n.shards[i].m = make(map[string]nearValue)
 	}
@@ -89,15 +95,18 @@ func (n *nearCache) shard(key string) *nearShard {
 	return &n.shards[maphash.String(n.seed, key)%nearShards]
 }
 
-// get answers keys from the copy, and the keys it does not have (all of
-// them if the copy may not be used now) from Redis, decoded; it stores
-// what Redis answered where it may (see fill). A read answered whole by
-// the copy counts as a hit, any other as a miss.
-func (n *nearCache) get(ctx context.Context, keys []string, fetch func(context.Context, []string) ([]any, error)) ([]nearValue, error) {
-	vals, missing := n.lookup(keys)
+// get sets out (one entry per key) from the copy, and for the keys it
+// does not have (all of them if the copy may not be used now) from Redis,
+// decoded; it stores what Redis answered where it may (see fill). fetch
+// reads keys (the cache's, without the prefix) from Redis. A read answered
+// whole by the copy, the common case, allocates nothing here; it counts as
+// a hit, any other as a miss. Rows are handed out by rows.
+func (n *nearCache) get(ctx context.Context, keys []string, out []Entry, rows *rowCopies,
+	fetch func(context.Context, []string) ([]any, error)) error {
+	missing := n.lookup(keys, out, rows)
 	if len(missing) == 0 {
 		n.hits.Add(1)
-		return vals, nil
+		return nil
 	}
 	n.misses.Add(1)
 	sub := keys
@@ -110,28 +119,27 @@ func (n *nearCache) get(ctx context.Context, keys []string, fetch func(context.C
 	seqs := n.begin(sub)
 	got, err := fetch(ctx, sub)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dec, err := n.fill(sub, got, seqs)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for j, i := range missing {
-		vals[i] = dec[j]
+		out[i] = dec[j].entry(rows, len(missing)-j)
 	}
-	return vals, nil
+	return nil
 }
 
-// lookup returns the copies of keys and the indexes of the keys it has no
-// copy of: all of them if the copy may not be used now.
-func (n *nearCache) lookup(keys []string) (vals []nearValue, missing []int) {
-	vals = make([]nearValue, len(keys))
+// lookup sets out[i] from the copy of keys[i] and returns the indexes of
+// the keys it has no copy of: all of them if the copy may not be used now.
+func (n *nearCache) lookup(keys []string, out []Entry, rows *rowCopies) (missing []int) {
 	if !n.track.current() {
 		missing = make([]int, len(keys))
 		for i := range missing {
 			missing[i] = i
 		}
-		return vals, missing
+		return missing
 	}
 	for i, k := range keys {
 		sh := n.shard(k)
@@ -140,39 +148,26 @@ func (n *nearCache) lookup(keys []string) (vals []nearValue, missing []int) {
 		sh.mu.RUnlock()
 		if !ok {
 			missing = append(missing, i)
+			continue
 		}
-		vals[i] = v
+		out[i] = v.entry(rows, len(keys)-i)
 	}
-	return vals, missing
+	return missing
 }
 
-// entries returns the cache entries of a read that the copy answered,
-// rows copied (only the features of only, unless nil) or, for a reader
-// that only reads them, with their Values shared.
-func (n *nearCache) entries(hit []nearValue, only []string, shared bool) []Entry {
-	out := make([]Entry, len(hit))
-	var rows []feature.Row // one allocation for the batch's rows
-	for i, v := range hit {
-		switch {
-		case !v.ok || v.kind == kindFence: // a miss
-		case v.kind == kindAbsent:
-			out[i].Found = true
-		case v.kind == kindGone:
-			out[i].Gone = true
-		default:
-			if rows == nil {
-				rows = make([]feature.Row, len(hit)-i)
-			}
-			r := &rows[0]
-			rows = rows[1:]
-			*r = *v.row
-			if !shared {
-				r.Values = cloneValues(v.row.Values, only)
-			}
-			out[i] = Entry{Found: true, Row: r}
-		}
+// entry is the cache entry of v, its row handed out by rows (left bounds
+// the rows still to hand out in this pass).
+func (v nearValue) entry(rows *rowCopies, left int) Entry {
+	switch {
+	case !v.ok || v.kind == kindFence: // a miss
+		return Entry{}
+	case v.kind == kindAbsent:
+		return Entry{Found: true}
+	case v.kind == kindGone:
+		return Entry{Gone: true}
+	default:
+		return Entry{Found: true, Row: rows.row(v.row, left)}
 	}
-	return out
 }
 
 // begin returns the invalidation sequence of each key's shard, taken
@@ -194,16 +189,25 @@ func (n *nearCache) begin(keys []string) []uint64 {
 // Redis applied after it answered, whose value the answer does not have. A
 // fill while the tracking connection is down stores nothing (the
 // reconnection empties the copy and advances every sequence anyway).
+//
+// A value the copy already holds byte for byte (the read found the copy
+// could not be used at that moment: a late heartbeat, a message waiting in
+// the socket) is neither decoded nor stored again: the answer is the
+// copy's, which is Redis's answer exactly.
 func (n *nearCache) fill(keys []string, vals []any, seqs []uint64) ([]nearValue, error) {
 	dec := make([]nearValue, len(keys))
 	live := n.track.live.Load()
 	for i, k := range keys {
 		v := nearValue{}
 		if s, ok := vals[i].(string); ok {
-			v = nearValue{ok: true, row: &feature.Row{}}
+			if have, ok := n.peek(k); ok && have.ok && have.raw == s {
+				dec[i] = have
+				continue
+			}
+			v = nearValue{ok: true, raw: s, row: &feature.Row{}}
 			var err error
 			if v.kind, err = decodeValue(s, v.row, nil); err != nil {
-				return nil, fmt.Errorf("%w: key %s", err, k)
+				return nil, fmt.Errorf("%w: key %s%s", err, n.prefix, k)
 			}
 			if v.kind != kindRow {
 				v.row = nil
@@ -219,8 +223,21 @@ func (n *nearCache) fill(keys []string, vals []any, seqs []uint64) ([]nearValue,
 	return dec, nil
 }
 
+// peek returns the copy of key, if there is one.
+func (n *nearCache) peek(key string) (nearValue, bool) {
+	sh := n.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	v, ok := sh.m[key]
+	return v, ok
+}
+
 // store keeps v for key unless its shard saw an invalidation since seq;
-// a full shard evicts an entry, chosen by map order.
+// a full shard evicts an entry, chosen by map order. The key stored is a
+// copy: a read's keys share one string for the whole batch, which the copy
+// would otherwise keep alive. A row gets the group and entity its key
+// names (see keyRow), set in the row that v shares with the read that
+// fetched it, which has not handed it out yet.
 func (n *nearCache) store(key string, v nearValue, seq uint64) {
 	sh := n.shard(key)
 	sh.mu.Lock()
@@ -228,6 +245,10 @@ func (n *nearCache) store(key string, v nearValue, seq uint64) {
 	if sh.seq != seq {
 		n.refused.Add(1)
 		return
+	}
+	key = strings.Clone(key)
+	if v.row != nil {
+		v.row.Group, v.row.EntityID = keyRow(key)
 	}
 	if _, there := sh.m[key]; !there && len(sh.m) >= n.perShard {
 		for old := range sh.m {
@@ -239,22 +260,52 @@ func (n *nearCache) store(key string, v nearValue, seq uint64) {
 	n.fills.Add(1)
 }
 
-// drop drops the copies of keys this process has just set; nil-safe.
-func (n *nearCache) drop(keys []string) {
-	if n != nil {
-		n.invalidate(keys)
+// keyRow returns the group and entity that key names if it is
+// <group>:<incarnation>:<entity>, as Store builds keys (a group's name has
+// no colon), else "", "". The near cache hands a row that has them, rather
+// than a copy, to a reader that only reads it: Store then finds its key's
+// group and entity already there and writes nothing into it.
+func keyRow(key string) (group, entity string) {
+	i := strings.IndexByte(key, ':')
+	if i <= 0 {
+		return "", ""
+	}
+	j := strings.IndexByte(key[i+1:], ':')
+	if j <= 0 || i+1+j+1 == len(key) {
+		return "", ""
+	}
+	return key[:i], key[i+1+j+1:]
+}
+
+// drop drops the copies of the keys of entries this process has just set;
+// nil-safe.
+func (n *nearCache) drop(entries []SetEntry) {
+	if n == nil {
+		return
+	}
+	for i := range entries {
+		n.invalidateKey(entries[i].Key)
 	}
 }
 
-// invalidate drops the copies of keys (an invalidation message).
+// invalidate drops the copies of keys, Redis keys (an invalidation
+// message): the keys of the prefix (every key the tracking connection
+// hears of), without it.
 func (n *nearCache) invalidate(keys []string) {
 	for _, k := range keys {
-		sh := n.shard(k)
-		sh.mu.Lock()
-		delete(sh.m, k)
-		sh.seq++
-		sh.mu.Unlock()
+		if rel, ok := strings.CutPrefix(k, n.prefix); ok {
+			n.invalidateKey(rel)
+		}
 	}
+}
+
+// invalidateKey drops the copy of key, a cache key without the prefix.
+func (n *nearCache) invalidateKey(key string) {
+	sh := n.shard(key)
+	sh.mu.Lock()
+	delete(sh.m, key)
+	sh.seq++
+	sh.mu.Unlock()
 }
 
 // flush drops every copy and refuses every fill that began before it.

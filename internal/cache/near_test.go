@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/featurestore/featurestore/internal/feature"
 	"github.com/featurestore/featurestore/internal/store"
 	"github.com/featurestore/featurestore/internal/testenv"
 )
@@ -471,9 +472,90 @@ func TestNearCacheCopiesUnlessShared(t *testing.T) {
 		if reflect.ValueOf(x[0].Row.Values).UnsafePointer() != reflect.ValueOf(y[0].Row.Values).UnsafePointer() {
 			t.Fatal("shared reads got different Values maps: the near cache copied them")
 		}
-		if x[0].Row == y[0].Row {
-			t.Fatal("shared reads got the same Row: the caller writes its key into it")
+		// The row itself, no copy: it carries its key's group and entity,
+		// so Store writes nothing into it.
+		if x[0].Row != y[0].Row {
+			t.Fatal("shared reads got different Rows: the near cache copied them")
+		}
+		if g, id := x[0].Row.Group, x[0].Row.EntityID; g != "g" || id != "8" {
+			t.Fatalf("shared row of %s names group %q, entity %q", key, g, id)
 		}
 		return true, ""
 	})
+	// A key that does not name a group and an entity: shared reads get
+	// copies of their own, into which the caller may write them.
+	const odd = "g8"
+	fillRow(t, a, odd, 1)
+	testenv.Eventually(t, time.Minute, "two shared reads of "+odd+" answered by the near cache", func() (bool, string) {
+		hits := b.near.hits.Load()
+		x, err := b.Get(shared, []string{odd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := b.Get(shared, []string{odd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.near.hits.Load() != hits+2 {
+			return false, "not both answered by the copy"
+		}
+		if x[0].Row == nil || x[0].Row == y[0].Row || x[0].Row.Group != "" || x[0].Row.EntityID != "" {
+			t.Fatalf("shared reads of %s got rows %p and %p (group %q, entity %q), want copies without them",
+				odd, x[0].Row, y[0].Row, x[0].Row.Group, x[0].Row.EntityID)
+		}
+		return true, ""
+	})
+}
+
+// keyRow finds a key's group and entity only in keys as Store builds them.
+func TestNearKeyRow(t *testing.T) {
+	for key, want := range map[string][2]string{
+		"movies:1749090252000000000:42": {"movies", "42"},
+		"g:inc:a:b":                     {"g", "a:b"}, // an entity id may have colons
+		"movies:1749090252000000000":    {"", ""},     // a tombstone
+		"movies:1:":                     {"", ""},
+		":1:42":                         {"", ""},
+		"movies::42":                    {"", ""},
+		"g8":                            {"", ""},
+	} {
+		if g, id := keyRow(key); g != want[0] || id != want[1] {
+			t.Errorf("keyRow(%q) = %q, %q; want %q, %q", key, g, id, want[0], want[1])
+		}
+	}
+}
+
+// A fill of a value the copy holds byte for byte answers with the copy,
+// decoding nothing; any other value is decoded and replaces it.
+func TestNearFillReusesTheSameValue(t *testing.T) {
+	n := newNearCache("fs:", 100)
+	n.track = &tracker{}
+	n.track.live.Store(true)
+	m := movie("g", "1", at(1), at(1), "t")
+	encode := func(r *feature.Row) string {
+		b, err := appendValue(nil, rowVersion(r, kindRow), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	const key = "g:1:1"
+	fill := func(s string) *feature.Row {
+		dec, err := n.fill([]string{key}, []any{s}, n.begin([]string{key}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dec[0].row
+	}
+	same := encode(&m) // map order: encoding twice may not give the same bytes
+	first := fill(same)
+	if again := fill(strings.Clone(same)); again != first {
+		t.Fatal("a fill of the value the copy holds decoded it again")
+	}
+	m.Values["title"] = "u" // same version, other bytes
+	if other := fill(encode(&m)); other == first || other.Values["title"] != "u" {
+		t.Fatalf("a fill of another value answered the copy's: title %v", other.Values["title"])
+	}
+	if v, _ := n.peek(key); v.row.Values["title"] != "u" {
+		t.Fatalf("the copy holds title %v after a fill of another value", v.row.Values["title"])
+	}
 }

@@ -206,7 +206,7 @@ func (r *Redis) startNear(o *redis.Options, entries int) {
 		hello = append(hello, "AUTH", cmp.Or(o.Username, "default"), o.Password)
 	}
 	hello = append(hello, "SETNAME", r.nearName)
-	n := newNearCache(entries)
+	n := newNearCache(r.prefix, entries)
 	n.track = &tracker{
 		near:    n,
 		dial:    func(ctx context.Context) (net.Conn, error) { return o.Dialer(ctx, o.Network, o.Addr) },
@@ -267,31 +267,28 @@ func (r *Redis) Name() string { return "redis" }
 func (r *Redis) PoolStats() *redis.PoolStats { return r.client.PoolStats() }
 
 // Get reads the batch with one MGET on a single server, or one pipeline of
-// GETs on a cluster (which go-redis sends to each node in parallel).
+// GETs on a cluster (which go-redis sends to each node in parallel). With
+// the near cache, a batch whose keys are all in it is answered from it,
+// and only the others are read.
 func (r *Redis) Get(ctx context.Context, keys []string) ([]Entry, error) {
 	out := make([]Entry, len(keys))
 	if len(keys) == 0 {
 		return out, nil
 	}
-	full := make([]string, len(keys))
-	for i := range keys {
-		full[i] = r.prefix
+	if r.near != nil { // a single server
+		rows := newRowCopies(ctx)
+		if err := r.near.get(ctx, keys, out, &rows, r.fetch); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
-	concat(full, keys)
+	full := r.fullKeys(keys)
 	d := entryDecoder{out: out, keys: full, only: store.FeatureHint(ctx)}
 	if !r.singleNode && len(keys) > 1 {
 		if err := r.getPipelined(ctx, full, &d); err != nil {
 			return nil, err
 		}
 		return out, nil
-	}
-	if r.near != nil {
-		vals, err := r.near.get(ctx, full, r.fetch)
-		if err != nil {
-			return nil, err
-		}
-		only, shared := store.ReadHint(ctx)
-		return r.near.entries(vals, only, shared), nil
 	}
 	vals, err := r.mget(ctx, full)
 	if err != nil {
@@ -305,6 +302,16 @@ func (r *Redis) Get(ctx context.Context, keys []string) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// fullKeys returns the Redis keys of keys: with the prefix.
+func (r *Redis) fullKeys(keys []string) []string {
+	full := make([]string, len(keys))
+	for i := range keys {
+		full[i] = r.prefix
+	}
+	concat(full, keys)
+	return full
 }
 
 // entryDecoder decodes the cached values of a batch into its entries, with
@@ -364,9 +371,10 @@ func (r *Redis) getPipelined(ctx context.Context, keys []string, d *entryDecoder
 	return nil
 }
 
-// fetch reads keys from Redis for the near cache (see nearCache.get).
+// fetch reads keys (without the prefix) from Redis for the near cache
+// (see nearCache.get).
 func (r *Redis) fetch(ctx context.Context, keys []string) ([]any, error) {
-	vals, err := r.mget(ctx, keys)
+	vals, err := r.mget(ctx, r.fullKeys(keys))
 	if err == nil && r.afterFetch != nil {
 		r.afterFetch()
 	}
@@ -412,7 +420,7 @@ func (r *Redis) Set(ctx context.Context, entries []SetEntry) error {
 	// reached: a fill runs no barrier, and a fence copied before it would
 	// otherwise send a read to the store (which may be down) for a row
 	// Redis now has.
-	r.near.drop(keys)
+	r.near.drop(entries)
 	if err != nil {
 		return err
 	}

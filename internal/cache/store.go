@@ -388,7 +388,7 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 		ckeys, lookup, marks = s.cacheKeys(ctx, keys)
 		n := len(lookup)
 		if n > 0 && len(marks) > 0 {
-			lookup = append(slices.Clip(lookup), marks...)
+			lookup = append(lookup, marks...) // into ckeys' spare room, or a copy: ckeys keeps its length
 		}
 		ents, used = s.lookup(ctx, lookup)
 		if used && (s.cache.gate.Epoch() != epoch || !s.valid.unchanged(vstate)) {
@@ -422,15 +422,22 @@ func (s *Store) GetLatest(ctx context.Context, keys []feature.Key) ([]*feature.R
 // order, which are to be looked up, and, for a cache that other servers
 // share, the tombstone keys of the incarnations they name, to be looked up
 // with them (see DeleteGroup).
+//
+// For a shared cache, ckeys has room for one tombstone key past its end (a
+// batch usually reads one group), so that the keys and the marks are
+// looked up together without another copy of the batch's keys.
 func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, lookup, marks []string) {
-	ckeys = make([]string, len(keys))
+	room := 0
+	if s.valid != nil {
+		room = 1
+	}
+	ckeys = make([]string, len(keys), len(keys)+room)
 	var learned map[string]string
 	cur := s.groups.load()
 	var (
-		prefixes []string // distinct, in order of first use
-		last     string   // the previous key's group and prefix: a batch's keys come group by group
-		lastP    string
-		lastOK   bool
+		last   string // the previous key's group and prefix: a batch's keys come group by group
+		lastP  string
+		lastOK bool
 	)
 	for i, k := range keys {
 		p, ok := lastP, lastOK
@@ -442,19 +449,16 @@ func (s *Store) cacheKeys(ctx context.Context, keys []feature.Key) (ckeys, looku
 				p, ok = s.groups.prefix(ctx, k.Group, learned)
 			}
 			last, lastP, lastOK = k.Group, p, ok
+			if ok && s.valid != nil && !slices.Contains(marks, tombKey(p)) {
+				marks = append(marks, tombKey(p)) // distinct, in order of first use
+			}
 		}
 		if ok {
 			ckeys[i] = p
-			if s.valid != nil && !slices.Contains(prefixes, p) {
-				prefixes = append(prefixes, p)
-			}
 		}
 	}
 	concatIDs(ckeys, keys) // a key left "" (group unknown) stays ""
 	s.dirty.Bypass(ckeys)
-	for _, p := range prefixes {
-		marks = append(marks, tombKey(p))
-	}
 	return ckeys, nonEmpty(ckeys), marks
 }
 

@@ -10,7 +10,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/featurestore/featurestore/internal/health"
 	"github.com/featurestore/featurestore/internal/httpapi"
+	"github.com/featurestore/featurestore/internal/store"
 )
 
 // benchFeatures is the width of the benchmark group: like the TMDB groups,
@@ -109,6 +111,14 @@ func benchServe(b *testing.B, h http.Handler, req func(i int) *http.Request) {
 	b.SetBytes(int64(w.n))
 }
 
+// benchBackends are the backends of the tests and Postgres with the near
+// cache in front of Redis, as scripts/perf.sh runs it.
+func benchBackends() []backend {
+	return append(backends(), backend{"postgres-near", func(tb testing.TB) (store.Store, []health.Component) {
+		return openPostgresNear(tb, 50_000)
+	}})
+}
+
 // BenchmarkGetOnlineFeatures: Feast batch reads through the router (no
 // network), cache warm: 1 entity × 5 features, 100 entities × 5 features
 // and 1 entity × all 39 features.
@@ -128,7 +138,7 @@ func BenchmarkGetOnlineFeatures(b *testing.B) {
 		{"100x5", 100, 5},
 		{"1x39", 1, benchFeatures},
 	}
-	for _, be := range backends() {
+	for _, be := range benchBackends() {
 		b.Run(be.name, func(b *testing.B) {
 			e, h := benchEnv(b, be)
 			for _, c := range cases {
@@ -159,7 +169,7 @@ func BenchmarkGetOnlineFeatures(b *testing.B) {
 // BenchmarkGetEntity: one GET of one entity's features through the router
 // (no network), cache warm: all 39, and 5 named in ?features=.
 func BenchmarkGetEntity(b *testing.B) {
-	for _, be := range backends() {
+	for _, be := range benchBackends() {
 		b.Run(be.name, func(b *testing.B) {
 			e, h := benchEnv(b, be)
 			for _, c := range []struct{ name, query string }{{"all", ""}, {"5", "?features=f0,f9,f18,f27,f36"}} {

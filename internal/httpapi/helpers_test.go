@@ -92,6 +92,13 @@ func openEmbedded(tb testing.TB) (store.Store, []health.Component) {
 // random key prefix; the schema is dropped and the keys deleted at cleanup.
 func openPostgres(tb testing.TB) (store.Store, []health.Component) {
 	tb.Helper()
+	return openPostgresNear(tb, 0)
+}
+
+// openPostgresNear is openPostgres with a near cache of near entries in
+// front of Redis (0: none), waiting until it can answer reads.
+func openPostgresNear(tb testing.TB, near int) (store.Store, []health.Component) {
+	tb.Helper()
 	ctx := context.Background()
 	pg, err := postgres.Open(ctx, testenv.PostgresSchemaURL(tb, "fs_t"), postgres.Options{MaxConns: 8})
 	if err != nil {
@@ -105,12 +112,19 @@ func openPostgres(tb testing.TB) (store.Store, []health.Component) {
 	}
 	client := redis.NewClient(ropts)
 	tb.Cleanup(func() { client.Close() })
-	rc := cache.NewRedis(client, cache.RedisOptions{Prefix: fmt.Sprintf("fs_t_%016x", rand.Uint64())})
+	rc := cache.NewRedis(client, cache.RedisOptions{Prefix: fmt.Sprintf("fs_t_%016x", rand.Uint64()), NearCache: near})
 	tb.Cleanup(func() {
 		if err := rc.Clear(context.Background()); err != nil {
 			tb.Errorf("clear test redis prefix: %v", err)
 		}
+		_ = rc.Close() // stops a near cache; the client is closed by its own cleanup
 	})
+	if near > 0 {
+		testenv.Eventually(tb, time.Minute, "near cache usable", func() (bool, string) {
+			st, _ := rc.NearStats()
+			return st.Usable, fmt.Sprintf("%+v", st)
+		})
+	}
 	st := cache.Wrap(pg, rc, cache.WrapOptions{})
 	tb.Cleanup(func() {
 		if err := st.Close(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,7 +131,7 @@ func TestCorpusSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		corpus := map[int64]movieStat{}
-		for _, raw := range append(raws, movie(990000001, 3.5, 2)) {
+		for _, raw := range append(slices.Clip(raws), movie(990000001, 3.5, 2)) { // raws is shared by the parallel subtests
 			m, _ := tmdb.ParseMovie(raw)
 			corpus[m.ID] = movieStat{m.VoteAverage, m.Popularity}
 		}
