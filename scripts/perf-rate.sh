@@ -80,7 +80,10 @@ wait_for() { # wait_for URL LOG: until URL answers 2xx (120 s at most)
   for _ in $(seq 1 1200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "perf-rate.sh: $1 not ready; its log:" >&2; tail -n 30 "$2" >&2; exit 1
 }
-has_flag() { "$1" "$2" --help 2>&1 | grep -q -- "-$3 "; } # has_flag BIN SUBCOMMAND FLAG
+# has_flag BIN SUBCOMMAND FLAG. grep reads the whole help (no -q): under
+# pipefail, a grep -q that stops at the first match makes the writer's SIGPIPE
+# fail the pipeline, which read as "no such flag".
+has_flag() { "$1" "$2" --help 2>&1 | grep -- "-$3 " >/dev/null; }
 
 say "building"
 go build -o "$work/rateload" ./tools/rateload
