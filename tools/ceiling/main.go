@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -30,6 +29,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/featurestore/featurestore/tools/internal/pool"
 )
 
 func main() {
@@ -97,32 +98,14 @@ type request struct {
 // key identifies a request by its method, path and exact body bytes.
 func (r request) key() string { return r.method + " " + r.path + "\x00" + r.body }
 
+// readRequests reads a pool file (tools/internal/pool).
 func readRequests(path string) ([]request, error) {
-	f, err := os.Open(path) // #nosec G304 -- a request file named on the command line
-	if err != nil {
-		return nil, err
+	lines, err := pool.Read(path)
+	reqs := make([]request, len(lines))
+	for i, l := range lines {
+		reqs[i] = request{method: l.Method, path: l.Path, body: l.Body}
 	}
-	defer f.Close()
-	var reqs []request
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for n := 1; sc.Scan(); n++ {
-		r, err := parseLine(sc.Text())
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		reqs = append(reqs, r)
-	}
-	return reqs, sc.Err()
-}
-
-func parseLine(line string) (request, error) {
-	method, rest, ok1 := strings.Cut(line, "\t")
-	path, body, ok2 := strings.Cut(rest, "\t")
-	if !ok1 || !ok2 || method == "" || !strings.HasPrefix(path, "/") {
-		return request{}, errors.New(`want "METHOD<tab>/path<tab>body"`)
-	}
-	return request{method: method, path: path, body: body}, nil
+	return reqs, err
 }
 
 // answer is a captured response.

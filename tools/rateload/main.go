@@ -31,7 +31,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -49,6 +48,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/featurestore/featurestore/tools/internal/pool"
 )
 
 // lateThreshold is how far behind its schedule a request may start before
@@ -156,24 +157,14 @@ type request struct {
 	body         []byte
 }
 
+// readRequests reads a pool file (tools/internal/pool).
 func readRequests(path string) ([]request, error) {
-	f, err := os.Open(path) // #nosec G304 -- a request file named on the command line
-	if err != nil {
-		return nil, err
+	lines, err := pool.Read(path)
+	reqs := make([]request, len(lines))
+	for i, l := range lines {
+		reqs[i] = request{method: l.Method, path: l.Path, body: []byte(l.Body)}
 	}
-	defer f.Close()
-	var reqs []request
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
-	for n := 1; sc.Scan(); n++ {
-		method, rest, ok1 := strings.Cut(sc.Text(), "\t")
-		p, body, ok2 := strings.Cut(rest, "\t")
-		if !ok1 || !ok2 || method == "" || !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf(`%s:%d: want "METHOD<tab>/path<tab>body"`, path, n)
-		}
-		reqs = append(reqs, request{method: method, path: p, body: []byte(body)})
-	}
-	return reqs, sc.Err()
+	return reqs, err
 }
 
 // sample is the outcome of one request of the measured phase.
