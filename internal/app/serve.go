@@ -30,7 +30,7 @@ import (
 // no GOGC. The service allocates a few kilobytes per request over a live
 // heap of a few tens of megabytes (the caches), so at Go's default of 100 it
 // collects ten times a second under load, and marking its heap cost about
-// 15% of the CPU of a cached read; at 200 that halves, for a heap that may
+// 10-15% of the CPU of a cached read; at 200 that halves, for a heap that may
 // grow to three times the live data instead of twice. GOMEMLIMIT, set in
 // the compose file and the Kubernetes manifests, still bounds it.
 const defaultGCPercent = 200
