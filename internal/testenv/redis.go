@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -60,21 +61,33 @@ func StartRedis(tb testing.TB, opts RedisOptions) *Redis {
 	if err != nil {
 		tb.Fatalf("redis-server not installed: %v", err)
 	}
-	r := &Redis{tb: tb, port: FreePort(tb), dir: tb.TempDir()}
-	r.args = []string{bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--daemonize", "no",
-		"--save", "", "--dir", r.dir, "--dbfilename", "dump.rdb"}
-	if opts.TLS != nil {
-		r.tlsPort = FreePort(tb)
-		r.args = append(r.args, "--tls-port", strconv.Itoa(r.tlsPort), "--tls-cert-file", opts.TLS.CertFile,
-			"--tls-key-file", opts.TLS.KeyFile, "--tls-ca-cert-file", opts.TLS.CAFile, "--tls-auth-clients", "yes")
+	r := &Redis{tb: tb}
+	// A free port is only free when it was asked for: another process (or,
+	// in cluster mode, a connection on the bus port, the port + 10000) can
+	// take it before redis-server binds it. Such a start is tried again on
+	// other ports; any other failure fails the test.
+	for attempt := 1; ; attempt++ {
+		r.port, r.dir = FreePort(tb), tb.TempDir() // a fresh dir: a failed cluster node may have left nodes.conf
+
+		r.args = []string{bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--daemonize", "no",
+			"--save", "", "--dir", r.dir, "--dbfilename", "dump.rdb"}
+		if opts.TLS != nil {
+			r.tlsPort = FreePort(tb)
+			r.args = append(r.args, "--tls-port", strconv.Itoa(r.tlsPort), "--tls-cert-file", opts.TLS.CertFile,
+				"--tls-key-file", opts.TLS.KeyFile, "--tls-ca-cert-file", opts.TLS.CAFile, "--tls-auth-clients", "yes")
+		}
+		if opts.AppendOnly {
+			r.args = append(r.args, "--appendonly", "yes", "--appendfsync", "always")
+		} else {
+			r.args = append(r.args, "--appendonly", "no")
+		}
+		r.args = append(r.args, opts.extraArgs...)
+		if r.start(attempt < 5) {
+			break
+		}
+		tb.Logf("redis-server could not bind its ports (attempt %d), trying others:\n%s", attempt, r.logs.String())
+		r.logs.Reset()
 	}
-	if opts.AppendOnly {
-		r.args = append(r.args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
-		r.args = append(r.args, "--appendonly", "no")
-	}
-	r.args = append(r.args, opts.extraArgs...)
-	r.start()
 	tb.Cleanup(r.Kill)
 	return r
 }
@@ -120,7 +133,7 @@ func (r *Redis) Kill() {
 func (r *Redis) Restart() {
 	r.tb.Helper()
 	r.Kill()
-	r.start()
+	r.start(false)
 }
 
 // Snapshot saves the server's data (SAVE) and returns a copy of the RDB
@@ -147,7 +160,7 @@ func (r *Redis) RestoreSnapshot(snapshot []byte) {
 	if err := os.WriteFile(filepath.Join(r.dir, "dump.rdb"), snapshot, 0o600); err != nil {
 		r.tb.Fatalf("restore redis snapshot: %v", err)
 	}
-	r.start()
+	r.start(false)
 }
 
 // Command sends one inline command and returns the first line of the
@@ -191,7 +204,10 @@ func (r *Redis) signal(sig syscall.Signal) {
 
 // start runs redis-server and waits until it answers PING (after loading
 // its append-only file, if it has one).
-func (r *Redis) start() {
+// start runs redis-server with r.args and waits until it answers PING. With
+// retryBind, a server that exits because a port was taken reports false
+// instead of failing the test.
+func (r *Redis) start(retryBind bool) bool {
 	r.tb.Helper()
 	cmd := exec.Command(r.args[0], r.args[1:]...) // #nosec G204 -- test helper: redis-server with arguments it builds itself
 	cmd.Stdout, cmd.Stderr = &r.logs, &r.logs
@@ -204,9 +220,14 @@ func (r *Redis) start() {
 	r.cmd, r.exited = cmd, exited
 	r.mu.Unlock()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+	bindFailed := false
 	Eventually(r.tb, time.Minute, "redis-server answers PING", func() (bool, string) {
 		select {
 		case <-exited:
+			if retryBind && strings.Contains(r.logs.String(), "Address already in use") {
+				bindFailed = true
+				return true, ""
+			}
 			r.tb.Fatalf("redis-server exited:\n%s", r.logs.String())
 		default:
 		}
@@ -222,6 +243,7 @@ func (r *Redis) start() {
 		line, err := bufio.NewReader(conn).ReadString('\n')
 		return line == "+PONG\r\n", fmt.Sprintf("%q %v", line, err)
 	})
+	return !bindFailed
 }
 
 // SyncBuffer is a goroutine-safe output sink, e.g. for a child process's
@@ -235,6 +257,13 @@ func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+// Reset empties the buffer.
+func (s *SyncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 func (s *SyncBuffer) String() string {

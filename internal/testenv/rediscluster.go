@@ -214,7 +214,7 @@ func StartRedisSentinel(tb testing.TB) *RedisSentinel {
 		tb.Fatal(err)
 	}
 	sentinel.args = []string{bin, conf, "--sentinel"}
-	sentinel.start()
+	sentinel.start(false)
 	tb.Cleanup(sentinel.Kill)
 	s.Sentinel = sentinel
 	Eventually(tb, time.Minute, "replica linked and known to the sentinel", func() (bool, string) {
